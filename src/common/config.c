@@ -1,0 +1,550 @@
+/*
+ * config - parse the configuration file from one parameter table.
+ *
+ * Each directive is a row of `params`: its name, how to parse the value,
+ * where it goes in struct config, its limits and its default. Everything
+ * else (check mode, dump, defaults) is driven from that table.
+ */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+
+enum ptype { P_STR, P_PATH, P_SIZE, P_UINT, P_TIME, P_LISTEN, P_NETS, P_FMT };
+
+struct param {
+	const char	*name;
+	enum ptype	 type;
+	size_t		 off;
+	size_t		 size;		/* field size for strings */
+	unsigned long long min, max;	/* numbers */
+	const char	*def;		/* default, as written in a config */
+	int		 reload;	/* takes effect on SIGHUP */
+};
+
+#define S(f)	offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define N(f)	offsetof(struct config, f), 0
+
+static const struct param params[] = {
+	{ "hostname",	P_STR,	S(hostname),	0, 0, NULL, 1 },
+	{ "spool",	P_PATH,	S(spool),	0, 0, "/var/spool/sluice", 0 },
+	{ "mailboxes",	P_PATH,	S(mailboxes),	0, 0, "/var/mail/vhosts", 1 },
+	{ "database",	P_STR,	S(database),	0, 0,
+	    "sqlite:/var/lib/sluice/sluice.db", 0 },
+	{ "aliases",	P_PATH,	S(aliases),	0, 0, NULL, 1 },
+	{ "user",	P_STR,	S(user),	0, 0, "_sluice", 0 },
+	{ "listen",	P_LISTEN, N(listen),	0, 0, NULL, 0 },
+	{ "tls-cert",	P_PATH,	S(tls_cert),	0, 0, NULL, 1 },
+	{ "tls-key",	P_PATH,	S(tls_key),	0, 0, NULL, 1 },
+	{ "trusted-networks", P_NETS, N(trusted), 0, 0, NULL, 1 },
+	{ "resolver",	P_STR,	S(resolver),	0, 0, NULL, 1 },
+	{ "relay-host",	P_STR,	S(relay_host),	0, 0, NULL, 1 },
+	{ "log",	P_STR,	S(log),		0, 0, "stderr", 0 },
+	{ "log-format",	P_FMT,	N(log_json),	0, 0, "text", 0 },
+	{ "max-message-size", P_SIZE, N(max_message_size),
+	    65536, 1ULL << 34, "35M", 1 },
+	{ "max-recipients", P_UINT, N(max_recipients), 100, 100000, "100", 1 },
+	{ "smtp-timeout", P_TIME, N(smtp_timeout), 30, 86400, "300s", 1 },
+	{ "max-errors",	P_UINT,	N(max_errors),	1, 1000, "10", 1 },
+	{ "max-sessions", P_UINT, N(max_sessions), 1, 100000, "1000", 0 },
+	{ "max-hops",	P_UINT,	N(max_hops),	10, 1000, "50", 1 },
+	{ "retry-interval", P_TIME, N(retry_interval), 1, 86400, "5m", 1 },
+	{ "max-queue-lifetime", P_TIME, N(max_queue_lifetime), 60,
+	    365 * 86400, "5d", 1 },
+	{ "delivery-batch", P_UINT, N(delivery_batch), 1, 10000, "64", 1 },
+};
+#define NPARAMS	(sizeof(params) / sizeof(params[0]))
+
+static int	set_param(struct config *, const struct param *, char *,
+		    char *, size_t);
+
+const char *
+config_path(const char *opt)
+{
+	const char	*env;
+
+	if (opt != NULL)
+		return opt;
+	if ((env = getenv("SLUICE_CONFIG")) != NULL && *env)
+		return env;
+	return CONFIG_DEFAULT_PATH;
+}
+
+void
+config_defaults(struct config *c)
+{
+	size_t	 i;
+	char	 tmp[CONFIG_STR_MAX], err[256];
+
+	memset(c, 0, sizeof(*c));
+	for (i = 0; i < NPARAMS; i++) {
+		if (params[i].def == NULL)
+			continue;
+		snprintf(tmp, sizeof(tmp), "%s", params[i].def);
+		if (set_param(c, &params[i], tmp, err, sizeof(err)) == -1)
+			abort();	/* a bad default is a bug */
+	}
+	if (gethostname(c->hostname, sizeof(c->hostname)) == -1)
+		snprintf(c->hostname, sizeof(c->hostname), "localhost");
+	c->hostname[sizeof(c->hostname) - 1] = '\0';
+}
+
+static int
+parse_number(const char *v, unsigned long long *out)
+{
+	char			*end;
+	unsigned long long	 n;
+
+	if (!isdigit((unsigned char)*v))
+		return -1;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno)
+		return -1;
+	*out = n;
+	return (int)(end - v);
+}
+
+/* "35M", "1024k", "100000" */
+static int
+parse_size(const char *v, unsigned long long *out)
+{
+	unsigned long long	 n, mul = 1;
+	int			 k;
+
+	if ((k = parse_number(v, &n)) == -1)
+		return -1;
+	switch (tolower((unsigned char)v[k])) {
+	case '\0': break;
+	case 'k': mul = 1024ULL; k++; break;
+	case 'm': mul = 1024ULL * 1024; k++; break;
+	case 'g': mul = 1024ULL * 1024 * 1024; k++; break;
+	default: return -1;
+	}
+	if (v[k] != '\0' || (n && mul > ~0ULL / n))
+		return -1;
+	*out = n * mul;
+	return 0;
+}
+
+/* "300", "300s", "5m", "2h", "5d" */
+static int
+parse_time(const char *v, unsigned long long *out)
+{
+	unsigned long long	 n, mul = 1;
+	int			 k;
+
+	if ((k = parse_number(v, &n)) == -1)
+		return -1;
+	switch (v[k]) {
+	case '\0': break;
+	case 's': k++; break;
+	case 'm': mul = 60; k++; break;
+	case 'h': mul = 3600; k++; break;
+	case 'd': mul = 86400; k++; break;
+	default: return -1;
+	}
+	if (v[k] != '\0' || (n && mul > ~0ULL / n))
+		return -1;
+	*out = n * mul;
+	return 0;
+}
+
+int
+netmask_parse(const char *s, struct netmask *m)
+{
+	char			 host[INET6_ADDRSTRLEN + 1];
+	const char		*slash;
+	size_t			 hl;
+	unsigned long long	 bits;
+	unsigned		 maxbits;
+
+	memset(m, 0, sizeof(*m));
+	slash = strchr(s, '/');
+	hl = slash ? (size_t)(slash - s) : strlen(s);
+	if (hl == 0 || hl >= sizeof(host))
+		return -1;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (inet_pton(AF_INET, host, m->addr) == 1) {
+		m->family = AF_INET;
+		maxbits = 32;
+	} else if (inet_pton(AF_INET6, host, m->addr) == 1) {
+		m->family = AF_INET6;
+		maxbits = 128;
+	} else
+		return -1;
+	m->bits = maxbits;
+	if (slash) {
+		if (parse_number(slash + 1, &bits) != (int)strlen(slash + 1) ||
+		    bits > maxbits)
+			return -1;
+		m->bits = (unsigned)bits;
+	}
+	return 0;
+}
+
+int
+netmask_match(const struct netmask *m, const struct sockaddr *sa)
+{
+	const unsigned char	*a;
+	unsigned char		 mapped[4];
+	unsigned		 full, rest;
+
+	if (sa->sa_family == AF_INET && m->family == AF_INET)
+		a = (const unsigned char *)
+		    &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6 && m->family == AF_INET6)
+		a = (const unsigned char *)
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+	else if (sa->sa_family == AF_INET6 && m->family == AF_INET) {
+		const struct in6_addr *in6 =
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		if (!IN6_IS_ADDR_V4MAPPED(in6))
+			return 0;
+		memcpy(mapped, in6->s6_addr + 12, 4);
+		a = mapped;
+	} else
+		return 0;
+	full = m->bits / 8;
+	rest = m->bits % 8;
+	if (memcmp(a, m->addr, full) != 0)
+		return 0;
+	if (rest) {
+		unsigned char mask = (unsigned char)(0xff << (8 - rest));
+		if ((a[full] & mask) != (m->addr[full] & mask))
+			return 0;
+	}
+	return 1;
+}
+
+int
+config_trusted(const struct config *c, const struct sockaddr *sa)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->ntrusted; i++)
+		if (netmask_match(&c->trusted[i], sa))
+			return 1;
+	return 0;
+}
+
+/* split "HOST:PORT" or "[v6]:PORT" */
+static int
+parse_hostport(const char *v, char *host, size_t hostlen, char *port,
+    size_t portlen)
+{
+	const char		*colon;
+	size_t			 hl;
+	unsigned long long	 p;
+
+	if (*v == '[') {
+		const char *close = strchr(v, ']');
+		if (close == NULL || close[1] != ':')
+			return -1;
+		hl = (size_t)(close - v - 1);
+		v++;
+		colon = close + 1;
+	} else {
+		if ((colon = strrchr(v, ':')) == NULL)
+			return -1;
+		hl = (size_t)(colon - v);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -1;
+	memcpy(host, v, hl);
+	host[hl] = '\0';
+	if (parse_number(colon + 1, &p) != (int)strlen(colon + 1) ||
+	    p == 0 || p > 65535 || strlen(colon + 1) >= portlen)
+		return -1;
+	snprintf(port, portlen, "%llu", p);
+	return 0;
+}
+
+/* Split value into words (spaces/tabs); returns count, at most max. */
+static size_t
+split_words(char *v, char **w, size_t max)
+{
+	size_t	 n = 0;
+
+	while (*v) {
+		while (*v == ' ' || *v == '\t')
+			*v++ = '\0';
+		if (*v == '\0')
+			break;
+		if (n == max)
+			return max + 1;
+		w[n++] = v;
+		while (*v && *v != ' ' && *v != '\t')
+			v++;
+	}
+	return n;
+}
+
+static int
+set_param(struct config *c, const struct param *p, char *v, char *err,
+    size_t errlen)
+{
+	char			*base = (char *)c, *w[CONFIG_NETS_MAX + 1];
+	unsigned long long	 n;
+	size_t			 nw, i;
+
+	switch (p->type) {
+	case P_STR:
+	case P_PATH:
+		if (strlen(v) >= p->size) {
+			snprintf(err, errlen, "%s: value too long", p->name);
+			return -1;
+		}
+		if (p->type == P_PATH && v[0] != '/') {
+			snprintf(err, errlen, "%s: must be an absolute path",
+			    p->name);
+			return -1;
+		}
+		snprintf(base + p->off, p->size, "%s", v);
+		return 0;
+	case P_SIZE:
+	case P_UINT:
+	case P_TIME:
+		if ((p->type == P_SIZE ? parse_size(v, &n) :
+		    p->type == P_TIME ? parse_time(v, &n) :
+		    (parse_number(v, &n) == (int)strlen(v) ? 0 : -1)) == -1) {
+			snprintf(err, errlen, "%s: invalid %s \"%s\"", p->name,
+			    p->type == P_SIZE ? "size" : p->type == P_TIME ?
+			    "duration" : "number", v);
+			return -1;
+		}
+		if (n < p->min || n > p->max) {
+			snprintf(err, errlen, "%s: %llu is out of range "
+			    "(%llu to %llu)", p->name, n, p->min, p->max);
+			return -1;
+		}
+		if (p->type == P_SIZE)
+			*(unsigned long long *)(void *)(base + p->off) = n;
+		else
+			*(unsigned *)(void *)(base + p->off) = (unsigned)n;
+		return 0;
+	case P_FMT:
+		if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0) {
+			snprintf(err, errlen, "log-format: text or json");
+			return -1;
+		}
+		c->log_json = strcmp(v, "json") == 0;
+		return 0;
+	case P_LISTEN: {
+		struct listen_cfg *l;
+		nw = split_words(v, w, 2);
+		if (nw != 2) {
+			snprintf(err, errlen, "listen: ADDRESS:PORT "
+			    "smtp|submission|submissions");
+			return -1;
+		}
+		if (c->nlisten == CONFIG_LISTEN_MAX) {
+			snprintf(err, errlen, "listen: at most %d listeners",
+			    CONFIG_LISTEN_MAX);
+			return -1;
+		}
+		l = &c->listen[c->nlisten];
+		if (parse_hostport(w[0], l->host, sizeof(l->host), l->port,
+		    sizeof(l->port)) == -1) {
+			snprintf(err, errlen, "listen: bad address \"%s\" "
+			    "(want HOST:PORT or [V6]:PORT)", w[0]);
+			return -1;
+		}
+		if (strcmp(w[1], "smtp") == 0)
+			l->kind = LISTEN_SMTP;
+		else if (strcmp(w[1], "submission") == 0)
+			l->kind = LISTEN_SUBMISSION;
+		else if (strcmp(w[1], "submissions") == 0)
+			l->kind = LISTEN_SUBMISSIONS;
+		else {
+			snprintf(err, errlen, "listen: unknown kind \"%s\" "
+			    "(smtp, submission or submissions)", w[1]);
+			return -1;
+		}
+		c->nlisten++;
+		return 0;
+	}
+	case P_NETS:
+		nw = split_words(v, w, CONFIG_NETS_MAX);
+		if (nw == 0 || nw > CONFIG_NETS_MAX ||
+		    c->ntrusted + nw > CONFIG_NETS_MAX) {
+			snprintf(err, errlen, "%s: between 1 and %d networks",
+			    p->name, CONFIG_NETS_MAX);
+			return -1;
+		}
+		for (i = 0; i < nw; i++)
+			if (netmask_parse(w[i], &c->trusted[c->ntrusted++]) ==
+			    -1) {
+				snprintf(err, errlen, "%s: bad network \"%s\"",
+				    p->name, w[i]);
+				return -1;
+			}
+		return 0;
+	}
+	return -1;
+}
+
+static const struct param *
+find_param(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < NPARAMS; i++)
+		if (strcmp(params[i].name, name) == 0)
+			return &params[i];
+	return NULL;
+}
+
+/* Check the settings together, after the whole file is read. */
+static int
+config_validate(struct config *c, char *err, size_t errlen)
+{
+	if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
+		snprintf(err, errlen, "%s: tls-cert and tls-key go together",
+		    c->path);
+		return -1;
+	}
+	for (size_t i = 0; i < c->nlisten; i++)
+		if (c->listen[i].kind != LISTEN_SMTP && c->tls_cert[0] == '\0') {
+			snprintf(err, errlen, "%s: listener %s:%s needs "
+			    "tls-cert and tls-key", c->path, c->listen[i].host,
+			    c->listen[i].port);
+			return -1;
+		}
+	if (strncmp(c->database, "sqlite:", 7) != 0 &&
+	    strncmp(c->database, "postgresql://", 13) != 0) {
+		snprintf(err, errlen, "%s: database: unknown kind \"%s\" "
+		    "(sqlite:PATH or postgresql://...)", c->path, c->database);
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+	FILE			*fp;
+	char			 line[4096], msg[512], *p, *name, *val, *e;
+	unsigned		 lineno = 0;
+	const struct param	*pm;
+
+	config_defaults(c);
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(fp)) {
+			snprintf(err, errlen, "%s:%u: line too long", path,
+			    lineno);
+			goto fail;
+		}
+		if ((p = strchr(line, '#')) != NULL)
+			*p = '\0';
+		for (e = line + strlen(line); e > line &&
+		    isspace((unsigned char)e[-1]); e--)
+			e[-1] = '\0';
+		for (name = line; isspace((unsigned char)*name); name++)
+			;
+		if (*name == '\0')
+			continue;
+		for (val = name; *val && !isspace((unsigned char)*val); val++)
+			;
+		if (*val)
+			*val++ = '\0';
+		while (isspace((unsigned char)*val))
+			val++;
+		if ((pm = find_param(name)) == NULL) {
+			snprintf(err, errlen, "%s:%u: unknown directive \"%.64s\"",
+			    path, lineno, name);
+			goto fail;
+		}
+		if (*val == '\0') {
+			snprintf(err, errlen, "%s:%u: %s: missing value", path,
+			    lineno, name);
+			goto fail;
+		}
+		if (set_param(c, pm, val, msg, sizeof(msg)) == -1) {
+			snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
+			goto fail;
+		}
+	}
+	if (ferror(fp)) {
+		snprintf(err, errlen, "%s: read error", path);
+		goto fail;
+	}
+	fclose(fp);
+	return config_validate(c, err, errlen);
+fail:
+	fclose(fp);
+	return -1;
+}
+
+void
+config_dump(const struct config *c, int fd)
+{
+	struct config	 def;
+	size_t		 i;
+	const char	*b = (const char *)c, *d = (const char *)&def;
+
+	config_defaults(&def);
+	for (i = 0; i < NPARAMS; i++) {
+		const struct param *p = &params[i];
+		switch (p->type) {
+		case P_STR:
+		case P_PATH:
+			if (strcmp(b + p->off, d + p->off) != 0)
+				dprintf(fd, "%s %s\n", p->name, b + p->off);
+			break;
+		case P_SIZE:
+			if (c->max_message_size != def.max_message_size)
+				dprintf(fd, "%s %llu\n", p->name,
+				    c->max_message_size);
+			break;
+		case P_UINT:
+		case P_TIME: {
+			unsigned v = *(const unsigned *)(const void *)(b + p->off);
+			if (v != *(const unsigned *)(const void *)(d + p->off))
+				dprintf(fd, "%s %u%s\n", p->name, v,
+				    p->type == P_TIME ? "s" : "");
+			break;
+		}
+		case P_FMT:
+			if (c->log_json)
+				dprintf(fd, "log-format json\n");
+			break;
+		case P_LISTEN:
+			for (size_t j = 0; j < c->nlisten; j++)
+				dprintf(fd, "listen %s%s%s:%s %s\n",
+				    strchr(c->listen[j].host, ':') ? "[" : "",
+				    c->listen[j].host,
+				    strchr(c->listen[j].host, ':') ? "]" : "",
+				    c->listen[j].port,
+				    c->listen[j].kind == LISTEN_SMTP ? "smtp" :
+				    c->listen[j].kind == LISTEN_SUBMISSION ?
+				    "submission" : "submissions");
+			break;
+		case P_NETS:
+			for (size_t j = 0; j < c->ntrusted; j++) {
+				char a[INET6_ADDRSTRLEN];
+				inet_ntop(c->trusted[j].family,
+				    c->trusted[j].addr, a, sizeof(a));
+				dprintf(fd, "trusted-networks %s/%u\n", a,
+				    c->trusted[j].bits);
+			}
+			break;
+		}
+	}
+}

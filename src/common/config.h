@@ -1,0 +1,78 @@
+/*
+ * config - the sluice configuration file, driven by one parameter table
+ * (config.c): name, type, default, limits, whether SIGHUP reloads it.
+ *
+ * Syntax: one directive a line, "name value...", '#' starts a comment.
+ * Errors name FILE:LINE. config_load() fills a struct config with defaults
+ * first, so every field is always set.
+ */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <netinet/in.h>
+
+#define CONFIG_DEFAULT_PATH	"/etc/sluice/sluice.conf"
+#define CONFIG_LISTEN_MAX	16
+#define CONFIG_NETS_MAX		64
+#define CONFIG_STR_MAX		1024
+
+enum listen_kind { LISTEN_SMTP = 0, LISTEN_SUBMISSION, LISTEN_SUBMISSIONS };
+
+struct listen_cfg {
+	char		 host[256];
+	char		 port[16];
+	enum listen_kind kind;
+};
+
+struct netmask {
+	int		 family;	/* AF_INET or AF_INET6 */
+	unsigned char	 addr[16];
+	unsigned	 bits;
+};
+
+struct config {
+	char		 path[PATH_MAX];
+	char		 hostname[256];
+	char		 spool[PATH_MAX];
+	char		 mailboxes[PATH_MAX];
+	char		 database[CONFIG_STR_MAX];
+	char		 aliases[PATH_MAX];
+	char		 user[64];
+	struct listen_cfg listen[CONFIG_LISTEN_MAX];
+	size_t		 nlisten;
+	char		 tls_cert[PATH_MAX];
+	char		 tls_key[PATH_MAX];
+	struct netmask	 trusted[CONFIG_NETS_MAX];
+	size_t		 ntrusted;
+	char		 resolver[CONFIG_STR_MAX];
+	char		 relay_host[CONFIG_STR_MAX];
+	char		 log[PATH_MAX];
+	int		 log_json;
+	/* limits (P5) */
+	unsigned long long max_message_size;
+	unsigned	 max_recipients;
+	unsigned	 smtp_timeout;		/* seconds idle */
+	unsigned	 max_errors;		/* per session, then 421 */
+	unsigned	 max_sessions;		/* concurrent SMTP sessions */
+	unsigned	 max_hops;		/* Received: headers */
+	unsigned	 retry_interval;	/* seconds, first deferral */
+	unsigned	 max_queue_lifetime;	/* seconds, then bounce */
+	unsigned	 delivery_batch;	/* messages per delivery batch */
+};
+
+/* 0 ok; -1 with "FILE:LINE: message" in err */
+int	config_load(struct config *, const char *path, char *err, size_t errlen);
+void	config_defaults(struct config *);
+/* -c FILE, else $SLUICE_CONFIG, else the default path */
+const char *config_path(const char *opt);
+/* is the address (sockaddr) inside one of the trusted networks? */
+int	config_trusted(const struct config *, const struct sockaddr *);
+/* parse "a.b.c.d/n" or "x::y/n" (no /n: a host) */
+int	netmask_parse(const char *s, struct netmask *);
+int	netmask_match(const struct netmask *, const struct sockaddr *);
+/* write the non-default settings, "name value" a line */
+void	config_dump(const struct config *, int fd);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * table - the lookup tables behind sluice: domains, accounts, aliases.
+ *
+ * One interface, several backends (SQLite now; PostgreSQL and files later):
+ * the `database` directive is a DSN, "sqlite:/path/to/file.db". Every query
+ * uses bound parameters (P7). A backend failure is TABLE_TEMPFAIL, never
+ * "not found" (P3).
+ */
+#ifndef SLUICE_TABLE_H
+#define SLUICE_TABLE_H
+
+#include <stddef.h>
+
+enum table_res { TABLE_FOUND = 0, TABLE_NOTFOUND, TABLE_TEMPFAIL };
+
+struct table;
+
+struct table	*table_open(const char *dsn, char *err, size_t errlen);
+void		 table_close(struct table *);
+/* create the schema if missing (CLI and daemon both call it) */
+int		 table_init_schema(struct table *, char *err, size_t errlen);
+
+/* lookups (the lookup process) */
+enum table_res	 table_domain_local(struct table *, const char *domain);
+enum table_res	 table_account_exists(struct table *, const char *local,
+		    const char *domain);
+
+/* administration (the `sluice` command); 0 ok, -1 with err set */
+typedef void (*table_row_cb)(void *arg, const char **cols, size_t ncols);
+int	table_domain_add(struct table *, const char *domain, char *err, size_t);
+int	table_domain_del(struct table *, const char *domain, char *err, size_t);
+int	table_domain_list(struct table *, table_row_cb, void *, char *err,
+	    size_t);
+int	table_account_add(struct table *, const char *local, const char *domain,
+	    const char *hash, char *err, size_t);
+int	table_account_del(struct table *, const char *local, const char *domain,
+	    char *err, size_t);
+int	table_account_passwd(struct table *, const char *local,
+	    const char *domain, const char *hash, char *err, size_t);
+/* cols: address, domain, created */
+int	table_account_list(struct table *, const char *domain, table_row_cb,
+	    void *, char *err, size_t);
+
+#endif

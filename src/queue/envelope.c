@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int sluice_placeholder_src_queue_envelope_c;
