@@ -51,5 +51,7 @@ enum addr_err	addr_parse(const char *s, size_t len, int flags,
 size_t		addr_format(const struct mailaddr *a, char *dst, size_t dstlen);
 int		addr_is_null(const struct mailaddr *a);
 const char	*addr_strerror(enum addr_err);
+/* Whether s[0..len) is well-formed UTF-8 (RFC 3629). */
+int		addr_utf8_valid(const char *s, size_t len);
 
 #endif

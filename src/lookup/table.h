@@ -41,4 +41,15 @@ int	table_account_passwd(struct table *, const char *local,
 int	table_account_list(struct table *, const char *domain, table_row_cb,
 	    void *, char *err, size_t);
 
+/*
+ * --- added for the `sluice` command (src/cli) ---
+ * Number of accounts in a domain (for "domain del" refusal); 0 ok, -1 with
+ * err set. Lookups of a missing name give *count = 0.
+ */
+int	table_domain_accounts(struct table *, const char *domain,
+	    unsigned long *count, char *err, size_t);
+/* the stored password hash of an account (AUTH checks, via lookup) */
+enum table_res	 table_account_password(struct table *, const char *local,
+		    const char *domain, char *hash, size_t hashlen);
+
 #endif

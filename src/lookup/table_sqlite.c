@@ -1,2 +1,434 @@
-/* placeholder: being written */
-typedef int sluice_placeholder_src_lookup_table_sqlite_c;
+/*
+ * table_sqlite - the SQLite backend of table.h ("sqlite:/path/file.db").
+ *
+ * Schema (version 1, kept readable by Dovecot's passdb/userdb sql driver):
+ *	meta(key, value)		schema_version = 1
+ *	domains(name, created)
+ *	accounts(local, domain -> domains, password, created)
+ * Names are stored lower-cased (ASCII) and compared NOCASE. Every statement
+ * is prepared with bound parameters (P7). Lookups map any SQLite error to
+ * TABLE_TEMPFAIL, never TABLE_NOTFOUND (P3). Admin functions return 0 or -1
+ * with a message in err. The connection uses WAL, a 5 s busy timeout and
+ * enforced foreign keys. A struct table is not shared between threads.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "table.h"
+
+#define TABLE_SCHEMA_VERSION	1
+#define TABLE_NAME_MAX		255	/* longest domain or local we store */
+
+struct table {
+	sqlite3		*db;
+	char		 path[4096];
+};
+
+static const char table_schema[] =
+    "BEGIN IMMEDIATE;"
+    "CREATE TABLE IF NOT EXISTS meta ("
+    " key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');"
+    "CREATE TABLE IF NOT EXISTS domains ("
+    " name TEXT PRIMARY KEY COLLATE NOCASE,"
+    " created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS accounts ("
+    " local TEXT NOT NULL COLLATE NOCASE,"
+    " domain TEXT NOT NULL COLLATE NOCASE REFERENCES domains(name),"
+    " password TEXT NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " PRIMARY KEY (local, domain));"
+    "CREATE INDEX IF NOT EXISTS accounts_domain ON accounts(domain);"
+    "COMMIT;";
+
+struct table *
+table_open(const char *dsn, char *err, size_t errlen)
+{
+	struct table	*t;
+	const char	*path;
+	int		 rc;
+
+	if (strncmp(dsn, "postgresql://", 13) == 0) {
+		snprintf(err, errlen, "PostgreSQL backend not built yet");
+		return NULL;
+	}
+	if (strncmp(dsn, "sqlite:", 7) != 0 || dsn[7] == '\0') {
+		snprintf(err, errlen, "unknown database \"%.200s\" "
+		    "(want sqlite:/path/file.db)", dsn);
+		return NULL;
+	}
+	path = dsn + 7;
+	if (strlen(path) >= sizeof(t->path)) {
+		snprintf(err, errlen, "database path too long");
+		return NULL;
+	}
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	memcpy(t->path, path, strlen(path) + 1);
+	rc = sqlite3_open_v2(path, &t->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	sqlite3_extended_result_codes(t->db, 1);
+	if ((rc = sqlite3_busy_timeout(t->db, 5000)) != SQLITE_OK ||
+	    (rc = sqlite3_exec(t->db, "PRAGMA journal_mode=WAL;"
+	    "PRAGMA foreign_keys=ON;", NULL, NULL, NULL)) != SQLITE_OK)
+		goto fail;
+	return t;
+fail:
+	snprintf(err, errlen, "%s: %s", path, t->db ? sqlite3_errmsg(t->db) :
+	    sqlite3_errstr(rc));
+	sqlite3_close(t->db);
+	free(t);
+	return NULL;
+}
+
+void
+table_close(struct table *t)
+{
+	if (t == NULL)
+		return;
+	sqlite3_close(t->db);
+	free(t);
+}
+
+static void
+table_error(struct table *t, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: %s", t->path, sqlite3_errmsg(t->db));
+}
+
+/* Prepare sql; NULL with err set on failure. */
+static sqlite3_stmt *
+table_prepare(struct table *t, const char *sql, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st = NULL;
+
+	if (sqlite3_prepare_v2(t->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		table_error(t, err, errlen);
+		return NULL;
+	}
+	return st;
+}
+
+/* Bind name, lower-cased, at position i; -1 if too long or on error. */
+static int
+table_bind_name(sqlite3_stmt *st, int i, const char *name)
+{
+	char	 low[TABLE_NAME_MAX + 1];
+	size_t	 n, k;
+
+	if ((n = strlen(name)) > TABLE_NAME_MAX)
+		return -1;
+	for (k = 0; k < n; k++)
+		low[k] = (char)tolower((unsigned char)name[k]);
+	return sqlite3_bind_text(st, i, low, (int)n, SQLITE_TRANSIENT) ==
+	    SQLITE_OK ? 0 : -1;
+}
+
+int
+table_init_schema(struct table *t, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+	int		 rc, v;
+
+	if (sqlite3_exec(t->db, table_schema, NULL, NULL, NULL) != SQLITE_OK) {
+		table_error(t, err, errlen);
+		sqlite3_exec(t->db, "ROLLBACK;", NULL, NULL, NULL);
+		return -1;
+	}
+	if ((st = table_prepare(t, "SELECT value FROM meta WHERE key = ?1",
+	    err, errlen)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, "schema_version", -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		if (rc == SQLITE_DONE)
+			snprintf(err, errlen, "%s: no schema_version", t->path);
+		else
+			table_error(t, err, errlen);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (v != TABLE_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %d, this sluice "
+		    "knows version %d", t->path, v, TABLE_SCHEMA_VERSION);
+		return -1;
+	}
+	return 0;
+}
+
+/* Run a lookup whose answer is "a row exists". */
+static enum table_res
+table_exists(struct table *t, const char *sql, const char *a, const char *b)
+{
+	sqlite3_stmt	*st;
+	char		 err[256];
+	int		 rc;
+
+	if (strlen(a) > TABLE_NAME_MAX || (b && strlen(b) > TABLE_NAME_MAX))
+		return TABLE_NOTFOUND;
+	if ((st = table_prepare(t, sql, err, sizeof(err))) == NULL)
+		return TABLE_TEMPFAIL;
+	if (table_bind_name(st, 1, a) == -1 ||
+	    (b && table_bind_name(st, 2, b) == -1)) {
+		sqlite3_finalize(st);
+		return TABLE_TEMPFAIL;
+	}
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return TABLE_FOUND;
+	if (rc == SQLITE_DONE)
+		return TABLE_NOTFOUND;
+	return TABLE_TEMPFAIL;
+}
+
+enum table_res
+table_domain_local(struct table *t, const char *domain)
+{
+	return table_exists(t, "SELECT 1 FROM domains WHERE name = ?1",
+	    domain, NULL);
+}
+
+enum table_res
+table_account_exists(struct table *t, const char *local, const char *domain)
+{
+	return table_exists(t, "SELECT 1 FROM accounts "
+	    "WHERE local = ?1 AND domain = ?2", local, domain);
+}
+
+enum table_res
+table_account_password(struct table *t, const char *local,
+    const char *domain, char *hash, size_t hashlen)
+{
+	sqlite3_stmt		*st;
+	const unsigned char	*h;
+	char			 err[256];
+	int			 rc, n;
+
+	if (strlen(local) > TABLE_NAME_MAX || strlen(domain) > TABLE_NAME_MAX)
+		return TABLE_NOTFOUND;
+	if ((st = table_prepare(t, "SELECT password FROM accounts "
+	    "WHERE local = ?1 AND domain = ?2", err, sizeof(err))) == NULL)
+		return TABLE_TEMPFAIL;
+	if (table_bind_name(st, 1, local) == -1 ||
+	    table_bind_name(st, 2, domain) == -1) {
+		sqlite3_finalize(st);
+		return TABLE_TEMPFAIL;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return rc == SQLITE_DONE ? TABLE_NOTFOUND : TABLE_TEMPFAIL;
+	}
+	h = sqlite3_column_text(st, 0);
+	n = sqlite3_column_bytes(st, 0);
+	if (h == NULL || n < 0 || (size_t)n >= hashlen) {
+		sqlite3_finalize(st);
+		return TABLE_TEMPFAIL;
+	}
+	memcpy(hash, h, (size_t)n + 1);
+	sqlite3_finalize(st);
+	return TABLE_FOUND;
+}
+
+/*
+ * Run a statement that changes rows. Binds up to three names (NULL ends the
+ * list) then, if hash is set, the hash, then the time when `when` is set.
+ * Returns the number of rows changed or -1 with err set.
+ */
+static int
+table_change(struct table *t, const char *sql, const char *names[3],
+    const char *hash, int when, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+	int		 i = 0, rc;
+
+	if ((st = table_prepare(t, sql, err, errlen)) == NULL)
+		return -1;
+	for (i = 0; i < 3 && names[i] != NULL; i++)
+		if (table_bind_name(st, i + 1, names[i]) == -1) {
+			snprintf(err, errlen, "name too long");
+			sqlite3_finalize(st);
+			return -1;
+		}
+	if (hash != NULL)
+		sqlite3_bind_text(st, ++i, hash, -1, SQLITE_STATIC);
+	if (when)
+		sqlite3_bind_int64(st, ++i, (sqlite3_int64)time(NULL));
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+		if ((rc & 0xff) == SQLITE_CONSTRAINT)
+			snprintf(err, errlen, "%s", sqlite3_errmsg(t->db));
+		else
+			table_error(t, err, errlen);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return sqlite3_changes(t->db);
+}
+
+int
+table_domain_add(struct table *t, const char *domain, char *err,
+    size_t errlen)
+{
+	const char	*n[3] = { domain, NULL, NULL };
+	int		 rc;
+
+	rc = table_change(t, "INSERT INTO domains (name, created) "
+	    "VALUES (?1, ?2)", n, NULL, 1, err, errlen);
+	if (rc == -1 && strstr(err, "UNIQUE") != NULL)
+		snprintf(err, errlen, "domain already exists");
+	return rc == -1 ? -1 : 0;
+}
+
+int
+table_domain_del(struct table *t, const char *domain, char *err,
+    size_t errlen)
+{
+	const char	*n[3] = { domain, NULL, NULL };
+	int		 rc;
+
+	rc = table_change(t, "DELETE FROM domains WHERE name = ?1", n, NULL, 0,
+	    err, errlen);
+	if (rc == -1 && strstr(err, "FOREIGN KEY") != NULL)
+		snprintf(err, errlen, "domain still has accounts");
+	if (rc == 0)
+		snprintf(err, errlen, "no such domain");
+	return rc <= 0 ? -1 : 0;
+}
+
+int
+table_account_add(struct table *t, const char *local, const char *domain,
+    const char *hash, char *err, size_t errlen)
+{
+	const char	*n[3] = { local, domain, NULL };
+	int		 rc;
+
+	rc = table_change(t, "INSERT INTO accounts (local, domain, password, "
+	    "created) VALUES (?1, ?2, ?3, ?4)", n, hash, 1, err, errlen);
+	if (rc == -1 && strstr(err, "UNIQUE") != NULL)
+		snprintf(err, errlen, "account already exists");
+	else if (rc == -1 && strstr(err, "FOREIGN KEY") != NULL)
+		snprintf(err, errlen, "no such domain");
+	return rc == -1 ? -1 : 0;
+}
+
+int
+table_account_del(struct table *t, const char *local, const char *domain,
+    char *err, size_t errlen)
+{
+	const char	*n[3] = { local, domain, NULL };
+	int		 rc;
+
+	rc = table_change(t, "DELETE FROM accounts WHERE local = ?1 AND "
+	    "domain = ?2", n, NULL, 0, err, errlen);
+	if (rc == 0)
+		snprintf(err, errlen, "no such account");
+	return rc <= 0 ? -1 : 0;
+}
+
+int
+table_account_passwd(struct table *t, const char *local, const char *domain,
+    const char *hash, char *err, size_t errlen)
+{
+	const char	*n[3] = { local, domain, NULL };
+	int		 rc;
+
+	rc = table_change(t, "UPDATE accounts SET password = ?3 "
+	    "WHERE local = ?1 AND domain = ?2", n, hash, 0, err, errlen);
+	if (rc == 0)
+		snprintf(err, errlen, "no such account");
+	return rc <= 0 ? -1 : 0;
+}
+
+/* Step through st, handing each row's columns as strings to cb. */
+static int
+table_rows(struct table *t, sqlite3_stmt *st, table_row_cb cb, void *arg,
+    char *err, size_t errlen)
+{
+	const char	*cols[8];
+	int		 rc, n, i;
+
+	n = sqlite3_column_count(st);
+	if (n > 8)
+		n = 8;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (i = 0; i < n; i++) {
+			cols[i] = (const char *)sqlite3_column_text(st, i);
+			if (cols[i] == NULL)
+				cols[i] = "";
+		}
+		cb(arg, cols, (size_t)n);
+	}
+	if (rc != SQLITE_DONE) {
+		table_error(t, err, errlen);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int
+table_domain_list(struct table *t, table_row_cb cb, void *arg, char *err,
+    size_t errlen)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = table_prepare(t, "SELECT name, created FROM domains "
+	    "ORDER BY name", err, errlen)) == NULL)
+		return -1;
+	return table_rows(t, st, cb, arg, err, errlen);
+}
+
+int
+table_account_list(struct table *t, const char *domain, table_row_cb cb,
+    void *arg, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = table_prepare(t, "SELECT local || '@' || domain, domain, "
+	    "created FROM accounts WHERE ?1 IS NULL OR domain = ?1 "
+	    "ORDER BY domain, local", err, errlen)) == NULL)
+		return -1;
+	if (domain != NULL && table_bind_name(st, 1, domain) == -1) {
+		snprintf(err, errlen, "domain name too long");
+		sqlite3_finalize(st);
+		return -1;
+	}
+	return table_rows(t, st, cb, arg, err, errlen);
+}
+
+int
+table_domain_accounts(struct table *t, const char *domain,
+    unsigned long *count, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*count = 0;
+	if ((st = table_prepare(t, "SELECT count(*) FROM accounts "
+	    "WHERE domain = ?1", err, errlen)) == NULL)
+		return -1;
+	if (table_bind_name(st, 1, domain) == -1) {
+		sqlite3_finalize(st);
+		return 0;	/* too long to exist */
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		table_error(t, err, errlen);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	*count = (unsigned long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}

@@ -84,6 +84,8 @@ int	envelope_write(const struct envelope *, struct buf *out,
 /* parse data[0..len); -1 with err filled on any defect */
 int	envelope_parse(struct envelope *, const char *data, size_t len,
 	    char *err, size_t errlen);
+/* same content, field by field (tests, fuzzing) */
+int	envelope_equal(const struct envelope *, const struct envelope *);
 /* recipients not yet delivered or bounced */
 size_t	envelope_pending(const struct envelope *);
 

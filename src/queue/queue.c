@@ -1,2 +1,956 @@
-/* placeholder: being written */
-typedef int sluice_placeholder_src_queue_queue_c;
+/*
+ * queue - the queue process.
+ *
+ * queue-in: the smtp process asks for a data file (QUEUE_MSG_OPEN: we create
+ * tmp/<id> and pass it a descriptor), writes the message into it, and asks
+ * for a commit. Commits that arrive in one pass of the event loop form a
+ * batch: envelopes written, one syncfs, renames into data/ and incoming/,
+ * the directories fsync'ed, and only then the answers that make the smtp
+ * process say 250 (P1, group commit).
+ *
+ * Then each message is scanned (scanner.c), its recipients resolved by the
+ * lookup process and handed to the delivery process. When every recipient
+ * has an outcome for this pass, the message is removed (all done) or its
+ * envelope is stored in outgoing/ with the deferred recipients and retried
+ * later; bounced recipients get one DSN (bounce.c).
+ *
+ * The queue files are documented as a table of states in docs/queue.md.
+ */
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "proc.h"
+#include "queue.h"
+#include "sluiced.h"
+
+#define QBUCKETS	4096
+#define RETRY_MAX	(4 * 3600)
+
+/* a message being received: between QUEUE_MSG_OPEN and the commit */
+struct qopen {
+	LIST_ENTRY(qopen)	 entry;
+	TAILQ_ENTRY(qopen)	 batch;
+	uint32_t		 session;	/* 0: internal (bounce, maildrop) */
+	int			 fd;
+	char			 maildrop[256];	/* imported from this file */
+	struct envelope		 env;
+};
+
+/* a request in flight to the lookup or delivery process */
+struct qreq {
+	LIST_ENTRY(qreq)	 entry;
+	uint32_t		 id;
+	enum ipc_role		 peer;
+	struct qmsg		*m;
+	size_t			 rcpt;
+};
+
+struct spool			 queue_spool;
+static struct proc		*qp;
+static LIST_HEAD(, qopen)	 opens;
+static TAILQ_HEAD(, qopen)	 batch = TAILQ_HEAD_INITIALIZER(batch);
+static LIST_HEAD(, qmsg)	 msgs[QBUCKETS];
+static TAILQ_HEAD(, qmsg)	 deferred = TAILQ_HEAD_INITIALIZER(deferred);
+static LIST_HEAD(, qreq)	 reqs;
+static uint32_t			 next_req;
+static struct event		*ev_flush, *ev_retry;
+static int			 started;
+
+typedef void (*dir_fn)(const char *name);
+static void	dir_walk(int, dir_fn);
+static void	qmsg_start(struct qmsg *);
+static void	qmsg_done(struct qmsg *);
+static void	queue_recover(void);
+
+double
+queue_now(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static unsigned
+qhash(const char *id)
+{
+	unsigned	 h = 5381;
+
+	while (*id)
+		h = h * 33 + (unsigned char)*id++;
+	return h % QBUCKETS;
+}
+
+struct qmsg *
+qmsg_find(const char *id)
+{
+	struct qmsg	*m;
+
+	LIST_FOREACH(m, &msgs[qhash(id)], hash)
+		if (strcmp(m->env.id, id) == 0)
+			return m;
+	return NULL;
+}
+
+static struct qmsg *
+qmsg_new(struct envelope *env, enum qwhere where)
+{
+	struct qmsg	*m;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	m->env = *env;		/* takes over the allocations */
+	envelope_init(env);
+	m->where = where;
+	m->datafd = -1;
+	LIST_INSERT_HEAD(&msgs[qhash(m->env.id)], m, hash);
+	return m;
+}
+
+static void
+qmsg_free(struct qmsg *m)
+{
+	LIST_REMOVE(m, hash);
+	if (m->datafd != -1)
+		close(m->datafd);
+	envelope_free(&m->env);
+	free(m);
+}
+
+static struct qopen *
+qopen_find(const char *id)
+{
+	struct qopen	*o;
+
+	LIST_FOREACH(o, &opens, entry)
+		if (strcmp(o->env.id, id) == 0)
+			return o;
+	return NULL;
+}
+
+static void
+qopen_free(struct qopen *o, int unlink_tmp)
+{
+	if (unlink_tmp)
+		unlinkat(queue_spool.tmp, o->env.id, 0);
+	if (o->fd != -1)
+		close(o->fd);
+	envelope_free(&o->env);
+	free(o);
+}
+
+/* ---- queue-in ---- */
+
+/* Is there room for another message? (452 rather than a failed write) */
+static int
+queue_has_room(void)
+{
+	struct statvfs	 sv;
+	unsigned long long free_bytes;
+
+	if (fstatvfs(queue_spool.root, &sv) == -1)
+		return 1;
+	free_bytes = (unsigned long long)sv.f_bavail * sv.f_frsize;
+	return free_bytes > qp->conf->max_message_size + 16 * 1024 * 1024;
+}
+
+static void
+queue_on_open(struct ipc *c, struct ipc_msg *m, void *arg)
+{
+	struct qopen	*o;
+	struct buf	 b;
+	int		 sfd = -1;
+
+	(void)arg;
+	buf_init(&b, 256);
+	if (m->fd != -1)
+		close(m->fd);
+	if (!queue_has_room() || (o = calloc(1, sizeof(*o))) == NULL)
+		goto fail;
+	envelope_init(&o->env);
+	queue_id_new(o->env.id, sizeof(o->env.id));
+	o->session = m->id;
+	o->fd = openat(queue_spool.tmp, o->env.id,
+	    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (o->fd == -1 || (sfd = fcntl(o->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		log_warn("%s: cannot create tmp/%s", o->env.id, o->env.id);
+		qopen_free(o, o->fd != -1);
+		goto fail;
+	}
+	LIST_INSERT_HEAD(&opens, o, entry);
+	ipc_put_u32(&b, 1);
+	ipc_put_str(&b, o->env.id);
+	ipc_send_buf(c, SMTP_MSG_OPENED, m->id, sfd, &b);
+	buf_free(&b);
+	return;
+fail:
+	ipc_put_u32(&b, 0);
+	ipc_put_str(&b, "");
+	ipc_send_buf(c, SMTP_MSG_OPENED, m->id, -1, &b);
+	buf_free(&b);
+}
+
+static void
+queue_on_rcpt(struct ipc *c, struct ipc_msg *m, void *arg)
+{
+	struct ipc_rd	 rd;
+	struct qopen	*o;
+	char		 id[QUEUE_ID_LEN + 1], rcpt[ADDR_STR_MAX + 1];
+
+	(void)c;
+	(void)arg;
+	ipc_rd_init(&rd, m);
+	ipc_get_str(&rd, id, sizeof(id));
+	ipc_get_str(&rd, rcpt, sizeof(rcpt));
+	if (ipc_get_end(&rd) == -1 || (o = qopen_find(id)) == NULL ||
+	    o->session != m->id) {
+		log_warnx("bad QUEUE_MSG_RCPT");
+		return;
+	}
+	if (envelope_add_rcpt(&o->env, rcpt, rcpt) == -1)
+		log_warnx("%s: cannot add recipient", id);
+}
+
+static void
+queue_on_abort(struct ipc *c, struct ipc_msg *m, void *arg)
+{
+	struct ipc_rd	 rd;
+	struct qopen	*o;
+	char		 id[QUEUE_ID_LEN + 1];
+
+	(void)c;
+	(void)arg;
+	ipc_rd_init(&rd, m);
+	ipc_get_str(&rd, id, sizeof(id));
+	if (ipc_get_end(&rd) == -1 || (o = qopen_find(id)) == NULL)
+		return;
+	LIST_REMOVE(o, entry);
+	qopen_free(o, 1);
+}
+
+static void
+queue_commit_reply(struct qopen *o, int ok, const char *text)
+{
+	struct buf	 b;
+
+	if (o->session == 0)
+		return;
+	buf_init(&b, 1024);
+	ipc_put_u32(&b, ok ? 0 : 1);
+	ipc_put_str(&b, text);
+	ipc_send_buf(qp->peer[ROLE_SMTP], SMTP_MSG_COMMITTED, o->session, -1,
+	    &b);
+	buf_free(&b);
+}
+
+static void
+queue_on_commit(struct ipc *c, struct ipc_msg *m, void *arg)
+{
+	struct ipc_rd		 rd;
+	struct qopen		*o;
+	struct envelope		 e;
+	char			 id[QUEUE_ID_LEN + 1];
+
+	(void)c;
+	(void)arg;
+	envelope_init(&e);
+	ipc_rd_init(&rd, m);
+	ipc_get_str(&rd, id, sizeof(id));
+	ipc_get_str(&rd, e.from, sizeof(e.from));
+	ipc_get_str(&rd, e.helo, sizeof(e.helo));
+	ipc_get_str(&rd, e.client_addr, sizeof(e.client_addr));
+	ipc_get_str(&rd, e.proto, sizeof(e.proto));
+	ipc_get_str(&rd, e.tls, sizeof(e.tls));
+	e.flags = ipc_get_u32(&rd) & (ENV_F_LOCAL | ENV_F_SMTPUTF8 |
+	    ENV_F_8BITMIME);
+	e.size = ipc_get_u64(&rd);
+	if (ipc_get_end(&rd) == -1 || (o = qopen_find(id)) == NULL ||
+	    o->session != m->id) {
+		log_warnx("bad QUEUE_MSG_COMMIT");
+		envelope_free(&e);
+		return;
+	}
+	LIST_REMOVE(o, entry);
+	memcpy(e.id, o->env.id, sizeof(e.id));
+	e.created = time(NULL);
+	e.rcpts = o->env.rcpts;
+	e.nrcpts = o->env.nrcpts;
+	e.rcptcap = o->env.rcptcap;
+	o->env.rcpts = NULL;
+	o->env.nrcpts = o->env.rcptcap = 0;
+	envelope_free(&o->env);
+	o->env = e;
+	TAILQ_INSERT_TAIL(&batch, o, batch);
+	event_active(ev_flush, EV_TIMEOUT, 0);
+}
+
+/* A message the queue made itself (bounce, maildrop): commit it too. */
+void
+queue_commit_internal(struct envelope *env, int datafd, const char *maildrop)
+{
+	struct qopen	*o;
+
+	if ((o = calloc(1, sizeof(*o))) == NULL) {
+		log_warnx("%s: out of memory, message left in tmp/", env->id);
+		close(datafd);
+		return;
+	}
+	o->env = *env;
+	envelope_init(env);
+	o->fd = datafd;
+	o->session = 0;
+	snprintf(o->maildrop, sizeof(o->maildrop), "%s", maildrop ? maildrop : "");
+	TAILQ_INSERT_TAIL(&batch, o, batch);
+	event_active(ev_flush, EV_TIMEOUT, 0);
+}
+
+/* Check and write one envelope of the batch; -1: refuse this one. */
+static int
+queue_commit_prepare(struct qopen *o)
+{
+	struct stat	 st;
+
+	if (fstat(o->fd, &st) == -1 || (unsigned long long)st.st_size !=
+	    o->env.size) {
+		log_warnx("%s: data file size does not match (%lld != %llu)",
+		    o->env.id, (long long)st.st_size, o->env.size);
+		return -1;
+	}
+	if (o->env.nrcpts == 0) {
+		log_warnx("%s: no recipients", o->env.id);
+		return -1;
+	}
+	if (spool_env_write_tmp(&queue_spool, &o->env, 0) == -1) {
+		log_warn("%s: cannot write envelope", o->env.id);
+		return -1;
+	}
+	return 0;
+}
+
+/* Group commit: one syncfs for the batch, renames, directory fsyncs. */
+static void
+queue_flush(int fd, short ev, void *arg)
+{
+	TAILQ_HEAD(, qopen)	 todo = TAILQ_HEAD_INITIALIZER(todo);
+	struct qopen		*o;
+	struct qmsg		*m;
+	int			 failed = 0;
+	char			 name[QUEUE_ID_LEN + 8];
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	TAILQ_CONCAT(&todo, &batch, batch);
+	TAILQ_FOREACH(o, &todo, batch)
+		o->session |= queue_commit_prepare(o) == -1 ? 0x80000000u : 0;
+	if (spool_sync(&queue_spool) == -1) {
+		log_warn("syncfs on the spool");
+		failed = 1;
+	}
+	TAILQ_FOREACH(o, &todo, batch) {
+		if (failed || (o->session & 0x80000000u))
+			continue;
+		if (renameat(queue_spool.tmp, o->env.id, queue_spool.data,
+		    o->env.id) == -1 || spool_env_install(&queue_spool,
+		    o->env.id, queue_spool.incoming) == -1) {
+			log_warn("%s: commit rename", o->env.id);
+			o->session |= 0x80000000u;
+		}
+	}
+	if (!failed && (fsync(queue_spool.data) == -1 ||
+	    fsync(queue_spool.incoming) == -1)) {
+		log_warn("fsync of spool directories");
+		failed = 1;
+	}
+	while ((o = TAILQ_FIRST(&todo)) != NULL) {
+		TAILQ_REMOVE(&todo, o, batch);
+		int bad = failed || (o->session & 0x80000000u);
+		o->session &= 0x7fffffffu;
+		if (bad) {
+			/* never acknowledged: nothing is lost by removing it */
+			snprintf(name, sizeof(name), "%s.env", o->env.id);
+			unlinkat(queue_spool.tmp, name, 0);
+			unlinkat(queue_spool.incoming, o->env.id, 0);
+			unlinkat(queue_spool.data, o->env.id, 0);
+			queue_commit_reply(o, 0, "451 4.3.0 Queue write error, "
+			    "try again later");
+			qopen_free(o, 1);
+			continue;
+		}
+		queue_commit_reply(o, 1, "");
+		log_info("%s: queued from=<%s> size=%llu nrcpt=%zu proto=%s "
+		    "client=%s", o->env.id, o->env.from, o->env.size,
+		    o->env.nrcpts, o->env.proto, o->env.client_addr);
+		if (o->maildrop[0] &&
+		    unlinkat(queue_spool.maildrop, o->maildrop, 0) == -1)
+			log_warn("%s: cannot remove maildrop/%s", o->env.id,
+			    o->maildrop);
+		if ((m = qmsg_new(&o->env, Q_INCOMING)) != NULL) {
+			if (started)
+				qmsg_start(m);
+			else
+				TAILQ_INSERT_TAIL(&deferred, m, entry);
+		}
+		qopen_free(o, 0);
+	}
+}
+
+/* ---- scanning and delivery ---- */
+
+static struct qreq *
+qreq_new(struct qmsg *m, size_t rcpt, enum ipc_role peer)
+{
+	struct qreq	*r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->id = ++next_req ? next_req : ++next_req;
+	r->m = m;
+	r->rcpt = rcpt;
+	r->peer = peer;
+	LIST_INSERT_HEAD(&reqs, r, entry);
+	m->outstanding++;
+	return r;
+}
+
+static struct qreq *
+qreq_take(uint32_t id, enum ipc_role peer)
+{
+	struct qreq	*r;
+
+	LIST_FOREACH(r, &reqs, entry)
+		if (r->id == id && r->peer == peer) {
+			LIST_REMOVE(r, entry);
+			return r;
+		}
+	return NULL;
+}
+
+static void
+rcpt_outcome(struct qmsg *m, size_t i, enum rcpt_state st, const char *relay,
+    const char *text)
+{
+	struct env_rcpt	*r = &m->env.rcpts[i];
+
+	r->state = st;
+	if (st == RCPT_DELIVERED)
+		r->error[0] = '\0';
+	else
+		log_sanitize(r->error, sizeof(r->error), text, strlen(text));
+	if (st == RCPT_BOUNCED)
+		m->newly_bounced = 1;
+	log_info("%s: to=<%s>%s%s%s relay=%s delay=%.2f status=%s (%s)",
+	    m->env.id, r->addr, strcmp(r->orig, r->addr) ? " orig_to=<" : "",
+	    strcmp(r->orig, r->addr) ? r->orig : "",
+	    strcmp(r->orig, r->addr) ? ">" : "", relay,
+	    queue_now() - (double)m->env.created,
+	    st == RCPT_DELIVERED ? "sent" : st == RCPT_BOUNCED ? "bounced" :
+	    "deferred", st == RCPT_DELIVERED ? "delivered" : r->error);
+}
+
+static void
+qreq_finish(struct qreq *r)
+{
+	struct qmsg	*m = r->m;
+
+	free(r);
+	if (--m->outstanding == 0)
+		qmsg_done(m);
+}
+
+/* Send a recipient the lookup process resolved to a mailbox. */
+static void
+qmsg_deliver(struct qmsg *m, size_t i, const char *domain, const char *user)
+{
+	struct qreq	*r;
+	struct buf	 b;
+	int		 fd;
+
+	if ((r = qreq_new(m, i, ROLE_DELIVER)) == NULL) {
+		rcpt_outcome(m, i, RCPT_DEFERRED, "maildir", "4.3.0 out of memory");
+		return;
+	}
+	buf_init(&b, IPC_FRAME_MAX);
+	ipc_put_str(&b, m->env.id);
+	ipc_put_str(&b, m->env.from);
+	ipc_put_str(&b, m->env.rcpts[i].addr);
+	ipc_put_str(&b, domain);
+	ipc_put_str(&b, user);
+	ipc_put_mem(&b, m->env.hdrs.data ? m->env.hdrs.data : "",
+	    m->env.hdrs.len);
+	fd = fcntl(m->datafd, F_DUPFD_CLOEXEC, 0);
+	if (fd == -1 || ipc_send_buf(qp->peer[ROLE_DELIVER], DELIVER_MAILDIR,
+	    r->id, fd, &b) == -1) {
+		LIST_REMOVE(r, entry);
+		m->outstanding--;
+		free(r);
+		rcpt_outcome(m, i, RCPT_DEFERRED, "maildir",
+		    "4.3.0 delivery process unavailable");
+	}
+	buf_free(&b);
+}
+
+/* Scan (once) and ask the lookup process about each recipient due now. */
+static void
+qmsg_start(struct qmsg *m)
+{
+	char		 err[256];
+	time_t		 now = time(NULL);
+	size_t		 i;
+	struct buf	 b;
+	struct qreq	*r;
+
+	m->active = 1;
+	m->newly_bounced = 0;
+	m->started = queue_now();
+	m->outstanding = 1;	/* held until all requests are out */
+	if (m->datafd == -1 &&
+	    (m->datafd = openat(queue_spool.data, m->env.id,
+	    O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, sizeof(err), "data file: %s", strerror(errno));
+		m->outstanding = 0;
+		m->active = 0;
+		spool_quarantine(&queue_spool, m->where == Q_INCOMING ?
+		    queue_spool.incoming : queue_spool.outgoing, m->env.id, err);
+		qmsg_free(m);
+		return;
+	}
+	if (scanner_run(m, qp->conf->hostname, qp->conf->max_hops, err,
+	    sizeof(err)) == -1)
+		log_warnx("%s: scanner: %s", m->env.id, err);
+	buf_init(&b, 1024);
+	for (i = 0; i < m->env.nrcpts; i++) {
+		struct env_rcpt *rc = &m->env.rcpts[i];
+		if (rc->state == RCPT_DELIVERED || rc->state == RCPT_BOUNCED ||
+		    (rc->state == RCPT_DEFERRED && rc->next_try > now))
+			continue;
+		if (m->env.hops > qp->conf->max_hops) {
+			rcpt_outcome(m, i, RCPT_BOUNCED, "none", "5.4.6 mail "
+			    "loop: too many Received: headers");
+			continue;
+		}
+		if ((r = qreq_new(m, i, ROLE_LOOKUP)) == NULL) {
+			rcpt_outcome(m, i, RCPT_DEFERRED, "none",
+			    "4.3.0 out of memory");
+			continue;
+		}
+		buf_reset(&b);
+		ipc_put_str(&b, rc->addr);
+		if (ipc_send_buf(qp->peer[ROLE_LOOKUP], LOOKUP_RCPT_RESOLVE,
+		    r->id, -1, &b) == -1) {
+			LIST_REMOVE(r, entry);
+			m->outstanding--;
+			free(r);
+			rcpt_outcome(m, i, RCPT_DEFERRED, "none",
+			    "4.3.0 lookup process unavailable");
+		}
+	}
+	buf_free(&b);
+	if (--m->outstanding == 0)
+		qmsg_done(m);
+}
+
+static void
+queue_on_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
+{
+	struct ipc_rd	 rd;
+	struct qreq	*r;
+	uint32_t	 res;
+	char		 domain[ADDR_DOMAIN_MAX + 1], user[ADDR_LOCAL_MAX + 1];
+
+	(void)c;
+	(void)arg;
+	ipc_rd_init(&rd, msg);
+	res = ipc_get_u32(&rd);
+	ipc_get_str(&rd, domain, sizeof(domain));
+	ipc_get_str(&rd, user, sizeof(user));
+	if ((r = qreq_take(msg->id, ROLE_LOOKUP)) == NULL) {
+		log_warnx("unexpected QUEUE_RCPT_RESOLVED");
+		return;
+	}
+	if (ipc_get_end(&rd) == -1) {
+		log_warnx("bad QUEUE_RCPT_RESOLVED");
+		res = LOOKUP_TEMPFAIL;
+	}
+	switch (res) {
+	case LOOKUP_LOCAL:
+		qmsg_deliver(r->m, r->rcpt, domain, user);
+		break;
+	case LOOKUP_NOUSER:
+		rcpt_outcome(r->m, r->rcpt, RCPT_BOUNCED, "none",
+		    "5.1.1 user unknown");
+		break;
+	case LOOKUP_REMOTE:
+		rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "none", "4.4.0 no "
+		    "route: delivery to other domains is not available yet");
+		break;
+	default:
+		rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "none",
+		    "4.3.0 temporary lookup failure");
+		break;
+	}
+	qreq_finish(r);
+}
+
+static void
+queue_on_delivered(struct ipc *c, struct ipc_msg *msg, void *arg)
+{
+	struct ipc_rd	 rd;
+	struct qreq	*r;
+	uint32_t	 st;
+	char		 text[ENV_TEXT_MAX];
+
+	(void)c;
+	(void)arg;
+	ipc_rd_init(&rd, msg);
+	st = ipc_get_u32(&rd);
+	ipc_get_str(&rd, text, sizeof(text));
+	if ((r = qreq_take(msg->id, ROLE_DELIVER)) == NULL) {
+		log_warnx("unexpected QUEUE_DELIVER_RESULT");
+		return;
+	}
+	if (ipc_get_end(&rd) == -1) {
+		st = RCPT_DEFERRED;
+		snprintf(text, sizeof(text), "4.3.0 bad answer from delivery");
+	}
+	rcpt_outcome(r->m, r->rcpt, st == RCPT_DELIVERED ? RCPT_DELIVERED :
+	    st == RCPT_BOUNCED ? RCPT_BOUNCED : RCPT_DEFERRED, "maildir", text);
+	qreq_finish(r);
+}
+
+/* Queue a DSN for the recipients bounced in this pass. */
+static void
+qmsg_bounce(struct qmsg *m)
+{
+	struct envelope	 dsn;
+	struct buf	 data;
+	int		 fd;
+
+	if (m->env.from[0] == '\0') {
+		log_info("%s: double bounce dropped (null sender)", m->env.id);
+		return;
+	}
+	buf_init(&data, 1024 * 1024);
+	if (bounce_build(m, qp->conf->hostname, &dsn, &data) == -1) {
+		log_warnx("%s: cannot build DSN", m->env.id);
+		goto out;
+	}
+	fd = openat(queue_spool.tmp, dsn.id, O_RDWR | O_CREAT | O_EXCL |
+	    O_CLOEXEC, 0600);
+	if (fd == -1 || write(fd, data.data, data.len) != (ssize_t)data.len) {
+		log_warn("%s: cannot write DSN", m->env.id);
+		if (fd != -1) {
+			close(fd);
+			unlinkat(queue_spool.tmp, dsn.id, 0);
+		}
+		goto out;
+	}
+	dsn.size = data.len;
+	log_info("%s: sender non-delivery notification: %s", m->env.id, dsn.id);
+	queue_commit_internal(&dsn, fd, NULL);
+out:
+	envelope_free(&dsn);
+	buf_free(&data);
+}
+
+static time_t
+retry_delay(unsigned attempts, unsigned base)
+{
+	time_t	 d = base;
+
+	while (attempts-- > 1 && d < RETRY_MAX)
+		d *= 2;
+	return d > RETRY_MAX ? RETRY_MAX : d;
+}
+
+/* Every recipient has an outcome for this pass: remove or store. */
+static void
+qmsg_done(struct qmsg *m)
+{
+	time_t		 now = time(NULL);
+	size_t		 i, left = 0;
+	int		 dirfd;
+
+	m->active = 0;
+	for (i = 0; i < m->env.nrcpts; i++) {
+		struct env_rcpt *r = &m->env.rcpts[i];
+		if (r->state != RCPT_DEFERRED && r->state != RCPT_PENDING)
+			continue;
+		if (now - m->env.created > (time_t)qp->conf->max_queue_lifetime) {
+			char why[ENV_TEXT_MAX];
+			snprintf(why, sizeof(why), "5.4.7 delivery time expired: "
+			    "%.400s", r->error);
+			rcpt_outcome(m, i, RCPT_BOUNCED, "none", why);
+			continue;
+		}
+		r->state = RCPT_DEFERRED;
+		r->attempts++;
+		r->next_try = now + retry_delay(r->attempts,
+		    qp->conf->retry_interval);
+		left++;
+	}
+	if (m->newly_bounced)
+		qmsg_bounce(m);
+	m->newly_bounced = 0;
+	dirfd = m->where == Q_INCOMING ? queue_spool.incoming :
+	    queue_spool.outgoing;
+	if (left == 0) {
+		/* P2: a crash before this unlink redelivers (counted) */
+		unlinkat(dirfd, m->env.id, 0);
+		unlinkat(queue_spool.data, m->env.id, 0);
+		log_info("%s: removed", m->env.id);
+		qmsg_free(m);
+		return;
+	}
+	if (spool_env_store(&queue_spool, &m->env, queue_spool.outgoing) == -1)
+		log_warn("%s: cannot store state in outgoing/ (will retry "
+		    "from %s)", m->env.id, m->where == Q_INCOMING ?
+		    "incoming/" : "the old state");
+	else if (m->where == Q_INCOMING) {
+		unlinkat(queue_spool.incoming, m->env.id, 0);
+		m->where = Q_OUTGOING;
+	}
+	close(m->datafd);
+	m->datafd = -1;
+	TAILQ_INSERT_TAIL(&deferred, m, entry);
+}
+
+/* Periodic: start messages whose next try is due. */
+static void
+queue_on_retry(int fd, short ev, void *arg)
+{
+	struct qmsg	*m, *next;
+	time_t		 now = time(NULL), due;
+	struct timeval	 tv = { 5, 0 };
+	size_t		 i;
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	if (started && qp->peer[ROLE_LOOKUP] && qp->peer[ROLE_DELIVER]) {
+		for (m = TAILQ_FIRST(&deferred); m; m = next) {
+			next = TAILQ_NEXT(m, entry);
+			due = 0;
+			for (i = 0; i < m->env.nrcpts && !due; i++)
+				if ((m->env.rcpts[i].state == RCPT_DEFERRED &&
+				    m->env.rcpts[i].next_try <= now) ||
+				    m->env.rcpts[i].state == RCPT_PENDING)
+					due = 1;
+			if (!due)
+				continue;
+			TAILQ_REMOVE(&deferred, m, entry);
+			qmsg_start(m);
+		}
+		if (TAILQ_EMPTY(&batch))
+			dir_walk(queue_spool.maildrop, maildrop_import);
+	}
+	evtimer_add(ev_retry, &tv);
+}
+
+/* A peer went away: what it owed us is a temporary failure. */
+static void
+queue_peer_down(struct proc *p, enum ipc_role role)
+{
+	struct qreq	*r, *next;
+
+	(void)p;
+	for (r = LIST_FIRST(&reqs); r; r = next) {
+		next = LIST_NEXT(r, entry);
+		if (r->peer != role)
+			continue;
+		LIST_REMOVE(r, entry);
+		rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "none",
+		    role == ROLE_DELIVER ? "4.3.0 delivery process died" :
+		    "4.3.0 lookup process died");
+		qreq_finish(r);
+	}
+	if (role == ROLE_SMTP) {
+		struct qopen *o;
+		while ((o = LIST_FIRST(&opens)) != NULL) {
+			LIST_REMOVE(o, entry);
+			qopen_free(o, 1);
+		}
+	}
+}
+
+static void
+queue_peer_up(struct proc *p, enum ipc_role role)
+{
+	(void)role;
+	if (!started && p->peer[ROLE_LOOKUP] && p->peer[ROLE_DELIVER]) {
+		started = 1;
+		queue_on_retry(-1, 0, NULL);
+	}
+}
+
+static void
+queue_reload(struct proc *p)
+{
+	char	 err[1024];
+
+	if (config_load(p->conf, p->conf->path, err, sizeof(err)) == -1)
+		log_warnx("reload: %s", err);
+}
+
+static void
+queue_shutdown(struct proc *p)
+{
+	(void)p;
+	/* commit what is complete: those clients are waiting for a 250 */
+	if (!TAILQ_EMPTY(&batch))
+		queue_flush(-1, 0, NULL);
+	if (p->peer[ROLE_SMTP])
+		ipc_flush(p->peer[ROLE_SMTP]);
+}
+
+static const struct ipc_handler smtp_handlers[] = {
+	{ QUEUE_MSG_OPEN, queue_on_open },
+	{ QUEUE_MSG_RCPT, queue_on_rcpt },
+	{ QUEUE_MSG_COMMIT, queue_on_commit },
+	{ QUEUE_MSG_ABORT, queue_on_abort },
+	{ 0, NULL }
+};
+static const struct ipc_handler lookup_handlers[] = {
+	{ QUEUE_RCPT_RESOLVED, queue_on_resolved },
+	{ 0, NULL }
+};
+static const struct ipc_handler deliver_handlers[] = {
+	{ QUEUE_DELIVER_RESULT, queue_on_delivered },
+	{ 0, NULL }
+};
+
+int
+queue_main(struct proc *p)
+{
+	char	 err[1024];
+
+	qp = p;
+	if (spool_open(&queue_spool, p->conf->spool, 0, 0, 0, err,
+	    sizeof(err)) == -1)
+		log_fatalx("spool: %s", err);
+	p->handlers[ROLE_SMTP] = smtp_handlers;
+	p->handlers[ROLE_LOOKUP] = lookup_handlers;
+	p->handlers[ROLE_DELIVER] = deliver_handlers;
+	p->on_peer_up = queue_peer_up;
+	p->on_peer_down = queue_peer_down;
+	p->on_reload = queue_reload;
+	p->on_shutdown = queue_shutdown;
+	ev_flush = event_new(p->base, -1, 0, queue_flush, NULL);
+	ev_retry = evtimer_new(p->base, queue_on_retry, NULL);
+	if (ev_flush == NULL || ev_retry == NULL)
+		log_fatalx("event_new");
+	event_priority_set(ev_flush, 1);	/* after all reads of a pass */
+	queue_recover();
+	return proc_run(p);
+}
+
+/* ---- recovery at start ---- */
+
+static void
+dir_walk(int dirfd, dir_fn fn)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 fd;
+
+	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		log_warn("opendir");
+		return;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			fn(de->d_name);
+	closedir(d);
+}
+
+static void
+recover_tmp(const char *name)
+{
+	unlinkat(queue_spool.tmp, name, 0);
+}
+
+static void
+recover_env(int dirfd, enum qwhere where, const char *name)
+{
+	struct envelope	 env;
+	char		 err[256];
+	int		 corrupt;
+
+	if (!queue_id_valid(name)) {
+		spool_quarantine(&queue_spool, dirfd, name, "bad file name");
+		return;
+	}
+	if (qmsg_find(name)) {	/* in incoming/ and outgoing/: keep newest */
+		unlinkat(queue_spool.incoming, name, 0);
+		return;
+	}
+	envelope_init(&env);
+	if (spool_env_load(&queue_spool, dirfd, name, &env, &corrupt, err,
+	    sizeof(err)) == -1) {
+		envelope_free(&env);
+		if (corrupt)
+			spool_quarantine(&queue_spool, dirfd, name, err);
+		else
+			log_warnx("%s: cannot read envelope: %s", name, err);
+		return;
+	}
+	struct qmsg *m = qmsg_new(&env, where);
+	if (m == NULL)
+		log_fatalx("out of memory in recovery");
+	TAILQ_INSERT_TAIL(&deferred, m, entry);
+}
+
+static void
+recover_outgoing(const char *name)
+{
+	recover_env(queue_spool.outgoing, Q_OUTGOING, name);
+}
+
+static void
+recover_incoming(const char *name)
+{
+	recover_env(queue_spool.incoming, Q_INCOMING, name);
+}
+
+static void
+recover_data(const char *name)
+{
+	if (qmsg_find(name) == NULL) {
+		/* a crash between the two commit renames: never acknowledged */
+		log_info("%s: removing data file without envelope", name);
+		unlinkat(queue_spool.data, name, 0);
+	}
+}
+
+static void
+queue_recover(void)
+{
+	size_t	 n = 0;
+	struct qmsg *m;
+
+	dir_walk(queue_spool.tmp, recover_tmp);
+	dir_walk(queue_spool.outgoing, recover_outgoing);
+	dir_walk(queue_spool.incoming, recover_incoming);
+	dir_walk(queue_spool.data, recover_data);
+	TAILQ_FOREACH(m, &deferred, entry)
+		n++;
+	if (n)
+		log_info("recovered %zu messages from the spool", n);
+}

@@ -1,2 +1,954 @@
-/* placeholder: being written */
-typedef int sluice_placeholder_src_smtpd_smtp_session_c;
+/*
+ * smtp_session - one SMTP server session (RFC 5321, 2920, 3030, 1869, 6531).
+ *
+ * Each verb goes check -> proceed: smtp_check_X validates state and syntax
+ * and answers errors itself; the proceed part acts (possibly asking another
+ * process and waiting). Replies for errors come from one table
+ * (smtp_errors) so codes and enhanced codes live in one place.
+ *
+ * Input is parsed from the bufferevent's buffer: command lines up to
+ * SMTP_LINE_MAX octets (LF or CRLF ended, P6), DATA through the byte decoder
+ * (smtp_data.c), BDAT chunks by count. The decoded message goes to the data
+ * file the queue opened for us (we cannot open spool files ourselves).
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "proc.h"
+#include "sluiced.h"
+#include "smtpd.h"
+
+#define DATA_FLUSH	(64 * 1024)	/* write decoded data in chunks */
+
+enum smtp_error {
+	E_LINE_TOO_LONG, E_NUL, E_UNKNOWN, E_SYNTAX, E_HELO_FIRST,
+	E_NESTED_MAIL, E_NEED_MAIL, E_NEED_RCPT, E_TOO_MANY_RCPTS,
+	E_RELAY, E_NOUSER, E_TEMPFAIL, E_PARAM, E_SIZE, E_SIZE_DECLARED,
+	E_BARE_EOL, E_LONG_DATA_LINE, E_DATA_NUL, E_STORAGE, E_IO,
+	E_BDAT_FAILED, E_NO_TLS, E_TLS_ACTIVE, E_8BIT, E_NOT_IMPL,
+};
+
+static const struct {
+	const char	*reply;
+} smtp_errors[] = {
+	[E_LINE_TOO_LONG] = { "500 5.5.2 Line too long" },
+	[E_NUL] = { "500 5.5.2 NUL byte in command" },
+	[E_UNKNOWN] = { "500 5.5.1 Command unrecognized" },
+	[E_SYNTAX] = { "501 5.5.4 Syntax error in parameters or arguments" },
+	[E_HELO_FIRST] = { "503 5.5.1 Send HELO/EHLO first" },
+	[E_NESTED_MAIL] = { "503 5.5.1 Nested MAIL command" },
+	[E_NEED_MAIL] = { "503 5.5.1 Need MAIL command first" },
+	[E_NEED_RCPT] = { "503 5.5.1 Need RCPT command first" },
+	[E_TOO_MANY_RCPTS] = { "452 4.5.3 Too many recipients" },
+	[E_RELAY] = { "554 5.7.1 Relay access denied" },
+	[E_NOUSER] = { "550 5.1.1 Recipient address rejected: user unknown" },
+	[E_TEMPFAIL] = { "451 4.3.0 Temporary lookup failure, try again later" },
+	[E_PARAM] = { "555 5.5.4 Unsupported or malformed parameter" },
+	[E_SIZE] = { "552 5.3.4 Message size exceeds fixed limit" },
+	[E_SIZE_DECLARED] = { "552 5.3.4 Message size exceeds fixed limit" },
+	[E_BARE_EOL] = { "550 5.5.2 Message rejected: bare CR or LF in "
+	    "message (only CRLF line ends are allowed)" },
+	[E_LONG_DATA_LINE] = { "550 5.6.0 Message rejected: line longer "
+	    "than 998 characters" },
+	[E_DATA_NUL] = { "550 5.6.0 Message rejected: NUL byte in message" },
+	[E_STORAGE] = { "452 4.3.1 Insufficient system storage" },
+	[E_IO] = { "451 4.3.0 Local error in processing, try again later" },
+	[E_BDAT_FAILED] = { "554 5.5.0 Transaction failed, chunk discarded" },
+	[E_NO_TLS] = { "454 4.7.0 TLS not available" },
+	[E_TLS_ACTIVE] = { "503 5.5.1 TLS already active" },
+	[E_8BIT] = { "553 5.6.7 Non-ASCII address needs SMTPUTF8" },
+	[E_NOT_IMPL] = { "502 5.5.1 Command not implemented" },
+};
+
+static void	smtp_on_read(struct bufferevent *, void *);
+static void	smtp_on_event(struct bufferevent *, short, void *);
+static void	smtp_on_write(struct bufferevent *, void *);
+static void	smtp_process(struct smtp_session *);
+static void	smtp_tx_reset(struct smtp_session *);
+
+static void
+smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	struct evbuffer	*out = bufferevent_get_output(s->bev);
+	va_list		 ap;
+	char		 line[1024];
+	int		 n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	evbuffer_add(out, line, (size_t)n);
+	evbuffer_add(out, "\r\n", 2);
+	if (line[0] == '4' || line[0] == '5')
+		s->errors++;
+	log_debug("%u: >>> %s", s->id, line);
+}
+
+/* Close after the reply is written. */
+static void
+smtp_close_after(struct smtp_session *s)
+{
+	s->state = SMTP_S_CLOSING;
+	bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		smtp_session_free(s);
+}
+
+static void
+smtp_error(struct smtp_session *s, enum smtp_error e)
+{
+	smtp_reply(s, "%s", smtp_errors[e].reply);
+	if (smtpd.conf->max_errors && s->errors > smtpd.conf->max_errors &&
+	    s->state != SMTP_S_CLOSING) {
+		log_info("%u: too many errors from %s, disconnecting", s->id,
+		    s->addr);
+		smtp_reply(s, "421 4.7.0 %s Error: too many errors",
+		    smtpd.conf->hostname);
+		smtp_close_after(s);
+	}
+}
+
+void
+smtp_session_new(int fd, const struct listener *l, const struct sockaddr *sa,
+    socklen_t salen)
+{
+	struct smtp_session	*s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		close(fd);
+		return;
+	}
+	s->id = ++smtpd.next_id ? smtpd.next_id : ++smtpd.next_id;
+	s->fd = fd;
+	s->datafd = -1;
+	s->listener = l;
+	memcpy(&s->ss, sa, salen < sizeof(s->ss) ? salen : sizeof(s->ss));
+	buf_init(&s->out, DATA_FLUSH * 2);
+	if (l->local) {
+		struct ucred	 cr;
+		socklen_t	 crlen = sizeof(cr);
+		snprintf(s->addr, sizeof(s->addr), "local");
+		/* chrooted without /etc/passwd: the queue names the uid */
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) == 0)
+			snprintf(s->peer_user, sizeof(s->peer_user), "%lu",
+			    (unsigned long)cr.uid);
+		s->trusted = 1;
+	} else {
+		char	 host[INET6_ADDRSTRLEN] = "?";
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)
+			    (const void *)sa)->sin_addr, host, sizeof(host));
+		else if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+			    (const void *)sa)->sin6_addr, host, sizeof(host));
+		snprintf(s->addr, sizeof(s->addr), "%s", host);
+		s->trusted = config_trusted(smtpd.conf, sa);
+	}
+	s->bev = bufferevent_socket_new(smtpd.proc->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		close(fd);
+		buf_free(&s->out);
+		free(s);
+		return;
+	}
+	if (l->kind == LISTEN_SUBMISSIONS && !l->local) {
+		struct bufferevent *tb = tls_wrap(s->bev, fd, 0, s->tls_info,
+		    sizeof(s->tls_info));
+		if (tb == NULL) {
+			bufferevent_free(s->bev);
+			buf_free(&s->out);
+			free(s);
+			return;
+		}
+		s->bev = tb;
+		s->tls = 1;
+	}
+	smtpd_session_register(s);
+	bufferevent_setcb(s->bev, smtp_on_read, smtp_on_write, smtp_on_event, s);
+	{
+		struct timeval tv = { smtpd.conf->smtp_timeout, 0 };
+		bufferevent_set_timeouts(s->bev, &tv, &tv);
+	}
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	log_info("%u: connect from %s%s%s (%s)", s->id, s->addr,
+	    s->peer_user[0] ? " user=" : "", s->peer_user, l->name);
+	if (smtpd.nsessions > smtpd.conf->max_sessions) {
+		smtp_reply(s, "421 4.3.2 %s Too many connections, try later",
+		    smtpd.conf->hostname);
+		smtp_close_after(s);
+		return;
+	}
+	smtp_reply(s, "220 %s ESMTP sluice", smtpd.conf->hostname);
+}
+
+void
+smtp_session_free(struct smtp_session *s)
+{
+	log_info("%u: disconnect from %s", s->id, s->addr);
+	smtp_tx_reset(s);
+	smtpd_session_unregister(s);
+	bufferevent_free(s->bev);
+	buf_free(&s->out);
+	free(s);
+}
+
+/* Forget the transaction; an open data file is given back to the queue. */
+static void
+smtp_tx_reset(struct smtp_session *s)
+{
+	if (s->qid[0]) {
+		struct buf b;
+		buf_init(&b, 256);
+		ipc_put_str(&b, s->qid);
+		smtpd_request(s, ROLE_QUEUE, QUEUE_MSG_ABORT, &b);
+		buf_free(&b);
+	}
+	if (s->datafd != -1)
+		close(s->datafd);
+	s->datafd = -1;
+	s->qid[0] = '\0';
+	s->in_tx = 0;
+	s->from[0] = '\0';
+	free(s->rcpts);
+	s->rcpts = NULL;
+	s->nrcpts = 0;
+	s->too_big = 0;
+	s->write_errno = 0;
+	s->tx_failed = 0;
+	buf_reset(&s->out);
+	memset(&s->mail, 0, sizeof(s->mail));
+}
+
+static void
+smtp_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT) {
+		log_info("%u: timeout from %s", s->id, s->addr);
+		smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded",
+		    smtpd.conf->hostname);
+		smtp_close_after(s);
+		return;
+	}
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (what & BEV_EVENT_ERROR && s->tls)
+		log_info("%u: TLS or connection error from %s", s->id, s->addr);
+	if (s->wait != SMTP_W_NONE) {
+		/* an answer is due: drop it when it comes */
+		s->state = SMTP_S_CLOSING;
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	smtp_session_free(s);
+}
+
+static void
+smtp_on_write(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	(void)bev;
+	if (s->state == SMTP_S_CLOSING && s->wait == SMTP_W_NONE)
+		smtp_session_free(s);
+}
+
+static void
+smtp_on_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	smtp_process(arg);
+}
+
+/* ---- the verbs ---- */
+
+static void
+smtp_cmd_helo(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	if (c->arglen == 0 ||
+	    smtp_parse_helo(c->arg, c->arglen) != SMTP_P_OK) {
+		smtp_reply(s, "501 5.5.4 Syntax: %s hostname",
+		    c->verb == SMTP_V_EHLO ? "EHLO" : "HELO");
+		return;
+	}
+	smtp_tx_reset(s);
+	snprintf(s->helo, sizeof(s->helo), "%.*s", (int)c->arglen, c->arg);
+	s->esmtp = c->verb == SMTP_V_EHLO;
+	if (!s->esmtp) {
+		smtp_reply(s, "250 %s", smtpd.conf->hostname);
+		return;
+	}
+	smtp_reply(s, "250-%s", smtpd.conf->hostname);
+	smtp_reply(s, "250-PIPELINING");
+	smtp_reply(s, "250-SIZE %llu", smtpd.conf->max_message_size);
+	if (smtpd.tls_ctx && !s->tls && !s->listener->local)
+		smtp_reply(s, "250-STARTTLS");
+	smtp_reply(s, "250-ENHANCEDSTATUSCODES");
+	smtp_reply(s, "250-8BITMIME");
+	smtp_reply(s, "250-SMTPUTF8");
+	smtp_reply(s, "250 CHUNKING");
+}
+
+static void
+smtp_cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	enum smtp_perr	 r;
+
+	if (s->helo[0] == '\0') {
+		smtp_error(s, E_HELO_FIRST);
+		return;
+	}
+	if (s->in_tx) {
+		smtp_error(s, E_NESTED_MAIL);
+		return;
+	}
+	r = smtp_parse_mail(c->arg, c->arglen, &s->mail);
+	if (r == SMTP_P_ADDR) {
+		smtp_reply(s, "%s Sender address rejected: %s",
+		    s->mail.addr_err == ADDR_EUTF8 ? "553 5.6.7" :
+		    "501 5.1.7", addr_strerror(s->mail.addr_err));
+		return;
+	}
+	if (r == SMTP_P_PARAM) {
+		smtp_error(s, E_PARAM);
+		return;
+	}
+	if (r != SMTP_P_OK) {
+		smtp_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return;
+	}
+	if (s->mail.size > smtpd.conf->max_message_size) {
+		smtp_error(s, E_SIZE_DECLARED);
+		return;
+	}
+	addr_format(&s->mail.from, s->from, sizeof(s->from));
+	s->in_tx = 1;
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+static void
+smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	struct smtp_rcpt_args	 ra;
+	enum smtp_perr		 r;
+	struct buf		 b;
+
+	if (!s->in_tx) {
+		smtp_error(s, s->helo[0] ? E_NEED_MAIL : E_HELO_FIRST);
+		return;
+	}
+	r = smtp_parse_rcpt(c->arg, c->arglen, s->mail.smtputf8, &ra);
+	if (r == SMTP_P_ADDR) {
+		smtp_reply(s, "%s Recipient address rejected: %s",
+		    ra.addr_err == ADDR_EUTF8 ? "553 5.6.7" : "501 5.1.3",
+		    addr_strerror(ra.addr_err));
+		return;
+	}
+	if (r == SMTP_P_PARAM) {
+		smtp_error(s, E_PARAM);
+		return;
+	}
+	if (r != SMTP_P_OK) {
+		smtp_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		return;
+	}
+	if (s->nrcpts >= smtpd.conf->max_recipients) {
+		smtp_error(s, E_TOO_MANY_RCPTS);
+		return;
+	}
+	s->pending_postmaster = ra.to.domain[0] == '\0';
+	if (s->pending_postmaster)
+		snprintf(ra.to.domain, sizeof(ra.to.domain), "%s",
+		    smtpd.conf->hostname);
+	addr_format(&ra.to, s->pending_rcpt, sizeof(s->pending_rcpt));
+	buf_init(&b, 1024);
+	ipc_put_str(&b, s->pending_rcpt);
+	s->wait = SMTP_W_RCPT;
+	if (smtpd_request(s, ROLE_LOOKUP, LOOKUP_RCPT_CHECK, &b) == -1) {
+		s->wait = SMTP_W_NONE;
+		smtp_error(s, E_TEMPFAIL);
+	}
+	buf_free(&b);
+}
+
+/* The lookup process answered about pending_rcpt. */
+void
+smtp_rcpt_answer(struct smtp_session *s, uint32_t res)
+{
+	void	*p;
+
+	switch (res) {
+	case LOOKUP_LOCAL:
+		break;
+	case LOOKUP_REMOTE:
+		if (s->trusted)
+			break;
+		log_info("%u: relay denied from=<%s> to=<%s> client=%s", s->id,
+		    s->from, s->pending_rcpt, s->addr);
+		smtp_error(s, E_RELAY);
+		return;
+	case LOOKUP_NOUSER:
+		log_info("%u: unknown recipient from=<%s> to=<%s> client=%s",
+		    s->id, s->from, s->pending_rcpt, s->addr);
+		smtp_error(s, E_NOUSER);
+		return;
+	default:
+		smtp_error(s, E_TEMPFAIL);
+		return;
+	}
+	p = reallocarray(s->rcpts, s->nrcpts + 1, sizeof(*s->rcpts));
+	if (p == NULL) {
+		smtp_error(s, E_IO);
+		return;
+	}
+	s->rcpts = p;
+	memcpy(s->rcpts[s->nrcpts++], s->pending_rcpt, sizeof(*s->rcpts));
+	smtp_reply(s, "250 2.1.5 Ok");
+}
+
+/* Ask the queue for a data file; DATA or the first BDAT then proceeds. */
+static int
+smtp_open_data(struct smtp_session *s, enum smtp_wait w)
+{
+	struct buf	 b;
+	int		 r;
+
+	buf_init(&b, 16);
+	s->wait = w;
+	r = smtpd_request(s, ROLE_QUEUE, QUEUE_MSG_OPEN, &b);
+	buf_free(&b);
+	if (r == -1)
+		s->wait = SMTP_W_NONE;
+	return r;
+}
+
+static void
+smtp_start_data(struct smtp_session *s, enum smtp_data_mode mode)
+{
+	smtp_data_init(&s->dec, mode, !s->trusted &&
+	    s->listener->kind == LISTEN_SMTP, SMTP_LINE_MAX);
+	buf_reset(&s->out);
+	s->too_big = 0;
+	s->write_errno = 0;
+}
+
+static void
+smtp_cmd_data(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	if (c->arglen) {
+		smtp_reply(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (!s->in_tx) {
+		smtp_error(s, s->helo[0] ? E_NEED_MAIL : E_HELO_FIRST);
+		return;
+	}
+	if (s->nrcpts == 0) {
+		smtp_error(s, E_NEED_RCPT);
+		return;
+	}
+	if (s->qid[0]) {	/* BDAT already started this transaction */
+		smtp_reply(s, "503 5.5.1 DATA not allowed after BDAT");
+		return;
+	}
+	if (smtp_open_data(s, SMTP_W_OPEN) == -1)
+		smtp_error(s, E_IO);
+}
+
+void
+smtp_open_answer(struct smtp_session *s, int ok, const char *id, int fd)
+{
+	enum smtp_wait	 w = s->wait;
+
+	s->wait = SMTP_W_NONE;
+	if (!ok) {
+		if (fd != -1)
+			close(fd);
+		if (w == SMTP_W_OPEN_BDAT) {
+			s->tx_failed = 1;
+			s->state = SMTP_S_BDAT;	/* still eat the chunk */
+		}
+		smtp_error(s, E_STORAGE);
+		return;
+	}
+	snprintf(s->qid, sizeof(s->qid), "%s", id);
+	s->datafd = fd;
+	if (w == SMTP_W_OPEN) {
+		smtp_start_data(s, SMTP_DATA_DOT);
+		s->state = SMTP_S_DATA;
+		smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	} else {
+		smtp_start_data(s, SMTP_DATA_BDAT);
+		s->state = SMTP_S_BDAT;
+	}
+}
+
+static void
+smtp_cmd_rset(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	(void)c;
+	smtp_tx_reset(s);
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+smtp_cmd_noop(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	(void)c;
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+smtp_cmd_quit(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	(void)c;
+	smtp_reply(s, "221 2.0.0 Bye");
+	smtp_close_after(s);
+}
+
+static void
+smtp_cmd_vrfy(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	if (c->arglen == 0) {
+		smtp_reply(s, "501 5.5.4 Syntax: VRFY address");
+		return;
+	}
+	smtp_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message "
+	    "and attempt delivery");
+}
+
+static void
+smtp_cmd_help(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	(void)c;
+	smtp_reply(s, "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT "
+	    "RSET NOOP QUIT VRFY HELP%s", smtpd.tls_ctx ? " STARTTLS" : "");
+	smtp_reply(s, "214 2.0.0 See RFC 5321");
+}
+
+static void
+smtp_cmd_starttls(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	struct bufferevent	*tb;
+	struct evbuffer		*in = bufferevent_get_input(s->bev);
+
+	if (c->arglen) {
+		smtp_reply(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	if (s->tls) {
+		smtp_error(s, E_TLS_ACTIVE);
+		return;
+	}
+	if (smtpd.tls_ctx == NULL || s->listener->local) {
+		smtp_error(s, E_NO_TLS);
+		return;
+	}
+	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	/* anything pipelined after STARTTLS is an injection: drop it */
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if ((tb = tls_wrap(s->bev, s->fd, 1, s->tls_info,
+	    sizeof(s->tls_info))) == NULL) {
+		smtp_session_free(s);
+		return;
+	}
+	s->bev = tb;
+	s->tls = 1;
+	s->helo[0] = '\0';	/* RFC 3207: forget what we knew */
+	smtp_tx_reset(s);
+	bufferevent_setcb(s->bev, smtp_on_read, smtp_on_write, smtp_on_event, s);
+	{
+		struct timeval tv = { smtpd.conf->smtp_timeout, 0 };
+		bufferevent_set_timeouts(s->bev, &tv, &tv);
+	}
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+static void
+smtp_cmd_bdat(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	struct smtp_bdat_args	 ba;
+
+	if (smtp_parse_bdat(c->arg, c->arglen, &ba) != SMTP_P_OK) {
+		/* no size known: the chunk cannot be skipped; close */
+		smtp_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		smtp_reply(s, "421 4.5.0 Closing: cannot resynchronize");
+		smtp_close_after(s);
+		return;
+	}
+	s->bdat_left = ba.size;
+	s->bdat_last = ba.last;
+	s->state = SMTP_S_BDAT;
+	if (!s->in_tx || s->nrcpts == 0) {
+		s->tx_failed = 1;
+		smtp_error(s, !s->in_tx ? E_NEED_MAIL : E_NEED_RCPT);
+		s->bdat_ok = 0;
+		return;
+	}
+	s->bdat_ok = 1;
+	if (s->tx_failed || s->qid[0])
+		return;
+	s->state = SMTP_S_CMD;
+	if (smtp_open_data(s, SMTP_W_OPEN_BDAT) == -1) {
+		s->tx_failed = 1;
+		s->state = SMTP_S_BDAT;
+		smtp_error(s, E_IO);
+	}
+}
+
+static const struct {
+	enum smtp_verb	 verb;
+	void		 (*fn)(struct smtp_session *, const struct smtp_cmd *);
+} smtp_verbs[] = {
+	{ SMTP_V_HELO, smtp_cmd_helo },
+	{ SMTP_V_EHLO, smtp_cmd_helo },
+	{ SMTP_V_MAIL, smtp_cmd_mail },
+	{ SMTP_V_RCPT, smtp_cmd_rcpt },
+	{ SMTP_V_DATA, smtp_cmd_data },
+	{ SMTP_V_BDAT, smtp_cmd_bdat },
+	{ SMTP_V_RSET, smtp_cmd_rset },
+	{ SMTP_V_NOOP, smtp_cmd_noop },
+	{ SMTP_V_QUIT, smtp_cmd_quit },
+	{ SMTP_V_VRFY, smtp_cmd_vrfy },
+	{ SMTP_V_HELP, smtp_cmd_help },
+	{ SMTP_V_STARTTLS, smtp_cmd_starttls },
+};
+
+/* Looks like HTTP or another protocol: hang up (cross-protocol attacks). */
+static int
+smtp_foreign_protocol(const char *line, size_t len)
+{
+	static const char *const words[] = { "GET ", "POST ", "PUT ",
+	    "HEAD ", "CONNECT ", "USER " };
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		size_t n = strlen(words[i]);
+		if (len >= n && strncasecmp(line, words[i], n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+smtp_command(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_cmd	 c;
+	enum smtp_perr	 r;
+	size_t		 i;
+
+	log_debug("%u: <<< %.*s", s->id, (int)len, line);
+	if ((r = smtp_parse_cmd(line, len, &c)) == SMTP_P_NUL) {
+		smtp_error(s, E_NUL);
+		return;
+	}
+	if (r != SMTP_P_OK || c.verb == SMTP_V_UNKNOWN) {
+		if (smtp_foreign_protocol(line, len)) {
+			smtp_reply(s, "421 4.7.0 %s This is an SMTP server",
+			    smtpd.conf->hostname);
+			smtp_close_after(s);
+			return;
+		}
+		smtp_error(s, E_UNKNOWN);
+		return;
+	}
+	for (i = 0; i < sizeof(smtp_verbs) / sizeof(smtp_verbs[0]); i++)
+		if (smtp_verbs[i].verb == c.verb) {
+			smtp_verbs[i].fn(s, &c);
+			return;
+		}
+	smtp_error(s, E_NOT_IMPL);
+}
+
+/* ---- the message ---- */
+
+static void
+smtp_data_drain(struct smtp_session *s)
+{
+	size_t	 off = 0;
+	ssize_t	 n;
+
+	if (s->too_big || s->write_errno || s->datafd == -1) {
+		buf_reset(&s->out);
+		return;
+	}
+	while (off < s->out.len) {
+		n = write(s->datafd, s->out.data + off, s->out.len - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			s->write_errno = n == -1 ? errno : EIO;
+			break;
+		}
+		off += (size_t)n;
+	}
+	buf_reset(&s->out);
+}
+
+/* End of DATA or of the last chunk: reject, or ask the queue to commit. */
+static void
+smtp_data_end(struct smtp_session *s)
+{
+	struct buf	 b;
+	size_t		 i;
+	unsigned	 e = s->dec.errors;
+	int		 err = -1;
+
+	smtp_data_drain(s);
+	s->state = SMTP_S_CMD;
+	if (s->too_big)
+		err = E_SIZE;
+	else if (e & (SMTP_DATA_E_BARE_LF | SMTP_DATA_E_BARE_CR))
+		err = E_BARE_EOL;
+	else if (e & SMTP_DATA_E_NUL)
+		err = E_DATA_NUL;
+	else if (e & SMTP_DATA_E_LONG_LINE)
+		err = E_LONG_DATA_LINE;
+	else if (s->write_errno)
+		err = s->write_errno == ENOSPC || s->write_errno == EDQUOT ?
+		    E_STORAGE : E_IO;
+	if (err != -1) {
+		log_info("%s: rejected from=<%s> client=%s: %s", s->qid,
+		    s->from, s->addr, smtp_errors[err].reply);
+		smtp_tx_reset(s);
+		smtp_error(s, err);
+		return;
+	}
+	close(s->datafd);
+	s->datafd = -1;
+	if (s->tls)
+		tls_session_info(s->bev, s->tls_info, sizeof(s->tls_info));
+	buf_init(&b, IPC_FRAME_MAX);
+	for (i = 0; i < s->nrcpts; i++) {
+		buf_reset(&b);
+		ipc_put_str(&b, s->qid);
+		ipc_put_str(&b, s->rcpts[i]);
+		smtpd_request(s, ROLE_QUEUE, QUEUE_MSG_RCPT, &b);
+	}
+	buf_reset(&b);
+	ipc_put_str(&b, s->qid);
+	ipc_put_str(&b, s->from);
+	ipc_put_str(&b, s->helo);
+	ipc_put_str(&b, s->listener->local ? s->peer_user : s->addr);
+	ipc_put_str(&b, s->listener->local ? "LOCAL" : !s->esmtp ? "SMTP" :
+	    s->tls ? "ESMTPS" : "ESMTP");
+	ipc_put_str(&b, s->tls ? s->tls_info : "");
+	ipc_put_u32(&b, (s->listener->local ? ENV_F_LOCAL : 0) |
+	    (s->mail.smtputf8 ? ENV_F_SMTPUTF8 : 0) |
+	    (s->mail.body == SMTP_BODY_8BITMIME ? ENV_F_8BITMIME : 0));
+	ipc_put_u64(&b, s->dec.outbytes);
+	s->wait = SMTP_W_COMMIT;
+	if (smtpd_request(s, ROLE_QUEUE, QUEUE_MSG_COMMIT, &b) == -1) {
+		s->wait = SMTP_W_NONE;
+		smtp_tx_reset(s);
+		smtp_error(s, E_IO);
+	}
+	buf_free(&b);
+}
+
+void
+smtp_commit_answer(struct smtp_session *s, uint32_t res, const char *text)
+{
+	s->wait = SMTP_W_NONE;
+	if (res == 0) {
+		log_info("%s: accepted from=<%s> nrcpt=%zu size=%llu client=%s",
+		    s->qid, s->from, s->nrcpts, s->dec.outbytes, s->addr);
+		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+		s->qid[0] = '\0';	/* the queue owns it now */
+	} else
+		smtp_reply(s, "%s", text[0] ? text : smtp_errors[E_IO].reply);
+	smtp_tx_reset(s);
+}
+
+/* Feed DATA bytes; 1 if the end was reached. */
+static int
+smtp_data_input(struct smtp_session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec	 v;
+	size_t			 used;
+
+	while (evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
+		used = smtp_data_feed(&s->dec, v.iov_base, v.iov_len, &s->out);
+		evbuffer_drain(in, used);
+		if (s->dec.outbytes > smtpd.conf->max_message_size)
+			s->too_big = 1;
+		if (s->out.len >= DATA_FLUSH)
+			smtp_data_drain(s);
+		if (s->dec.done)
+			return 1;
+	}
+	return 0;
+}
+
+/* Feed the current BDAT chunk; 1 when the chunk is complete. */
+static int
+smtp_bdat_input(struct smtp_session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec	 v;
+	size_t			 n;
+
+	while (s->bdat_left > 0 && evbuffer_peek(in, -1, NULL, &v, 1) > 0 &&
+	    v.iov_len > 0) {
+		n = v.iov_len < s->bdat_left ? v.iov_len : s->bdat_left;
+		if (!s->tx_failed) {
+			smtp_data_feed(&s->dec, v.iov_base, n, &s->out);
+			if (s->dec.outbytes > smtpd.conf->max_message_size)
+				s->too_big = 1;
+			if (s->out.len >= DATA_FLUSH)
+				smtp_data_drain(s);
+		}
+		evbuffer_drain(in, n);
+		s->bdat_left -= n;
+	}
+	return s->bdat_left == 0;
+}
+
+static void
+smtp_bdat_chunk_done(struct smtp_session *s)
+{
+	s->state = SMTP_S_CMD;
+	if (!s->bdat_ok)
+		return;		/* already answered */
+	if (s->tx_failed) {
+		smtp_error(s, E_BDAT_FAILED);
+		if (s->bdat_last)
+			smtp_tx_reset(s);
+		return;
+	}
+	if (!s->bdat_last) {
+		smtp_data_drain(s);
+		smtp_reply(s, "250 2.0.0 Chunk accepted");
+		return;
+	}
+	smtp_data_finish(&s->dec, &s->out);
+	if (s->dec.outbytes > smtpd.conf->max_message_size)
+		s->too_big = 1;
+	smtp_data_end(s);
+}
+
+/* Read one command line; 1 handled one, 0 need more input. */
+static int
+smtp_line_input(struct smtp_session *s, struct evbuffer *in)
+{
+	struct evbuffer_ptr	 p;
+	size_t			 len, avail = evbuffer_get_length(in);
+	char			 line[SMTP_LINE_MAX + 1];
+
+	p = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+	if (p.pos == -1) {
+		if (avail > SMTP_LINE_MAX) {
+			/* over-long: discard until its end, then answer */
+			s->skip_line = 1;
+			evbuffer_drain(in, avail);
+		}
+		return 0;
+	}
+	len = (size_t)p.pos + 1;
+	if (s->skip_line || len > SMTP_LINE_MAX) {
+		evbuffer_drain(in, len);
+		s->skip_line = 0;
+		smtp_error(s, E_LINE_TOO_LONG);
+		return 1;
+	}
+	evbuffer_remove(in, line, len);
+	len--;				/* LF */
+	if (len && line[len - 1] == '\r')
+		len--;
+	line[len] = '\0';
+	smtp_command(s, line, len);
+	return 1;
+}
+
+/* Work through buffered input as far as the session's state allows. */
+static void
+smtp_process(struct smtp_session *s)
+{
+	struct evbuffer	*in;
+
+	while (s->wait == SMTP_W_NONE) {
+		in = bufferevent_get_input(s->bev);
+		switch (s->state) {
+		case SMTP_S_CLOSING:
+			evbuffer_drain(in, evbuffer_get_length(in));
+			return;
+		case SMTP_S_DATA:
+			if (!smtp_data_input(s, in))
+				return;
+			smtp_data_end(s);
+			break;
+		case SMTP_S_BDAT:
+			if (!smtp_bdat_input(s, in))
+				return;
+			smtp_bdat_chunk_done(s);
+			break;
+		case SMTP_S_CMD:
+			if (!smtp_line_input(s, in))
+				return;
+			break;
+		}
+	}
+}
+
+/* Resume after an answer arrived. */
+static void
+smtp_resume(struct smtp_session *s)
+{
+	if (s->state == SMTP_S_CLOSING && !bufferevent_get_enabled(s->bev)) {
+		smtp_session_free(s);	/* the client left meanwhile */
+		return;
+	}
+	smtp_process(s);
+}
+
+void
+smtp_peer_lost(struct smtp_session *s, int role)
+{
+	(void)role;
+	switch (s->wait) {
+	case SMTP_W_NONE:
+		return;
+	case SMTP_W_RCPT:
+		s->wait = SMTP_W_NONE;
+		smtp_error(s, E_TEMPFAIL);
+		break;
+	case SMTP_W_OPEN:
+	case SMTP_W_OPEN_BDAT:
+		smtp_open_answer(s, 0, "", -1);
+		break;
+	case SMTP_W_COMMIT:
+		s->qid[0] = '\0';
+		smtp_commit_answer(s, 1, "");
+		break;
+	}
+	smtp_resume(s);
+}
+
+/* An answer was handled: go on with the input. */
+void
+smtp_answered(struct smtp_session *s)
+{
+	smtp_resume(s);
+}

@@ -1,2 +1,79 @@
-/* placeholder: being written */
-typedef int sluice_placeholder_src_smtpd_tls_c;
+/*
+ * tls - server-side TLS for the smtp process (STARTTLS and implicit TLS),
+ * on OpenSSL through libevent's bufferevent_openssl.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "log.h"
+#include "proc.h"
+#include "sluiced.h"
+#include "smtpd.h"
+
+SSL_CTX *
+tls_server_ctx(const char *cert, const char *key)
+{
+	SSL_CTX	*ctx;
+
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		unsigned long e = ERR_get_error();
+		log_warnx("TLS: %s", ERR_error_string(e, NULL));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/*
+ * Put TLS over a session's connection. For STARTTLS the plain bufferevent
+ * stays underneath (its pending "220" goes out first); for implicit TLS the
+ * socket bufferevent is replaced.
+ */
+struct bufferevent *
+tls_wrap(struct bufferevent *bev, int fd, int starttls, char *info,
+    size_t infolen)
+{
+	struct bufferevent	*tb;
+	SSL			*ssl;
+
+	if ((ssl = SSL_new(smtpd.tls_ctx)) == NULL)
+		return NULL;
+	if (starttls)
+		tb = bufferevent_openssl_filter_new(smtpd.proc->base, bev, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	else {
+		bufferevent_free(bev);
+		tb = bufferevent_openssl_socket_new(smtpd.proc->base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (tb == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	snprintf(info, infolen, "TLS");
+	return tb;
+}
+
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384" once the handshake is done */
+void
+tls_session_info(struct bufferevent *bev, char *info, size_t infolen)
+{
+	SSL	*ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl == NULL)
+		return;
+	snprintf(info, infolen, "%s %s", SSL_get_version(ssl),
+	    SSL_get_cipher_name(ssl));
+}

@@ -1,0 +1,57 @@
+/*
+ * cli - shared declarations of the `sluice` command and its subcommands.
+ *
+ * Each command is `int cmd_X(struct cli *, int argc, char **argv)` with
+ * argv[0] the command's own name; it returns an exit status from
+ * <sysexits.h>. Commands parse their arguments first (so --help and usage
+ * errors need no config) and then call cli_config() to load the config.
+ * Messages go to stderr prefixed "sluice: "; results go to stdout.
+ */
+#ifndef SLUICE_CLI_H
+#define SLUICE_CLI_H
+
+#include <stdio.h>
+
+#include "config.h"
+#include "table.h"
+
+struct cli {
+	const char	*cfgopt;	/* -c FILE, or NULL */
+	const char	*cfgpath;	/* resolved by cli_config() */
+	int		 verbose;
+	int		 loaded;
+	struct config	 cfg;
+};
+
+/* the dispatch table of sluice.c */
+struct cli_cmd {
+	const char	*name;
+	int		(*run)(struct cli *, int, char **);
+};
+
+int	cmd_check(struct cli *, int, char **);
+int	cmd_domain(struct cli *, int, char **);
+int	cmd_account(struct cli *, int, char **);
+int	cmd_queue(struct cli *, int, char **);
+int	cmd_sendmail(struct cli *, int, char **);
+
+/* load the config once; 0 or EX_CONFIG after printing the error */
+int	cli_config(struct cli *);
+/* open the database and create the schema; NULL after printing the error */
+struct table *cli_table(struct cli *);
+/* usage on stdout with status 0 (help) or on stderr with EX_USAGE */
+int	cli_usage(const char *usage, int help);
+/* does argv[1..] hold -h or --help (before any "--")? */
+int	cli_wants_help(int argc, char **argv);
+/* print "sluice: " + message on stderr */
+void	cli_err(const char *, ...) __attribute__((format(printf, 1, 2)));
+/* is s a hostname: LDH labels of 1..63 octets, 253 in all? */
+int	cli_hostname_valid(const char *s);
+/* lower-case ASCII in place */
+void	cli_lower(char *s);
+/* s as a JSON string (quoted, escaped) on fp */
+void	cli_json_str(FILE *fp, const char *s);
+/* ISO 8601 UTC time, "YYYY-MM-DDTHH:MM:SSZ" */
+void	cli_time_str(long long t, char *dst, size_t dstlen);
+
+#endif

@@ -1,2 +1,0 @@
-/* placeholder: being written */
-typedef int sluice_placeholder_src_common_privsep_c;

@@ -1,0 +1,102 @@
+/*
+ * bounce - the delivery status notification (RFC 3464) for recipients that
+ * failed permanently in this pass. One DSN per pass, none to the null
+ * sender (P8): the caller checks that before asking.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "queue.h"
+
+#define BOUNCE_HEADERS_MAX	(64 * 1024)
+
+/* Copy the original message's header section (LF ends) into data. */
+static void
+bounce_copy_headers(int fd, struct buf *data)
+{
+	char	 buf[8192];
+	ssize_t	 n;
+	off_t	 off = 0;
+	int	 nl = 1;
+
+	while (off < BOUNCE_HEADERS_MAX &&
+	    (n = pread(fd, buf, sizeof(buf), off)) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == '\n' && nl)
+				return;
+			nl = buf[i] == '\n';
+			buf_addc(data, buf[i]);
+		}
+		off += n;
+	}
+}
+
+/* Status code from a "5.1.1 text" error, else a generic one. */
+static void
+bounce_status(const char *error, char *dst, size_t len)
+{
+	unsigned	 a, b, c;
+
+	if (sscanf(error, "%1u.%3u.%3u", &a, &b, &c) == 3 && (a == 5 || a == 4))
+		snprintf(dst, len, "5.%u.%u", b, c);
+	else
+		snprintf(dst, len, "5.0.0");
+}
+
+int
+bounce_build(const struct qmsg *m, const char *hostname, struct envelope *dsn,
+    struct buf *data)
+{
+	const struct envelope	*env = &m->env;
+	char			 date[64], status[16];
+	struct tm		 tm;
+	time_t			 now = time(NULL);
+	size_t			 i;
+
+	envelope_init(dsn);
+	queue_id_new(dsn->id, sizeof(dsn->id));
+	dsn->created = now;
+	dsn->from[0] = '\0';
+	snprintf(dsn->helo, sizeof(dsn->helo), "%s", hostname);
+	snprintf(dsn->client_addr, sizeof(dsn->client_addr), "MAILER-DAEMON");
+	snprintf(dsn->proto, sizeof(dsn->proto), "LOCAL");
+	dsn->flags = ENV_F_LOCAL;
+	if (envelope_add_rcpt(dsn, env->from, env->from) == -1)
+		return -1;
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	buf_addf(data, "From: MAILER-DAEMON@%s (Mail Delivery System)\n"
+	    "To: <%s>\nSubject: Undelivered Mail Returned to Sender\n"
+	    "Date: %s\nMessage-ID: <%s@%s>\nAuto-Submitted: auto-replied\n"
+	    "MIME-Version: 1.0\nContent-Type: multipart/report; "
+	    "report-type=delivery-status;\n\tboundary=\"%s/%s\"\n\n",
+	    hostname, env->from, date, dsn->id, hostname, dsn->id, hostname);
+	buf_addf(data, "--%s/%s\nContent-Type: text/plain; charset=us-ascii\n\n"
+	    "This is the mail system at host %s.\n\n"
+	    "Your message could not be delivered to one or more recipients.\n"
+	    "It is attached below.\n\n", dsn->id, hostname, hostname);
+	for (i = 0; i < env->nrcpts; i++)
+		if (env->rcpts[i].state == RCPT_BOUNCED)
+			buf_addf(data, "<%s>: %s\n", env->rcpts[i].orig,
+			    env->rcpts[i].error);
+	buf_addf(data, "\n--%s/%s\nContent-Type: message/delivery-status\n\n"
+	    "Reporting-MTA: dns; %s\nX-Sluice-Queue-ID: %s\n\n",
+	    dsn->id, hostname, hostname, env->id);
+	for (i = 0; i < env->nrcpts; i++) {
+		if (env->rcpts[i].state != RCPT_BOUNCED)
+			continue;
+		bounce_status(env->rcpts[i].error, status, sizeof(status));
+		buf_addf(data, "Final-Recipient: rfc822; %s\nOriginal-Recipient:"
+		    " rfc822; %s\nAction: failed\nStatus: %s\n"
+		    "Diagnostic-Code: x-sluice; %s\n\n", env->rcpts[i].addr,
+		    env->rcpts[i].orig, status, env->rcpts[i].error);
+	}
+	buf_addf(data, "--%s/%s\nContent-Type: text/rfc822-headers\n\n",
+	    dsn->id, hostname);
+	bounce_copy_headers(m->datafd, data);
+	buf_addf(data, "\n--%s/%s--\n", dsn->id, hostname);
+	return data->err ? -1 : 0;
+}

@@ -1,0 +1,49 @@
+/*
+ * queue - the queue process: queue-in (group commit), scanner, scheduler,
+ * bounces. Internal interface between queue.c, scanner.c and bounce.c.
+ */
+#ifndef SLUICE_QUEUE_H
+#define SLUICE_QUEUE_H
+
+#include <sys/queue.h>
+
+#include <stdint.h>
+
+#include "buf.h"
+#include "envelope.h"
+#include "spool.h"
+
+enum qwhere { Q_NONE = 0, Q_INCOMING, Q_OUTGOING };
+
+struct qmsg {
+	TAILQ_ENTRY(qmsg)	 entry;		/* active or deferred list */
+	LIST_ENTRY(qmsg)	 hash;
+	struct envelope		 env;
+	enum qwhere		 where;
+	int			 datafd;	/* data/<id>, read-only */
+	unsigned		 outstanding;	/* lookups and deliveries */
+	int			 active;
+	int			 newly_bounced;
+	double			 started;	/* for delay= */
+};
+
+/* queue.c */
+struct qmsg	*qmsg_find(const char *id);
+/* add a finished message (data in tmp/<id>) to the next commit batch */
+void		 queue_commit_internal(struct envelope *, int datafd,
+		    const char *maildrop);
+double		 queue_now(void);
+extern struct spool queue_spool;
+
+/* scanner.c: headers the queue adds; hop count */
+int	scanner_run(struct qmsg *, const char *hostname, unsigned max_hops,
+	    char *err, size_t errlen);
+
+/* maildrop.c: import a file `sluice sendmail` left while we were down */
+void	maildrop_import(const char *name);
+
+/* bounce.c: build the DSN for rcpts bounced in this pass */
+int	bounce_build(const struct qmsg *, const char *hostname,
+	    struct envelope *dsn, struct buf *data);
+
+#endif
