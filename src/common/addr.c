@@ -29,9 +29,9 @@ struct scan {
 	size_t			 i;		/* cursor */
 	int			 flags;
 	size_t			 lstart, llen;	/* local part */
-	size_t			 dstart, dlen;	/* domain; dlen 0: none */
+	size_t			 dstart, dlen;	/* dlen 0: no domain */
 	size_t			 maxlabel;
-	int			 quoted;	/* local part is a quoted-string */
+	int			 quoted;	/* quoted local part */
 	int			 literal;	/* domain is "[...]" */
 };
 
@@ -46,7 +46,8 @@ is_alnum(unsigned c)
 static int
 is_atext(unsigned c)
 {
-	return is_alnum(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", (int)c));
+	return is_alnum(c) ||
+	    (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", (int)c) != NULL);
 }
 
 /* Length of the well-formed UTF-8 sequence (RFC 3629) at s, 0 if none. */
@@ -162,7 +163,7 @@ scan_local(struct scan *sc)
 					break;
 			}
 			if (sc->i == atom)
-				return ADDR_ESYNTAX;	/* empty, "..", ".x", "x." */
+				return ADDR_ESYNTAX;	/* "", "..", ".x", "x." */
 			if (sc->i >= sc->len || sc->s[sc->i] != '.')
 				break;
 			sc->i++;

@@ -98,6 +98,8 @@ add_hdr(struct envelope *env, const char *fmt, ...)
 		return -1;
 	/* values come from the client: keep them on one line (P7) */
 	log_sanitize(clean, sizeof(clean), line, strlen(line));
+	if (line[0] == '\t')
+		clean[0] = '\t';	/* our own folding */
 	return envelope_add_hdr(env, clean, strlen(clean));
 }
 

@@ -28,7 +28,7 @@
 #include "smtp_data.h"
 
 enum {
-	ST_BOL,		/* raw line start: start of data or after CR LF */
+	ST_BOL,		/* raw line start: data start or after CR LF */
 	ST_DOT,		/* CR LF '.' (the dot is dropped) */
 	ST_DOTCR,	/* CR LF '.' CR; the CR is pending */
 	ST_SOFTBOL,	/* non-strict line start after a bare LF / CR */
@@ -37,7 +37,7 @@ enum {
 	ST_DONE,	/* DOT mode: terminator seen */
 };
 #define ST_MASK		0xff
-#define ST_LASTNL	0x100	/* last byte written was LF (or none yet) */
+#define ST_LASTNL	0x100	/* last byte out was LF (or none yet) */
 
 /* Output staging, so a chunk costs a few buf_add calls, not one a byte. */
 struct out {
@@ -50,7 +50,7 @@ static void
 out_flush(struct out *o)
 {
 	if (o->n > 0)
-		(void)buf_add(o->buf, o->tmp, o->n);	/* error is sticky */
+		(void)buf_add(o->buf, o->tmp, o->n);	/* sticky error */
 	o->n = 0;
 }
 

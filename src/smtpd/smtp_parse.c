@@ -304,7 +304,8 @@ smtp_parse_helo(const char *arg, size_t len)
 	if (len == 0 || len > 255 || !addr_utf8_valid(arg, len))
 		return SMTP_P_SYNTAX;
 	for (i = 0; i < len; i++)
-		if ((unsigned char)arg[i] < 0x80 && (arg[i] < 33 || arg[i] > 126))
+		if ((unsigned char)arg[i] < 0x80 &&
+		    (arg[i] < 33 || arg[i] > 126))
 			return SMTP_P_SYNTAX;
 	return SMTP_P_OK;
 }

@@ -143,10 +143,12 @@ static void
 check(const struct res *r, int mode, int strict, const char *in,
     size_t len)
 {
-	size_t		 end = mode == SMTP_DATA_DOT ? oracle_end(in, len) : 0;
+	size_t		 end = 0;
 	unsigned	 want;
 	int		 has_cr;
 
+	if (mode == SMTP_DATA_DOT)
+		end = oracle_end(in, len);
 	if (r->d.done != (end != 0) || r->consumed != (end ? end : len))
 		abort();
 	want = oracle_errors(in, r->consumed, mode == SMTP_DATA_BDAT);

@@ -241,8 +241,8 @@ test_mail_utf8(void **state)
 	assert_int_equal(m.addr_err, ADDR_EUTF8);
 	assert_int_equal(mail("FROM:<j\xc3\xb6@b> SMTPUTF8", &m), SMTP_P_OK);
 	assert_string_equal(m.from.local, "j\xc3\xb6");
-	assert_int_equal(mail("FROM:<j\xc3\xb6@b> SIZE=1 SMTPUTF8 BODY=8BITMIME",
-	    &m), SMTP_P_OK);
+	assert_int_equal(mail("FROM:<j\xc3\xb6@b> SIZE=1 SMTPUTF8 "
+	    "BODY=8BITMIME", &m), SMTP_P_OK);
 	assert_int_equal(mail("FROM:<j\xc3@b> SMTPUTF8", &m), SMTP_P_ADDR);
 	assert_int_equal(m.addr_err, ADDR_EUTF8);
 	/* A bad parameter is reported before the missing SMTPUTF8. */
@@ -311,7 +311,8 @@ test_bdat(void **state)
 	    SMTP_P_OK);
 	assert_true(b.size == 18446744073709551615ULL);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (smtp_parse_bdat(bad[i], strlen(bad[i]), &b) != SMTP_P_SYNTAX)
+		if (smtp_parse_bdat(bad[i], strlen(bad[i]), &b) !=
+		    SMTP_P_SYNTAX)
 			fail_msg("not SMTP_P_SYNTAX: '%s'", bad[i]);
 }
 
