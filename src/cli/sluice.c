@@ -177,7 +177,6 @@ static int
 sluice_alias(struct cli *cli, int argc, char **argv, int *status)
 {
 	const char	*base = strrchr(argv[0], '/');
-	char		*mailq[] = { "queue", "list", NULL };
 
 	base = base ? base + 1 : argv[0];
 	if (strcmp(base, "sendmail") == 0) {
@@ -185,11 +184,7 @@ sluice_alias(struct cli *cli, int argc, char **argv, int *status)
 		return 1;
 	}
 	if (strcmp(base, "mailq") == 0) {
-		if (cli_wants_help(argc, argv)) {
-			printf("usage: mailq\n");
-			*status = EX_OK;
-		} else
-			*status = cmd_queue(cli, 2, mailq);
+		*status = cmd_queue(cli, argc, argv);	/* mailq [--json] */
 		return 1;
 	}
 	if (strcmp(base, "newaliases") == 0) {
@@ -227,7 +222,8 @@ main(int argc, char **argv)
 		else if (strncmp(argv[k], "-c", 2) == 0 && argv[k][2] != '\0')
 			cli.cfgopt = argv[k] + 2;
 		else {
-			cli_err("unknown option %s", argv[k]);
+			cli_err(strcmp(argv[k], "-c") == 0 ? "option %s needs a "
+			    "FILE" : "unknown option %s", argv[k]);
 			return cli_usage(usage_main, 0);
 		}
 	}

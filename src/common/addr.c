@@ -29,7 +29,7 @@ struct scan {
 	size_t			 i;		/* cursor */
 	int			 flags;
 	size_t			 lstart, llen;	/* local part */
-	size_t			 dstart, dlen;	/* dlen 0: no domain */
+	size_t			 dstart, dlen;	/* 0: no domain */
 	size_t			 maxlabel;
 	int			 quoted;	/* quoted local part */
 	int			 literal;	/* domain is "[...]" */
@@ -138,39 +138,47 @@ scan_quoted(struct scan *sc)
 	return ADDR_ESYNTAX;
 }
 
+/* Dot-string = Atom *("." Atom), atoms of atext or UTF-8 characters. */
+static enum addr_err
+scan_dotstring(struct scan *sc)
+{
+	enum addr_err	 e;
+	size_t		 atom;
+	unsigned	 c;
+
+	for (;;) {
+		atom = sc->i;
+		while (sc->i < sc->len) {
+			c = sc->s[sc->i];
+			if (is_atext(c))
+				sc->i++;
+			else if (c < 0x80)
+				break;
+			else if ((e = scan_u8(sc)) != ADDR_OK)
+				return e;
+		}
+		if (sc->i == atom)
+			return ADDR_ESYNTAX;	/* "", "..", ".x", "x." */
+		if (sc->i >= sc->len || sc->s[sc->i] != '.')
+			return ADDR_OK;
+		sc->i++;
+	}
+}
+
 /* Local-part = Dot-string / Quoted-string */
 static enum addr_err
 scan_local(struct scan *sc)
 {
 	enum addr_err	 e;
-	size_t		 atom;
 
 	sc->lstart = sc->i;
 	if (sc->i < sc->len && sc->s[sc->i] == '"') {
 		sc->quoted = 1;
-		if ((e = scan_quoted(sc)) != ADDR_OK)
-			return e;
-	} else {
-		for (;;) {
-			atom = sc->i;
-			while (sc->i < sc->len) {
-				if (is_atext(sc->s[sc->i]))
-					sc->i++;
-				else if (sc->s[sc->i] >= 0x80) {
-					if ((e = scan_u8(sc)) != ADDR_OK)
-						return e;
-				} else
-					break;
-			}
-			if (sc->i == atom)
-				return ADDR_ESYNTAX;	/* "", "..", ".x", "x." */
-			if (sc->i >= sc->len || sc->s[sc->i] != '.')
-				break;
-			sc->i++;
-		}
-	}
+		e = scan_quoted(sc);
+	} else
+		e = scan_dotstring(sc);
 	sc->llen = sc->i - sc->lstart;
-	return ADDR_OK;
+	return e;
 }
 
 /* address-literal: IPv4 or "IPv6:" checked with inet_pton, nothing else. */

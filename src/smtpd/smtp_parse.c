@@ -165,31 +165,34 @@ skip_prefix(const char *arg, size_t len, const char *prefix)
 	return n;
 }
 
+enum { MP_SIZE, MP_BODY, MP_SMTPUTF8, MP_AUTH, MP_RET, MP_ENVID, MP_N };
+static const char *const mail_params[MP_N] = {
+	[MP_SIZE] = "SIZE", [MP_BODY] = "BODY", [MP_SMTPUTF8] = "SMTPUTF8",
+	[MP_AUTH] = "AUTH", [MP_RET] = "RET", [MP_ENVID] = "ENVID",
+};
+
 /* Apply one MAIL parameter; *seen catches duplicates. */
 static enum smtp_perr
 mail_param(const struct param *p, struct smtp_mail_args *out, unsigned *seen)
 {
-	static const char *const names[] = {
-		"SIZE", "BODY", "SMTPUTF8", "AUTH", "RET", "ENVID",
-	};
-	size_t		 k;
+	unsigned	 k;
 
-	for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
-		if (word_eq(p->key, p->keylen, names[k]))
+	for (k = 0; k < MP_N; k++)
+		if (word_eq(p->key, p->keylen, mail_params[k]))
 			break;
-	if (k == sizeof(names) / sizeof(names[0]) || (*seen & (1U << k)))
+	if (k == MP_N || (*seen & (1U << k)))
 		return SMTP_P_PARAM;
 	*seen |= 1U << k;
 	/* SMTPUTF8 takes no value, all the others need one. */
-	if ((k == 2) != (p->val == NULL))
+	if ((k == MP_SMTPUTF8) != (p->val == NULL))
 		return SMTP_P_PARAM;
 	switch (k) {
-	case 0:
+	case MP_SIZE:
 		if (!parse_ull(p->val, p->vallen, &out->size))
 			return SMTP_P_PARAM;
 		break;
-	case 1:
-		/* BINARYMIME needs CHUNKING-only semantics we do not offer. */
+	case MP_BODY:
+		/* BINARYMIME is refused: we do not advertise it. */
 		if (word_eq(p->val, p->vallen, "7BIT"))
 			out->body = SMTP_BODY_7BIT;
 		else if (word_eq(p->val, p->vallen, "8BITMIME"))
@@ -197,7 +200,7 @@ mail_param(const struct param *p, struct smtp_mail_args *out, unsigned *seen)
 		else
 			return SMTP_P_PARAM;
 		break;
-	case 2:
+	case MP_SMTPUTF8:
 		out->smtputf8 = 1;
 		break;
 	default:
