@@ -217,6 +217,8 @@ child_start(enum ipc_role role)
 	}
 	if (pid == 0) {
 		close(sv[0]);
+		/* the epoll instance is shared with the parent: detach first */
+		event_reinit(base);
 		event_base_free(base);	/* the child makes its own */
 		base = NULL;
 		child_run(role, sv[1]);

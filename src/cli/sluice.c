@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "proc.h"
 #include "sluice_version.h"
 
 static const char usage_main[] =
@@ -102,6 +103,16 @@ cli_table(struct cli *cli)
 	struct table	*t;
 	char		 err[1024];
 
+	/*
+	 * The database and the mailboxes belong to the unprivileged user the
+	 * daemon runs as: run as root, the admin commands become that user
+	 * so that what they create stays readable and writable by sluiced.
+	 */
+	if (privsep_drop(cli->cfg.user, NULL) == -1) {
+		cli_err("cannot become user %s (see `user` in %s)",
+		    cli->cfg.user, cli->cfgpath);
+		return NULL;
+	}
 	if ((t = table_open(cli->cfg.database, err, sizeof(err))) == NULL) {
 		cli_err("database: %s", err);
 		return NULL;

@@ -7,7 +7,7 @@ def test_smtplib_delivers_to_maildir(sluice):
     with smtplib.SMTP("127.0.0.1", sluice.smtp_port) as c:
         c.ehlo("client.test")
         c.sendmail("alice@client.test", ["demo@example.test"],
-                   b"Subject: hello\r\n\r\nbody line\r\n..dot line\r\n")
+                   b"Subject: hello\r\n\r\nbody line\r\n.dot line\r\n")
     msgs = sluice.wait_messages("demo@example.test", 1)
     m = msgs[0]
     assert m.startswith(b"Return-Path: <alice@client.test>\nDelivered-To: demo@example.test\n")
