@@ -9,14 +9,19 @@ import ctypes
 import ctypes.util
 import json
 import os
+import pathlib
 import re
+import shutil
 import socketserver
 import sqlite3
 import stat
 import subprocess
+import tempfile
 import threading
 
 import pytest
+
+from sluice_harness import RUN_USER, ensure_user
 
 BUILD = os.environ.get("SLUICE_BUILD", "/work/main/build")
 SLUICE = os.path.join(BUILD, "sluice")
@@ -26,16 +31,27 @@ QID = "0123456789ABCDEF0123"
 
 
 @pytest.fixture
-def env(tmp_path):
-    """A config under tmp_path; returns a runner for `sluice -c CONF ...`."""
+def env():
+    """A config in a fresh directory; returns a runner for `sluice -c CONF`.
+
+    Run as root, the admin commands become the configured unprivileged
+    user, so the directory belongs to that user (as sluiced's would).
+    """
+    ensure_user()
+    tmp_path = pathlib.Path(tempfile.mkdtemp(prefix="sluice-cli-", dir="/tmp"))
+    os.chmod(tmp_path, 0o755)
     conf = tmp_path / "sluice.conf"
     conf.write_text(
         "hostname mx.example.test\n"
         f"spool {tmp_path}/spool\n"
         f"mailboxes {tmp_path}/mail\n"
         f"database sqlite:{tmp_path}/sluice.db\n"
+        f"user {RUN_USER}\n"
         "max-message-size 100k\n")
     (tmp_path / "spool").mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(tmp_path, RUN_USER, RUN_USER)
+        shutil.chown(tmp_path / "spool", RUN_USER, RUN_USER)
 
     class Env:
         path = tmp_path
@@ -58,7 +74,14 @@ def env(tmp_path):
                                   capture_output=True, timeout=60, env=e,
                                   executable=SLUICE, start_new_session=True)
 
-    return Env()
+    yield Env()
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def owner_ids():
+    import pwd
+    pw = pwd.getpwnam(RUN_USER)
+    return pw.pw_uid, pw.pw_gid
 
 
 def out(r):
@@ -88,7 +111,7 @@ def test_check_bad_directive(env):
         f.write("# fine\nfrobnicate yes\n")
     r = env.run("check")
     assert r.returncode == EX_CONFIG
-    assert f"{env.config}:7: unknown directive" in err(r)
+    assert f"{env.config}:8: unknown directive" in err(r)
 
 
 def test_check_bad_value(env):
@@ -96,7 +119,7 @@ def test_check_bad_value(env):
         f.write("max-recipients lots\n")
     r = env.run("check")
     assert r.returncode == EX_CONFIG
-    assert re.search(rf"{re.escape(str(env.config))}:6: max-recipients",
+    assert re.search(rf"{re.escape(str(env.config))}:7: max-recipients",
                      err(r))
 
 
@@ -351,6 +374,10 @@ def test_account_del(env):
     outside.mkdir()
     (outside / "keep").write_text("keep me\n")
     os.symlink(outside, md / "link")
+    if os.geteuid() == 0:   # as if sluiced (running as RUN_USER) made them
+        for root, dirs, files in os.walk(md):
+            for n in dirs + files:
+                os.lchown(os.path.join(root, n), *owner_ids())
     # no tty, no --yes: refused, nothing removed
     r = env.run("account", "del", "bob@example.org")
     assert r.returncode == EX_USAGE
