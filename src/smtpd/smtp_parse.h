@@ -61,7 +61,7 @@ struct smtp_bdat_args {
  */
 enum smtp_perr	smtp_parse_cmd(const char *line, size_t len,
 		    struct smtp_cmd *cmd);
-/* "FROM:<path> [params]" -> args; utf8_ok: SMTPUTF8 was advertised */
+/* "FROM:<path> [params]" -> args (8-bit addresses need the SMTPUTF8 param) */
 enum smtp_perr	smtp_parse_mail(const char *arg, size_t len,
 		    struct smtp_mail_args *out);
 /* "TO:<path> [params]"; smtputf8: the transaction declared SMTPUTF8 */

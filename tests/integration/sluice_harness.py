@@ -188,3 +188,179 @@ class Sluice:
 
     def queue_empty(self):
         return not self.spool_files("incoming") and not self.spool_files("outgoing")
+
+
+# ---- helpers for protocol tests (raw clients, "garbage, then prove the
+# server still answers") ----
+
+import re as _re
+import smtplib as _smtplib
+import ssl as _ssl
+import uuid as _uuid
+
+REPLY_RE = _re.compile(rb"^(\d{3})([ -])(.*)$")
+
+
+class RawSMTP:
+    """A byte-exact SMTP client on a plain socket: send what you like,
+    read replies (multi-line aware), see when the server hangs up."""
+
+    def __init__(self, port, host="127.0.0.1", tls=False, timeout=WAIT,
+                 banner=True):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        if tls:
+            self.sock = unverified_context().wrap_socket(self.sock)
+        self.buf = b""
+        self.banner = self.reply() if banner else None
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _readline(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("server closed the connection; pending %r" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r")
+
+    def reply(self):
+        """One complete reply: (code, text) with the lines joined by \\n."""
+        lines = []
+        while True:
+            line = self._readline()
+            m = REPLY_RE.match(line)
+            if not m:
+                raise AssertionError("malformed reply line %r" % line)
+            lines.append(m.group(3).decode("utf-8", "replace"))
+            if m.group(2) == b" ":
+                return int(m.group(1)), "\n".join(lines)
+
+    def cmd(self, line):
+        self.send(line if isinstance(line, bytes) else line.encode() + b"\r\n")
+        return self.reply()
+
+    def expect(self, code, prefix=None, line=None):
+        """Send line (if any), read one reply, check its code and the start
+        of its text (the enhanced status code); returns the text."""
+        c, t = self.cmd(line) if line is not None else self.reply()
+        assert c == code, "%r: expected %d, got %d %s" % (line, code, c, t)
+        if prefix is not None:
+            assert t.startswith(prefix), "%r: expected %d %s..., got %d %s" % (
+                line, code, prefix, c, t)
+        return t
+
+    def ehlo(self, name="client.test"):
+        c, t = self.cmd("EHLO " + name)
+        assert c == 250, (c, t)
+        return t.split("\n")
+
+    def closed(self):
+        """True once the server has closed the connection (EOF or reset)."""
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+
+    def starttls(self):
+        self.sock = unverified_context().wrap_socket(self.sock)
+
+
+def unverified_context():
+    ctx = _ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = _ssl.CERT_NONE
+    return ctx
+
+
+def tag():
+    """A unique marker to find one message in a Maildir."""
+    return "T" + _uuid.uuid4().hex[:16]
+
+
+def good_message(t, extra=b""):
+    return (b"From: good@client.test\r\nSubject: " + t.encode() +
+            b"\r\n\r\nbody of " + t.encode() + b"\r\n" + extra)
+
+
+def _sluice_send_good(self, port=None, rcpt="demo@example.test"):
+    """Send one well-formed message with smtplib; returns its tag."""
+    t = tag()
+    with _smtplib.SMTP("127.0.0.1", port or self.smtp_port, timeout=WAIT) as c:
+        c.ehlo("good.client.test")
+        refused = c.sendmail("good@client.test", [rcpt], good_message(t))
+        assert not refused
+    return t
+
+
+def _sluice_count_tag(self, t, addr="demo@example.test"):
+    return sum(1 for m in self.messages(addr) if t.encode() in m)
+
+
+def _sluice_all_messages(self):
+    """Every message in every Maildir under mailboxes (new and cur)."""
+    out = []
+    for root, dirs, files in os.walk(self.mailboxes):
+        if os.path.basename(root) in ("new", "cur"):
+            for name in sorted(files):
+                with open(os.path.join(root, name), "rb") as f:
+                    out.append(f.read())
+    return out
+
+
+def _sluice_settle(self):
+    """Prove the server still answers and has finished its work: send a
+    fresh message on a new connection, wait for it, wait for an empty queue.
+    Anything accepted before it has then been delivered too."""
+    t = self.send_good()
+    wait_for(lambda: self.count_tag(t) == 1, what="sentinel delivery")
+    wait_for(self.queue_empty, what="empty queue")
+    assert self.count_tag(t) == 1
+    return t
+
+
+def _sluice_assert_intact(self, good_tags, bad_markers=()):
+    """Each good message delivered exactly once; no bad marker anywhere."""
+    self.settle()
+    for t in good_tags:
+        assert self.count_tag(t) == 1, "message %s delivered %d times" % (
+            t, self.count_tag(t))
+    for b in bad_markers:
+        if isinstance(b, str):
+            b = b.encode()
+        hits = [m for m in self.all_messages() if b in m]
+        assert not hits, "bad input %r was delivered: %r" % (b, hits[:1])
+
+
+def _sluice_spool_busy(self):
+    """Spool directories that hold message files (should be none at rest)."""
+    return {d: self.spool_files(d) for d in ("incoming", "outgoing", "data", "tmp")
+            if self.spool_files(d)}
+
+
+Sluice.send_good = _sluice_send_good
+Sluice.count_tag = _sluice_count_tag
+Sluice.all_messages = _sluice_all_messages
+Sluice.settle = _sluice_settle
+Sluice.assert_intact = _sluice_assert_intact
+Sluice.spool_busy = _sluice_spool_busy
