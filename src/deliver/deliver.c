@@ -5,8 +5,16 @@
  * with the recipient's outcome.
  *
  * The Delivered-To: loop check (P8) runs here, on the message as stored.
+ *
+ * Group commit: the requests that arrive in one pass of the event loop are
+ * written into the tmp/ of their Maildirs, then one syncfs makes them all
+ * durable, they are renamed into new/, a second syncfs makes the names
+ * durable, and only then are the answers sent (P1 for local delivery).
  */
+#include <sys/queue.h>
+
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,7 +28,20 @@
 #include "proc.h"
 #include "sluiced.h"
 
+struct pending {
+	TAILQ_ENTRY(pending)	 entry;
+	struct maildir_tx	 tx;
+	struct ipc		*c;
+	uint32_t		 id;
+	int			 ok;
+};
+
 static struct proc	*dp;
+static TAILQ_HEAD(, pending) batch = TAILQ_HEAD_INITIALIZER(batch);
+static size_t		 nbatch;
+static struct event	*ev_flush;
+
+static void	deliver_flush(int, short, void *);
 
 static void
 deliver_answer(struct ipc *c, uint32_t id, enum rcpt_state st,
@@ -28,11 +49,34 @@ deliver_answer(struct ipc *c, uint32_t id, enum rcpt_state st,
 {
 	struct buf	 b;
 
+	if (c == NULL)
+		return;		/* that queue process is gone */
 	buf_init(&b, 1024);
 	ipc_put_u32(&b, st);
 	ipc_put_str(&b, text);
 	ipc_send_buf(c, QUEUE_DELIVER_RESULT, id, -1, &b);
 	buf_free(&b);
+}
+
+static void
+deliver_enqueue(struct ipc *c, uint32_t id, const struct maildir_tx *tx)
+{
+	struct pending	*p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		struct maildir_tx t = *tx;
+		maildir_abort(&t);
+		deliver_answer(c, id, RCPT_DEFERRED, "4.3.0 out of memory");
+		return;
+	}
+	p->tx = *tx;
+	p->c = c;
+	p->id = id;
+	TAILQ_INSERT_TAIL(&batch, p, entry);
+	if (++nbatch >= dp->conf->delivery_batch)
+		deliver_flush(-1, 0, NULL);
+	else
+		event_active(ev_flush, EV_TIMEOUT, 0);
 }
 
 static void
@@ -84,17 +128,69 @@ deliver_on_maildir(struct ipc *c, struct ipc_msg *m, void *arg)
 	maildir_write(&tx, text, strlen(text));
 	maildir_write(&tx, hdrs, hlen);
 	maildir_copy_fd(&tx, m->fd);
-	if (maildir_commit(&tx) == -1) {
+	if (maildir_close(&tx, 0) == -1) {
 		snprintf(text, sizeof(text), "%s maildir: %s",
 		    tx.temp ? "4.2.0" : "5.2.0", tx.error);
 		deliver_answer(c, m->id, tx.temp ? RCPT_DEFERRED :
 		    RCPT_BOUNCED, text);
 		goto out;
 	}
-	deliver_answer(c, m->id, RCPT_DELIVERED, "delivered to maildir");
+	deliver_enqueue(c, m->id, &tx);
 out:
 	if (m->fd != -1)
 		close(m->fd);
+}
+
+/* Make the batch durable in two syncs, then answer for each message. */
+static void
+deliver_flush(int fd, short ev, void *arg)
+{
+	struct pending	*p;
+	int		 synced = 0;
+	char		 text[512];
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	if ((p = TAILQ_FIRST(&batch)) == NULL)
+		return;
+	if (syncfs(p->tx.dirfd) == 0) {
+		TAILQ_FOREACH(p, &batch, entry)
+			p->ok = maildir_publish(&p->tx, 0) == 0;
+		synced = syncfs(TAILQ_FIRST(&batch)->tx.dirfd) == 0;
+	} else
+		log_warn("syncfs of the mailboxes");
+	while ((p = TAILQ_FIRST(&batch)) != NULL) {
+		TAILQ_REMOVE(&batch, p, entry);
+		if (p->ok && synced) {
+			maildir_abort(&p->tx);	/* closes the Maildir */
+			deliver_answer(p->c, p->id, RCPT_DELIVERED,
+			    "delivered to maildir");
+		} else {
+			snprintf(text, sizeof(text), "4.2.0 maildir: %s",
+			    p->tx.error[0] ? p->tx.error : "sync failed");
+			if (p->ok)
+				maildir_unpublish(&p->tx);
+			else
+				maildir_abort(&p->tx);
+			deliver_answer(p->c, p->id, RCPT_DEFERRED, text);
+		}
+		free(p);
+	}
+	nbatch = 0;
+}
+
+/* The queue died: its channel is freed; what it asked for gets no answer. */
+static void
+deliver_peer_down(struct proc *p, enum ipc_role role)
+{
+	struct pending	*pd;
+
+	(void)p;
+	if (role != ROLE_QUEUE)
+		return;
+	TAILQ_FOREACH(pd, &batch, entry)
+		pd->c = NULL;
 }
 
 static const struct ipc_handler queue_handlers[] = {
@@ -117,5 +213,9 @@ deliver_main(struct proc *p)
 	dp = p;
 	p->handlers[ROLE_QUEUE] = queue_handlers;
 	p->on_reload = deliver_reload;
+	p->on_peer_down = deliver_peer_down;
+	if ((ev_flush = event_new(p->base, -1, 0, deliver_flush, NULL)) == NULL)
+		log_fatalx("event_new");
+	event_priority_set(ev_flush, 1);	/* after all reads of a pass */
 	return proc_run(p);
 }

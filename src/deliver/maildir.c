@@ -301,23 +301,17 @@ maildir_abort(struct maildir_tx *tx)
 	tx->name[0] = '\0';
 }
 
-/*
- * Make the file durable, then name it in new/ and make the name durable.
- * Once renamed, a failure to fsync new/ also removes the new/ entry: the
- * caller will retry, and one copy is better than two (a crash may still
- * leave one: that is duplicate window 1 of P2).
- */
+/* Finish writing: fsync (unless the caller syncs a batch) and close. */
 int
-maildir_commit(struct maildir_tx *tx)
+maildir_close(struct maildir_tx *tx, int sync)
 {
-	char	 from[MAILDIR_PATH_MAX], to[MAILDIR_PATH_MAX];
 	int	 fd;
 
 	if (tx->failed || tx->fd == -1 || tx->dirfd == -1) {
 		tx_fail(tx, 1, "commit without an open delivery");
 		goto fail;
 	}
-	if (fsync(tx->fd) == -1) {
+	if (sync && fsync(tx->fd) == -1) {
 		tx_syserr(tx, "fsync");
 		goto fail;
 	}
@@ -327,23 +321,68 @@ maildir_commit(struct maildir_tx *tx)
 		tx_syserr(tx, "close");
 		goto fail;
 	}
+	return 0;
+ fail:
+	maildir_abort(tx);
+	return -1;
+}
+
+/*
+ * Rename a closed delivery into new/; with sync, fsync new/ too (without:
+ * the caller syncs the filesystem for the whole batch afterwards).
+ */
+int
+maildir_publish(struct maildir_tx *tx, int sync)
+{
+	char	 from[MAILDIR_PATH_MAX], to[MAILDIR_PATH_MAX];
+
+	if (tx->fd != -1 || tx->dirfd == -1 || tx->name[0] == '\0') {
+		tx_fail(tx, 1, "publish without a closed delivery");
+		goto fail;
+	}
 	snprintf(from, sizeof(from), "tmp/%s", tx->name);
 	snprintf(to, sizeof(to), "new/%s,S=%zu", tx->name, tx->size);
 	if (renameat(tx->dirfd, from, tx->dirfd, to) == -1) {
 		tx_syserr(tx, "rename into new");
 		goto fail;
 	}
-	if (fsync_dir(tx->dirfd, "new") == -1) {
+	snprintf(tx->published, sizeof(tx->published), "%s", to);
+	if (sync && fsync_dir(tx->dirfd, "new") == -1) {
 		tx_syserr(tx, "fsync new");
 		(void)unlinkat(tx->dirfd, to, 0);
 		goto fail;
 	}
 	tx->name[0] = '\0';
-	maildir_abort(tx);	/* closes dirfd; nothing left to unlink */
+	if (sync)
+		maildir_abort(tx);	/* closes dirfd; nothing left to unlink */
 	return 0;
  fail:
 	maildir_abort(tx);
 	return -1;
+}
+
+/*
+ * Make the file durable, then name it in new/ and make the name durable.
+ * Once renamed, a failure to fsync new/ also removes the new/ entry: the
+ * caller will retry, and one copy is better than two (a crash may still
+ * leave one: that is duplicate window 1 of P2).
+ */
+/* The batch sync after publish failed: take the message out of new/. */
+void
+maildir_unpublish(struct maildir_tx *tx)
+{
+	if (tx->dirfd != -1 && tx->published[0] != '\0')
+		(void)unlinkat(tx->dirfd, tx->published, 0);
+	tx->published[0] = '\0';
+	maildir_abort(tx);
+}
+
+int
+maildir_commit(struct maildir_tx *tx)
+{
+	if (maildir_close(tx, 1) == -1)
+		return -1;
+	return maildir_publish(tx, 1);
 }
 
 /*

@@ -21,6 +21,7 @@ struct maildir_tx {
 	int	 failed;	/* sticky: an error happened */
 	int	 temp;		/* that error is temporary */
 	char	 error[256];
+	char	 published[300];	/* new/<name> once renamed */
 };
 
 /* Is a local part / domain usable as a path component? (no '/', no "..") */
@@ -39,6 +40,16 @@ void	maildir_write(struct maildir_tx *, const void *, size_t);
 void	maildir_copy_fd(struct maildir_tx *, int fd);
 /* fsync, rename into new/, fsync new/. 0 ok, -1 with error/temp set. */
 int	maildir_commit(struct maildir_tx *);
+/*
+ * The same in two steps for group commit: close (fsync only with sync),
+ * then, after the caller synced the filesystem, publish (rename into new/;
+ * fsync new/ only with sync). Without sync, the tx keeps its dirfd after
+ * publish: the caller syncs again, then calls maildir_abort() to close it
+ * (or maildir_unpublish() to take the message back if that sync failed).
+ */
+int	maildir_close(struct maildir_tx *, int sync);
+int	maildir_publish(struct maildir_tx *, int sync);
+void	maildir_unpublish(struct maildir_tx *);
 /* discard a delivery in progress (unlinks the tmp file) */
 void	maildir_abort(struct maildir_tx *);
 /*

@@ -6,6 +6,7 @@ unprivileged user sluiced drops to can reach it when the tests run as root).
 """
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -37,6 +38,27 @@ def wait_for(pred, timeout=WAIT, what="condition"):
             return v
         time.sleep(0.02)
     raise AssertionError("timed out waiting for %s" % what)
+
+
+def proc_stat(pid):
+    """state, ppid and pgrp of a process from /proc, or None if gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = st[st.rindex(")") + 2:].split()
+    return {"state": fields[0], "ppid": int(fields[1]), "pgrp": int(fields[2])}
+
+
+def group_alive(pgid):
+    """Is any (non-zombie) process of process group pgid still there?"""
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = proc_stat(int(name))
+            if st and st["pgrp"] == pgid and st["state"] != "Z":
+                return True
+    return False
 
 
 def ensure_user():
@@ -145,10 +167,27 @@ class Sluice:
             except ProcessLookupError:
                 pass
             self.proc.wait()
+            wait_for(lambda: not group_alive(self.proc.pid),
+                     what="process group %d to die" % self.proc.pid)
             self.proc = None
         if self.log:
             self.log.close()
             self.log = None
+
+    def master_pid(self):
+        with open(os.path.join(self.spool, "sluiced.pid")) as f:
+            return int(f.read().strip())
+
+    def children(self):
+        """{role: pid} of the running master's live children, from the
+        "started ROLE process (pid N)" log lines (the latest per role)."""
+        master = self.proc.pid
+        roles = {}
+        for m in re.finditer(r"master\[%d\]: started (\w+) process \(pid (\d+)\)"
+                             % master, self.read_log()):
+            roles[m.group(1)] = int(m.group(2))
+        return {r: pid for r, pid in roles.items() if proc_stat(pid)
+                and proc_stat(pid)["ppid"] == master and proc_stat(pid)["state"] != "Z"}
 
     def read_log(self):
         try:
