@@ -47,6 +47,7 @@ struct qopen {
 	uint32_t		 session;	/* 0: internal (bounce, maildrop) */
 	int			 fd;
 	char			 maildrop[256];	/* imported from this file */
+	int			 failed;	/* this commit did not happen */
 	struct envelope		 env;
 };
 
@@ -356,19 +357,19 @@ queue_flush(int fd, short ev, void *arg)
 	(void)arg;
 	TAILQ_CONCAT(&todo, &batch, batch);
 	TAILQ_FOREACH(o, &todo, batch)
-		o->session |= queue_commit_prepare(o) == -1 ? 0x80000000u : 0;
+		o->failed = queue_commit_prepare(o) == -1;
 	if (spool_sync(&queue_spool) == -1) {
 		log_warn("syncfs on the spool");
 		failed = 1;
 	}
 	TAILQ_FOREACH(o, &todo, batch) {
-		if (failed || (o->session & 0x80000000u))
+		if (failed || o->failed)
 			continue;
 		if (renameat(queue_spool.tmp, o->env.id, queue_spool.data,
 		    o->env.id) == -1 || spool_env_install(&queue_spool,
 		    o->env.id, queue_spool.incoming) == -1) {
 			log_warn("%s: commit rename", o->env.id);
-			o->session |= 0x80000000u;
+			o->failed = 1;
 		}
 	}
 	if (!failed && (fsync(queue_spool.data) == -1 ||
@@ -378,9 +379,7 @@ queue_flush(int fd, short ev, void *arg)
 	}
 	while ((o = TAILQ_FIRST(&todo)) != NULL) {
 		TAILQ_REMOVE(&todo, o, batch);
-		int bad = failed || (o->session & 0x80000000u);
-		o->session &= 0x7fffffffu;
-		if (bad) {
+		if (failed || o->failed) {
 			/* never acknowledged: nothing is lost by removing it */
 			snprintf(name, sizeof(name), "%s.env", o->env.id);
 			unlinkat(queue_spool.tmp, name, 0);
@@ -784,6 +783,9 @@ queue_peer_down(struct proc *p, enum ipc_role role)
 			LIST_REMOVE(o, entry);
 			qopen_free(o, 1);
 		}
+		/* committed anyway, but nobody is left to hear about it */
+		TAILQ_FOREACH(o, &batch, batch)
+			o->session = 0;
 	}
 }
 
