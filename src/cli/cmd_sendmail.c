@@ -639,8 +639,13 @@ sm_maildrop_write(const struct sm *s, const char *dir, const char *tmp,
 		errno = EINVAL;
 		return -1;
 	}
+	/*
+	 * XXX: the queue (running as the daemon user) must read the file,
+	 * so it is world-readable inside a directory nobody else can list.
+	 * A setgid drop helper like Postfix's postdrop would close this.
+	 */
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    0640);
+	    0644);
 	if (fd == -1) {
 		buf_free(&h);
 		return -1;

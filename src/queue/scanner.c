@@ -5,7 +5,9 @@
  * as `hdr` records in the envelope and prepended at delivery, so the data
  * file is never rewritten.
  */
+#include <pwd.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -103,6 +105,20 @@ add_hdr(struct envelope *env, const char *fmt, ...)
 	return envelope_add_hdr(env, clean, strlen(clean));
 }
 
+/* The smtp process (chrooted) knows a local sender by uid only. */
+static const char *
+local_user(const char *uid)
+{
+	struct passwd	*pw;
+	char		*end;
+	unsigned long	 u;
+
+	u = strtoul(uid, &end, 10);
+	if (*uid == '\0' || *end != '\0' || (pw = getpwuid((uid_t)u)) == NULL)
+		return uid;
+	return pw->pw_name;
+}
+
 int
 scanner_run(struct qmsg *m, const char *hostname, unsigned max_hops,
     char *err, size_t errlen)
@@ -124,7 +140,7 @@ scanner_run(struct qmsg *m, const char *hostname, unsigned max_hops,
 	    env->tls[0] ? " (" : "", env->tls, env->tls[0] ? ")" : "");
 	if (strcmp(env->proto, "LOCAL") == 0) {
 		if (add_hdr(env, "Received: by %s (sluice, from userid %s)",
-		    hostname, env->client_addr) == -1)
+		    hostname, local_user(env->client_addr)) == -1)
 			goto toolong;
 	} else if (add_hdr(env, "Received: from %s (%s [%s])", env->helo,
 	    env->client_name[0] ? env->client_name : "unknown",
