@@ -319,7 +319,7 @@ parse_replies(struct session *s)
 {
 	char	*nl, *line;
 	size_t	 used;
-	int	 code;
+	int	 code, more;
 
 	while (s->fd != -1 && (nl = memchr(s->rbuf, '\n', s->rlen)) != NULL) {
 		line = s->rbuf;
@@ -330,9 +330,10 @@ parse_replies(struct session *s)
 		    line[2] >= '0' && line[2] <= '9')
 			code = (line[0] - '0') * 100 + (line[1] - '0') * 10 +
 			    (line[2] - '0');
+		more = code != -1 && line[3] == '-';
 		memmove(s->rbuf, s->rbuf + used, s->rlen - used);
 		s->rlen -= used;
-		if (code != -1 && line[3] == '-')
+		if (more)
 			continue;	/* continuation line */
 		on_reply(s, code);
 	}
