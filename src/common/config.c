@@ -48,7 +48,7 @@ static const struct param params[] = {
 	{ "trusted-networks", P_NETS, N(trusted), 0, 0, NULL, 1 },
 	{ "resolver",	P_STR,	S(resolver),	0, 0, NULL, 1 },
 	{ "relay-host",	P_STR,	S(relay_host),	0, 0, NULL, 1 },
-	{ "log",	P_STR,	S(log),		0, 0, "stderr", 0 },
+	{ "log",	P_STR,	S(log),		0, 0, "syslog", 0 },
 	{ "log-format",	P_FMT,	N(log_json),	0, 0, "text", 0 },
 	{ "max-message-size", P_SIZE, N(max_message_size),
 	    65536, 1ULL << 34, "35M", 1 },

@@ -78,7 +78,7 @@ test_defaults(void **state)
 	assert_string_equal(c->mailboxes, "/var/mail/vhosts");
 	assert_string_equal(c->database, "sqlite:/var/lib/sluice/sluice.db");
 	assert_string_equal(c->user, "_sluice");
-	assert_string_equal(c->log, "stderr");
+	assert_string_equal(c->log, "syslog");
 	assert_true(c->hostname[0] != '\0');
 	assert_int_equal(c->max_message_size, 35ULL * 1024 * 1024);
 	assert_int_equal(c->max_recipients, 100);
