@@ -82,15 +82,28 @@ proc_on_peer_set(struct ipc *c, struct ipc_msg *m, void *arg)
 		p->on_peer_up(p, (enum ipc_role)r);
 }
 
+/* Re-read the config; a bad file leaves the running one untouched. */
 static void
 proc_on_reload(struct ipc *c, struct ipc_msg *m, void *arg)
 {
 	struct proc	*p = arg;
+	struct config	*nc;
+	char		 err[1024];
 
 	(void)c;
 	(void)m;
-	if (p->on_reload)
-		p->on_reload(p);
+	if ((nc = malloc(sizeof(*nc))) == NULL) {
+		log_warnx("reload: out of memory");
+		return;
+	}
+	if (config_load(nc, p->conf->path, err, sizeof(err)) == -1)
+		log_warnx("reload refused: %s", err);
+	else {
+		*p->conf = *nc;
+		if (p->on_reload)
+			p->on_reload(p);
+	}
+	free(nc);
 }
 
 static const struct ipc_handler master_handlers[] = {

@@ -198,21 +198,12 @@ static const struct ipc_handler queue_handlers[] = {
 	{ 0, NULL }
 };
 
-static void
-deliver_reload(struct proc *p)
-{
-	char	 err[1024];
-
-	if (config_load(p->conf, p->conf->path, err, sizeof(err)) == -1)
-		log_warnx("reload: %s", err);
-}
 
 int
 deliver_main(struct proc *p)
 {
 	dp = p;
 	p->handlers[ROLE_QUEUE] = queue_handlers;
-	p->on_reload = deliver_reload;
 	p->on_peer_down = deliver_peer_down;
 	if ((ev_flush = event_new(p->base, -1, 0, deliver_flush, NULL)) == NULL)
 		log_fatalx("event_new");

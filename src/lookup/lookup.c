@@ -127,15 +127,11 @@ static const struct ipc_handler queue_handlers[] = {
 	{ 0, NULL }
 };
 
+/* The config changed (proc.c loaded it): reopen the table lazily. */
 static void
 lookup_reload(struct proc *p)
 {
-	char	 err[1024];
-
-	if (config_load(p->conf, p->conf->path, err, sizeof(err)) == -1) {
-		log_warnx("reload: %s", err);
-		return;
-	}
+	(void)p;
 	if (tbl) {
 		table_close(tbl);
 		tbl = NULL;

@@ -799,14 +799,6 @@ queue_peer_up(struct proc *p, enum ipc_role role)
 	}
 }
 
-static void
-queue_reload(struct proc *p)
-{
-	char	 err[1024];
-
-	if (config_load(p->conf, p->conf->path, err, sizeof(err)) == -1)
-		log_warnx("reload: %s", err);
-}
 
 static void
 queue_shutdown(struct proc *p)
@@ -849,7 +841,6 @@ queue_main(struct proc *p)
 	p->handlers[ROLE_DELIVER] = deliver_handlers;
 	p->on_peer_up = queue_peer_up;
 	p->on_peer_down = queue_peer_down;
-	p->on_reload = queue_reload;
 	p->on_shutdown = queue_shutdown;
 	ev_flush = event_new(p->base, -1, 0, queue_flush, NULL);
 	ev_retry = evtimer_new(p->base, queue_on_retry, NULL);
