@@ -55,8 +55,8 @@ buf_reserve(struct buf *b, size_t extra)
 		}
 		ncap *= 2;
 	}
-	if (ncap > b->max + 1)
-		ncap = b->max + 1;
+	if (b->max < (size_t)-1 && ncap > b->max + 1)
+		ncap = b->max + 1;	/* never more than the cap allows */
 	if ((p = realloc(b->data, ncap)) == NULL) {
 		b->err = BUF_ENOMEM;
 		return -1;

@@ -81,47 +81,84 @@ json_str(struct buf *b, const char *s, size_t n)
 	buf_addc(b, '"');
 }
 
-/* Turn "ID key=value key=<a b> status=sent (text)" into a JSON object. */
+/* Is p[0..n) a key (letters, digits, '_', '-')? */
+static int
+json_is_key(const char *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' &&
+		    p[i] <= '9') || p[i] == '_' || p[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* The end of a value: <...> and (...) may hold spaces; "sent (why)" too. */
+static const char *
+json_value_end(const char *v)
+{
+	const char	*p = v, *e;
+
+	if ((*v == '<' && (e = strchr(v, '>')) != NULL) ||
+	    (*v == '(' && (e = strchr(v, ')')) != NULL))
+		p = e + 1;
+	while (*p && *p != ' ')
+		p++;
+	if (p[0] == ' ' && p[1] == '(' && (e = strchr(p, ')')) != NULL)
+		p = e + 1;
+	return p;
+}
+
+/*
+ * Turn "ID: words key=value key=<a b> status=sent (text)" into a JSON
+ * object: the leading "ID:" is "id", key=value pairs are fields, and the
+ * other words, joined, are "text".
+ */
 static void
 json_line(struct buf *b, const char *ts, const char *msg)
 {
-	const char	*p = msg, *k, *v, *e;
-	char		 close;
-	int		 first = 1;
+	const char	*p = msg, *w, *eq, *e;
+	struct buf	 text;
 
+	buf_init(&text, 8192);
 	buf_adds(b, "{\"time\":");
 	json_str(b, ts, strlen(ts));
 	buf_addf(b, ",\"proc\":\"%s\",\"pid\":%ld", log_tag, (long)getpid());
+	e = strchr(p, ' ');
+	if (e && e > p && e[-1] == ':') {
+		buf_adds(b, ",\"id\":");
+		json_str(b, p, (size_t)(e - p - 1));
+		p = e + 1;
+	}
 	while (*p) {
 		while (*p == ' ')
 			p++;
-		k = p;
-		while (*p && *p != '=' && *p != ' ')
-			p++;
-		if (*p != '=') {
-			/* a bare word: the queue id first, else free text */
-			e = first ? p : p + strlen(p);
-			buf_adds(b, first ? ",\"id\":" : ",\"text\":");
-			json_str(b, k, (size_t)(e - k));
+		if (*p == '\0')
+			break;
+		for (w = p; *p && *p != ' ' && *p != '='; p++)
+			;
+		eq = p;
+		if (*eq == '=' && json_is_key(w, (size_t)(eq - w))) {
+			e = json_value_end(eq + 1);
+			buf_addc(b, ',');
+			json_str(b, w, (size_t)(eq - w));
+			buf_addc(b, ':');
+			json_str(b, eq + 1, (size_t)(e - eq - 1));
 			p = e;
-			first = 0;
 			continue;
 		}
-		first = 0;
-		buf_addc(b, ',');
-		json_str(b, k, (size_t)(p - k));
-		buf_addc(b, ':');
-		v = ++p;
-		close = *v == '<' ? '>' : *v == '(' ? ')' : '\0';
-		if (close && (e = strchr(v, close)) != NULL)
-			p = e + 1;
 		while (*p && *p != ' ')
 			p++;
-		/* a status keeps its parenthesised reason */
-		if (*p == ' ' && p[1] == '(' && (e = strchr(p, ')')) != NULL)
-			p = e + 1;
-		json_str(b, v, (size_t)(p - v));
+		if (text.len)
+			buf_addc(&text, ' ');
+		buf_add(&text, w, (size_t)(p - w));
 	}
+	if (text.len) {
+		buf_adds(b, ",\"text\":");
+		json_str(b, text.data, text.len);
+	}
+	buf_free(&text);
 	buf_adds(b, "}\n");
 }
 

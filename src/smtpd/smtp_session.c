@@ -82,7 +82,14 @@ static void	smtp_on_event(struct bufferevent *, short, void *);
 static void	smtp_on_write(struct bufferevent *, void *);
 static void	smtp_process(struct smtp_session *);
 static void	smtp_tx_reset(struct smtp_session *);
+static void	smtp_close_after(struct smtp_session *);
+static void	smtp_start_tls(struct smtp_session *);
 
+/*
+ * Queue one reply line. Every 4xx/5xx reply but the closing 421 counts as
+ * an error, whoever sends it (P5); past max-errors the session gets a 421
+ * and is closed. Nothing is written after the closing reply.
+ */
 static void
 smtp_reply(struct smtp_session *s, const char *fmt, ...)
 {
@@ -91,6 +98,8 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	char		 line[1024];
 	int		 n;
 
+	if (s->state == SMTP_S_CLOSING)
+		return;
 	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
@@ -100,9 +109,16 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 		n = sizeof(line) - 1;
 	evbuffer_add(out, line, (size_t)n);
 	evbuffer_add(out, "\r\n", 2);
-	if (line[0] == '4' || line[0] == '5')
-		s->errors++;
 	log_debug("%u: >>> %s", s->id, line);
+	if ((line[0] != '4' && line[0] != '5') || strncmp(line, "421", 3) == 0)
+		return;
+	if (++s->errors > smtpd.conf->max_errors && smtpd.conf->max_errors) {
+		log_info("%u: too many errors from %s, disconnecting", s->id,
+		    s->addr);
+		smtp_reply(s, "421 4.7.0 %s Error: too many errors",
+		    smtpd.conf->hostname);
+		smtp_close_after(s);
+	}
 }
 
 /* Close after the reply is written. */
@@ -119,14 +135,6 @@ static void
 smtp_error(struct smtp_session *s, enum smtp_error e)
 {
 	smtp_reply(s, "%s", smtp_errors[e].reply);
-	if (smtpd.conf->max_errors && s->errors > smtpd.conf->max_errors &&
-	    s->state != SMTP_S_CLOSING) {
-		log_info("%u: too many errors from %s, disconnecting", s->id,
-		    s->addr);
-		smtp_reply(s, "421 4.7.0 %s Error: too many errors",
-		    smtpd.conf->hostname);
-		smtp_close_after(s);
-	}
 }
 
 void
@@ -174,7 +182,7 @@ smtp_session_new(int fd, const struct listener *l, const struct sockaddr *sa,
 		return;
 	}
 	if (l->kind == LISTEN_SUBMISSIONS && !l->local) {
-		struct bufferevent *tb = tls_wrap(s->bev, fd, 0, s->tls_info,
+		struct bufferevent *tb = tls_wrap(s->bev, fd, s->tls_info,
 		    sizeof(s->tls_info));
 		if (tb == NULL) {
 			bufferevent_free(s->bev);
@@ -275,6 +283,8 @@ smtp_on_write(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (s->state == SMTP_S_CLOSING && s->wait == SMTP_W_NONE)
 		smtp_session_free(s);
+	else if (s->state == SMTP_S_STARTTLS)
+		smtp_start_tls(s);
 }
 
 static void
@@ -553,7 +563,6 @@ smtp_cmd_help(struct smtp_session *s, const struct smtp_cmd *c)
 static void
 smtp_cmd_starttls(struct smtp_session *s, const struct smtp_cmd *c)
 {
-	struct bufferevent	*tb;
 	struct evbuffer		*in = bufferevent_get_input(s->bev);
 
 	if (c->arglen) {
@@ -571,20 +580,29 @@ smtp_cmd_starttls(struct smtp_session *s, const struct smtp_cmd *c)
 	smtp_reply(s, "220 2.0.0 Ready to start TLS");
 	/* anything pipelined after STARTTLS is an injection: drop it */
 	evbuffer_drain(in, evbuffer_get_length(in));
-	if ((tb = tls_wrap(s->bev, s->fd, 1, s->tls_info,
+	bufferevent_disable(s->bev, EV_READ);
+	s->state = SMTP_S_STARTTLS;	/* smtp_on_write goes on */
+}
+
+/* The "220" for STARTTLS is on the wire: the next bytes are TLS. */
+static void
+smtp_start_tls(struct smtp_session *s)
+{
+	struct bufferevent	*tb;
+	struct timeval		 tv = { smtpd.conf->smtp_timeout, 0 };
+
+	if ((tb = tls_wrap(s->bev, s->fd, s->tls_info,
 	    sizeof(s->tls_info))) == NULL) {
 		smtp_session_free(s);
 		return;
 	}
 	s->bev = tb;
 	s->tls = 1;
+	s->state = SMTP_S_CMD;
 	s->helo[0] = '\0';	/* RFC 3207: forget what we knew */
 	smtp_tx_reset(s);
 	bufferevent_setcb(s->bev, smtp_on_read, smtp_on_write, smtp_on_event, s);
-	{
-		struct timeval tv = { smtpd.conf->smtp_timeout, 0 };
-		bufferevent_set_timeouts(s->bev, &tv, &tv);
-	}
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
@@ -604,7 +622,8 @@ smtp_cmd_bdat(struct smtp_session *s, const struct smtp_cmd *c)
 	s->bdat_last = ba.last;
 	s->state = SMTP_S_BDAT;
 	if (!s->in_tx || s->nrcpts == 0) {
-		s->tx_failed = 1;
+		/* RFC 3030: a failed chunk fails the transaction, if any */
+		s->tx_failed = s->in_tx;
 		smtp_error(s, !s->in_tx ? E_NEED_MAIL : E_NEED_RCPT);
 		s->bdat_ok = 0;
 		return;
@@ -721,8 +740,9 @@ smtp_data_end(struct smtp_session *s)
 	s->state = SMTP_S_CMD;
 	if (s->too_big)
 		err = E_SIZE;
-	else if (e & (SMTP_DATA_E_BARE_LF | SMTP_DATA_E_BARE_CR))
-		err = E_BARE_EOL;
+	else if (s->dec.strict &&
+	    (e & (SMTP_DATA_E_BARE_LF | SMTP_DATA_E_BARE_CR)))
+		err = E_BARE_EOL;	/* P6; otherwise normalised */
 	else if (e & SMTP_DATA_E_NUL)
 		err = E_DATA_NUL;
 	else if (e & SMTP_DATA_E_LONG_LINE)
@@ -730,6 +750,8 @@ smtp_data_end(struct smtp_session *s)
 	else if (s->write_errno)
 		err = s->write_errno == ENOSPC || s->write_errno == EDQUOT ?
 		    E_STORAGE : E_IO;
+	else if (s->tx_failed || s->qid[0] == '\0')
+		err = E_IO;	/* the queue process died meanwhile */
 	if (err != -1) {
 		log_info("%s: rejected from=<%s> client=%s: %s", s->qid,
 		    s->from, s->addr, smtp_errors[err].reply);
@@ -813,7 +835,7 @@ smtp_bdat_input(struct smtp_session *s, struct evbuffer *in)
 	while (s->bdat_left > 0 && evbuffer_peek(in, -1, NULL, &v, 1) > 0 &&
 	    v.iov_len > 0) {
 		n = v.iov_len < s->bdat_left ? v.iov_len : s->bdat_left;
-		if (!s->tx_failed) {
+		if (s->bdat_ok && !s->tx_failed) {
 			smtp_data_feed(&s->dec, v.iov_base, n, &s->out);
 			if (s->dec.outbytes > smtpd.conf->max_message_size)
 				s->too_big = 1;
@@ -892,6 +914,7 @@ smtp_process(struct smtp_session *s)
 		in = bufferevent_get_input(s->bev);
 		switch (s->state) {
 		case SMTP_S_CLOSING:
+		case SMTP_S_STARTTLS:
 			evbuffer_drain(in, evbuffer_get_length(in));
 			return;
 		case SMTP_S_DATA:

@@ -30,6 +30,7 @@ struct smtpd		 smtpd;
 static LIST_HEAD(, smtp_session) buckets[SESSION_BUCKETS];
 static struct event	*accept_ev[CONFIG_LISTEN_MAX + 1];
 static size_t		 naccept;
+static int		 accepting;	/* 1: listening, -1: shutting down */
 
 void
 smtpd_session_register(struct smtp_session *s)
@@ -228,15 +229,30 @@ smtpd_peer_down(struct proc *p, enum ipc_role r)
 	}
 }
 
+/* proc.c has loaded the new config into p->conf already. */
 static void
 smtpd_reload(struct proc *p)
 {
-	char	 err[1024];
+	(void)p;
+	log_info("configuration reloaded");
+}
 
-	if (config_load(p->conf, p->conf->path, err, sizeof(err)) == -1)
-		log_warnx("reload: %s", err);
-	else
-		log_info("configuration reloaded");
+/*
+ * Accept only once the lookup and queue processes are connected: a client
+ * that gets our banner must not get 451s because we are still starting.
+ * A peer that dies later is restarted; meanwhile requests fail with 4xx.
+ */
+static void
+smtpd_peer_up(struct proc *p, enum ipc_role r)
+{
+	(void)r;
+	if (accepting != 0 || p->peer[ROLE_LOOKUP] == NULL ||
+	    p->peer[ROLE_QUEUE] == NULL)
+		return;
+	for (size_t i = 0; i < naccept; i++)
+		if (event_add(accept_ev[i], NULL) == -1)
+			log_fatalx("listener event");
+	accepting = 1;
 }
 
 static void
@@ -245,6 +261,7 @@ smtpd_shutdown(struct proc *p)
 	(void)p;
 	for (size_t i = 0; i < naccept; i++)
 		event_del(accept_ev[i]);
+	accepting = -1;
 }
 
 int
@@ -270,16 +287,17 @@ smtpd_main(struct proc *p, struct listener *ls, size_t nls)
 	}
 	p->handlers[ROLE_LOOKUP] = lookup_handlers;
 	p->handlers[ROLE_QUEUE] = queue_handlers;
+	p->on_peer_up = smtpd_peer_up;
 	p->on_peer_down = smtpd_peer_down;
 	p->on_reload = smtpd_reload;
 	p->on_shutdown = smtpd_shutdown;
 	for (i = 0; i < nls; i++) {
 		accept_ev[naccept] = event_new(p->base, ls[i].fd,
 		    EV_READ | EV_PERSIST, smtpd_on_accept, &ls[i]);
-		if (accept_ev[naccept] == NULL ||
-		    event_add(accept_ev[naccept], NULL) == -1)
+		if (accept_ev[naccept] == NULL)
 			log_fatalx("listener event");
 		naccept++;
 	}
+	smtpd_peer_up(p, ROLE_MASTER);	/* in case both are there already */
 	return proc_run(p);
 }

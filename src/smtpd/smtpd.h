@@ -30,6 +30,7 @@ enum smtp_state {
 	SMTP_S_CMD = 0,		/* reading commands */
 	SMTP_S_DATA,		/* reading DATA bytes */
 	SMTP_S_BDAT,		/* reading a BDAT chunk */
+	SMTP_S_STARTTLS,	/* "220" being flushed, then TLS */
 	SMTP_S_CLOSING,		/* reply flushed, then close */
 };
 
@@ -110,8 +111,8 @@ void	smtp_answered(struct smtp_session *);
 
 /* tls.c */
 struct ssl_ctx_st *tls_server_ctx(const char *cert, const char *key);
-struct bufferevent *tls_wrap(struct bufferevent *, int fd, int starttls,
-	    char *info, size_t infolen);
+struct bufferevent *tls_wrap(struct bufferevent *, int fd, char *info,
+	    size_t infolen);
 void	tls_session_info(struct bufferevent *, char *info, size_t infolen);
 
 #endif

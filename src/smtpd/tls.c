@@ -37,31 +37,29 @@ tls_server_ctx(const char *cert, const char *key)
 }
 
 /*
- * Put TLS over a session's connection. For STARTTLS the plain bufferevent
- * stays underneath (its pending "220" goes out first); for implicit TLS the
- * socket bufferevent is replaced.
+ * Put TLS over a session's connection: a new TLS bufferevent on fd takes
+ * the place of the plain one, which is freed once the new one exists (on
+ * failure bev is untouched). For STARTTLS the caller switches only once
+ * its "220" has been written to the socket, so nothing is lost under the
+ * TLS layer, and "output empty" always means "on the wire".
  */
 struct bufferevent *
-tls_wrap(struct bufferevent *bev, int fd, int starttls, char *info,
-    size_t infolen)
+tls_wrap(struct bufferevent *bev, int fd, char *info, size_t infolen)
 {
 	struct bufferevent	*tb;
 	SSL			*ssl;
 
 	if ((ssl = SSL_new(smtpd.tls_ctx)) == NULL)
 		return NULL;
-	if (starttls)
-		tb = bufferevent_openssl_filter_new(smtpd.proc->base, bev, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	else {
-		bufferevent_free(bev);
-		tb = bufferevent_openssl_socket_new(smtpd.proc->base, fd, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	}
+	tb = bufferevent_openssl_socket_new(smtpd.proc->base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tb == NULL) {
 		SSL_free(ssl);
 		return NULL;
 	}
+	/* the TLS bufferevent owns fd now: do not let bev close it */
+	bufferevent_setfd(bev, -1);
+	bufferevent_free(bev);
 	snprintf(info, infolen, "TLS");
 	return tb;
 }
