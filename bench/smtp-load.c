@@ -11,6 +11,10 @@
  *
  * Plain poll(2) and nonblocking sockets; no PIPELINING, one command at a time,
  * like smtp-source.  Loopback benchmarks only: no TLS, no AUTH.
+ *
+ * usage: smtp-load [-s sessions] [-m messages] [-l size] [-r per-connection]
+ *            [-b banner-wait] [-f from] [-t to] [-H helo] [-T timeout] host:port
+ * Exit status 0 when every message got its 250.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -57,6 +61,7 @@ struct session {
 	int		 sent_here;	/* messages sent on this connection */
 	int		 msg_started;	/* a message is in flight */
 	struct timespec	 dot;		/* when the final "." was written */
+	struct timespec	 opened;	/* when connect(2) was called */
 };
 
 struct options {
@@ -65,6 +70,7 @@ struct options {
 	size_t		 size;
 	int		 perconn;
 	int		 timeout;
+	int		 banner_wait;
 	const char	*from;
 	const char	*to;
 	const char	*helo;
@@ -73,14 +79,14 @@ struct options {
 
 static struct options	 opt = {
 	.sessions = 10, .messages = 1000, .size = 4096, .perconn = 1,
-	.timeout = 600, .from = "bench@client.test", .to = "u@bench.test",
+	.timeout = 600, .banner_wait = 5, .from = "bench@client.test", .to = "u@bench.test",
 	.helo = "client.test",
 };
 static struct addrinfo	*srv;
 static char		*message;	/* body incl. "\r\n.\r\n" */
 static size_t		 message_len;
 static double		*lat;		/* ms, one per accepted message */
-static int		 started, accepted, failed;
+static int		 started, accepted, failed, retried;
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
 die(const char *fmt, ...)
@@ -100,8 +106,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: smtp-load [-s sessions] [-m messages] "
 	    "[-l size] [-r per-connection]\n"
-	    "                 [-f from] [-t to] [-H helo] [-T timeout] "
-	    "host:port\n");
+	    "                 [-b banner-wait] [-f from] [-t to] [-H helo] "
+	    "[-T timeout] host:port\n");
 	exit(2);
 }
 
@@ -198,6 +204,8 @@ queue_cmd(struct session *s, const char *fmt, ...)
 	s->wlen = (size_t)n;
 }
 
+static void	session_connect(struct session *);
+
 static void
 session_close(struct session *s)
 {
@@ -213,14 +221,28 @@ session_close(struct session *s)
 	}
 }
 
-/* Open a connection if there is still a message to send. */
+/*
+ * Open a connection if there is still a message to send, and reserve that
+ * message for it: never more connections than messages left (a connection
+ * in a full listen queue may wait for its banner for a long time).
+ */
 static void
 session_open(struct session *s)
 {
-	int	one = 1;
-
 	if (started >= opt.messages)
 		return;
+	started++;
+	s->msg_started = 1;
+	session_connect(s);
+}
+
+/* Start connect(2); the session's reserved message is kept. */
+static void
+session_connect(struct session *s)
+{
+	int	one = 1;
+
+	clock_gettime(CLOCK_MONOTONIC, &s->opened);
 	s->fd = socket(srv->ai_family, srv->ai_socktype | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, srv->ai_protocol);
 	if (s->fd == -1)
@@ -241,10 +263,13 @@ session_open(struct session *s)
 static void
 next_message(struct session *s)
 {
-	if (started < opt.messages && s->sent_here < opt.perconn) {
-		started++;
+	if (s->sent_here == 0 ||
+	    (started < opt.messages && s->sent_here < opt.perconn)) {
+		if (s->sent_here > 0) {
+			started++;
+			s->msg_started = 1;
+		}
 		s->sent_here++;
-		s->msg_started = 1;
 		queue_cmd(s, "MAIL FROM:<%s>\r\n", opt.from);
 		s->state = S_MAIL;
 	} else {
@@ -395,6 +420,24 @@ on_writable(struct session *s)
 		clock_gettime(CLOCK_MONOTONIC, &s->dot);
 }
 
+/*
+ * A connection without a banner after banner_wait seconds is given up and
+ * made again.  With a full listen queue (OpenSMTPD's backlog is 5) the kernel
+ * may complete the handshake on our side only (SYN cookies): the server never
+ * sees the connection and, speaking first, never sends a banner.
+ */
+static void
+banner_check(struct session *s, const struct timespec *now)
+{
+	if (s->fd == -1 || (s->state != S_CONNECT && s->state != S_BANNER) ||
+	    ms_since(&s->opened, now) < opt.banner_wait * 1e3)
+		return;
+	close(s->fd);
+	s->fd = -1;
+	retried++;
+	session_connect(s);
+}
+
 static int
 cmp_double(const void *a, const void *b)
 {
@@ -452,9 +495,15 @@ run(void)
 		if (live == 0)
 			break;
 		clock_gettime(CLOCK_MONOTONIC, &t1);
+		for (i = 0; i < opt.sessions; i++)
+			banner_check(&ss[i], &t1);
 		if (ms_since(&t0, &t1) > opt.timeout * 1e3) {
-			fprintf(stderr, "smtp-load: timeout after %d s\n",
-			    opt.timeout);
+			fprintf(stderr, "smtp-load: timeout after %d s; "
+			    "sessions still open, by state:", opt.timeout);
+			for (i = 0; i < opt.sessions; i++)
+				if (ss[i].fd != -1)
+					fprintf(stderr, " %d", (int)ss[i].state);
+			fputc('\n', stderr);
 			break;
 		}
 		if ((n = poll(pfd, (nfds_t)opt.sessions, 1000)) == -1) {
@@ -475,10 +524,10 @@ run(void)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	qsort(lat, (size_t)accepted, sizeof(*lat), cmp_double);
 	printf("smtp-load target=%s sessions=%d messages=%d size=%zu "
-	    "per-conn=%d accepted=%d failed=%d seconds=%.2f msgs/s=%.0f "
-	    "p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
+	    "per-conn=%d accepted=%d failed=%d reconnects=%d seconds=%.2f "
+	    "msgs/s=%.0f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
 	    opt.target, opt.sessions, opt.messages, opt.size, opt.perconn,
-	    accepted, failed, ms_since(&t0, &t1) / 1e3,
+	    accepted, failed, retried, ms_since(&t0, &t1) / 1e3,
 	    accepted / (ms_since(&t0, &t1) / 1e3), percentile(50),
 	    percentile(90), percentile(99), percentile(100));
 	free(pfd);
@@ -490,8 +539,12 @@ main(int argc, char *argv[])
 {
 	int	ch;
 
-	while ((ch = getopt(argc, argv, "f:H:l:m:r:s:t:T:")) != -1) {
+	while ((ch = getopt(argc, argv, "b:f:H:l:m:r:s:t:T:")) != -1) {
 		switch (ch) {
+		case 'b':
+			opt.banner_wait = (int)parse_num(optarg, 1, 3600,
+			    "-b banner-wait");
+			break;
 		case 'f':
 			opt.from = optarg;
 			break;

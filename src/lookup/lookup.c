@@ -69,8 +69,12 @@ tempfail:
 	return LOOKUP_TEMPFAIL;
 }
 
+/*
+ * Read the address of a LOOKUP_RCPT_CHECK or LOOKUP_RCPT_RESOLVE and
+ * answer with `type`; the queue also gets the mailbox (domain, user).
+ */
 static void
-lookup_on_check(struct ipc *c, struct ipc_msg *m, void *arg)
+lookup_answer(struct ipc *c, struct ipc_msg *m, uint16_t type, int mailbox)
 {
 	struct ipc_rd	 rd;
 	struct buf	 b;
@@ -78,44 +82,36 @@ lookup_on_check(struct ipc *c, struct ipc_msg *m, void *arg)
 	char		 u[ADDR_LOCAL_MAX + 1];
 	uint32_t	 res;
 
-	(void)arg;
-	ipc_rd_init(&rd, m);
-	ipc_get_str(&rd, addr, sizeof(addr));
-	if (ipc_get_end(&rd) == -1) {
-		log_warnx("bad LOOKUP_RCPT_CHECK");
-		res = LOOKUP_TEMPFAIL;
-	} else
-		res = lookup_rcpt(addr, d, sizeof(d), u, sizeof(u));
-	buf_init(&b, 64);
-	ipc_put_u32(&b, res);
-	ipc_send_buf(c, SMTP_RCPT_RESULT, m->id, -1, &b);
-	buf_free(&b);
-}
-
-static void
-lookup_on_resolve(struct ipc *c, struct ipc_msg *m, void *arg)
-{
-	struct ipc_rd	 rd;
-	struct buf	 b;
-	char		 addr[ADDR_STR_MAX + 1], d[ADDR_DOMAIN_MAX + 1];
-	char		 u[ADDR_LOCAL_MAX + 1];
-	uint32_t	 res;
-
-	(void)arg;
 	ipc_rd_init(&rd, m);
 	ipc_get_str(&rd, addr, sizeof(addr));
 	d[0] = u[0] = '\0';
 	if (ipc_get_end(&rd) == -1) {
-		log_warnx("bad LOOKUP_RCPT_RESOLVE");
+		log_warnx("bad %s", ipc_type_name(m->type));
 		res = LOOKUP_TEMPFAIL;
 	} else
 		res = lookup_rcpt(addr, d, sizeof(d), u, sizeof(u));
 	buf_init(&b, 1024);
 	ipc_put_u32(&b, res);
-	ipc_put_str(&b, d);
-	ipc_put_str(&b, u);
-	ipc_send_buf(c, QUEUE_RCPT_RESOLVED, m->id, -1, &b);
+	if (mailbox) {
+		ipc_put_str(&b, d);
+		ipc_put_str(&b, u);
+	}
+	ipc_send_buf(c, type, m->id, -1, &b);
 	buf_free(&b);
+}
+
+static void
+lookup_on_check(struct ipc *c, struct ipc_msg *m, void *arg)
+{
+	(void)arg;
+	lookup_answer(c, m, SMTP_RCPT_RESULT, 0);
+}
+
+static void
+lookup_on_resolve(struct ipc *c, struct ipc_msg *m, void *arg)
+{
+	(void)arg;
+	lookup_answer(c, m, QUEUE_RCPT_RESOLVED, 1);
 }
 
 static const struct ipc_handler smtp_handlers[] = {
