@@ -19,6 +19,7 @@ static enum log_dest	 log_dest = LOGDEST_STDERR;
 static int		 log_fd = STDERR_FILENO;
 static int		 log_json;
 static char		 log_tag[32] = "sluice";
+static long		 log_pid;	/* set with the tag: once per process */
 
 int
 log_init(const char *tag, const char *dest, int json)
@@ -46,6 +47,7 @@ void
 log_settag(const char *tag)
 {
 	snprintf(log_tag, sizeof(log_tag), "%s", tag);
+	log_pid = (long)getpid();
 }
 
 /* Copy src to dst replacing control characters, so remote text is data. */
@@ -124,7 +126,7 @@ json_line(struct buf *b, const char *ts, const char *msg)
 	buf_init(&text, 8192);
 	buf_adds(b, "{\"time\":");
 	json_str(b, ts, strlen(ts));
-	buf_addf(b, ",\"proc\":\"%s\",\"pid\":%ld", log_tag, (long)getpid());
+	buf_addf(b, ",\"proc\":\"%s\",\"pid\":%ld", log_tag, log_pid);
 	e = strchr(p, ' ');
 	if (e && e > p && e[-1] == ':') {
 		buf_adds(b, ",\"id\":");
@@ -171,6 +173,8 @@ vlog(int prio, const char *fmt, va_list ap, int with_errno)
 	struct tm	 tm;
 	int		 saved = errno;
 
+	if (log_pid == 0)
+		log_pid = (long)getpid();
 	buf_init(&msg, 8192);
 	buf_vaddf(&msg, fmt, ap);
 	if (with_errno)
@@ -193,7 +197,7 @@ vlog(int prio, const char *fmt, va_list ap, int with_errno)
 		json_line(&line, ts, msg.data ? msg.data : "");
 	else
 		buf_addf(&line, "%s %s[%ld]: %s\n", ts, log_tag,
-		    (long)getpid(), msg.data ? msg.data : "");
+		    log_pid, msg.data ? msg.data : "");
 	if (line.data) {
 		ssize_t r = write(log_fd, line.data, line.len);
 		(void)r;

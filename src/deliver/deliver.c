@@ -12,6 +12,7 @@
  * durable, and only then are the answers sent (P1 for local delivery).
  */
 #include <sys/queue.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -141,7 +142,34 @@ out:
 		close(m->fd);
 }
 
-/* Make the batch durable in two syncs, then answer for each message. */
+/* fsync new/ of each Maildir the batch published into, once each. */
+static int
+deliver_sync_dirs(void)
+{
+	struct pending	*p, *q;
+	struct stat	 st, st2;
+	int		 r = 0, seen;
+
+	TAILQ_FOREACH(p, &batch, entry) {
+		if (!p->ok || fstat(p->tx.dirfd, &st) == -1)
+			continue;
+		seen = 0;
+		for (q = TAILQ_FIRST(&batch); q != p && !seen;
+		    q = TAILQ_NEXT(q, entry))
+			seen = q->ok && fstat(q->tx.dirfd, &st2) == 0 &&
+			    st.st_dev == st2.st_dev && st.st_ino == st2.st_ino;
+		if (!seen && maildir_sync_new(&p->tx) == -1) {
+			log_warn("fsync of a Maildir's new/");
+			r = -1;
+		}
+	}
+	return r;
+}
+
+/*
+ * Make the batch durable: one syncfs for the files, then, once renamed,
+ * an fsync of each new/ they went to; then answer for each message.
+ */
 static void
 deliver_flush(int fd, short ev, void *arg)
 {
@@ -157,7 +185,7 @@ deliver_flush(int fd, short ev, void *arg)
 	if (syncfs(p->tx.dirfd) == 0) {
 		TAILQ_FOREACH(p, &batch, entry)
 			p->ok = maildir_publish(&p->tx, 0) == 0;
-		synced = syncfs(TAILQ_FIRST(&batch)->tx.dirfd) == 0;
+		synced = deliver_sync_dirs() == 0;
 	} else
 		log_warn("syncfs of the mailboxes");
 	while ((p = TAILQ_FIRST(&batch)) != NULL) {

@@ -163,10 +163,22 @@ mkdir_open(struct maildir_tx *tx, int parent, const char *name, mode_t mode)
 	return fd;
 }
 
-/* <base>/<domain>/<user> with tmp, new and cur; its fd, or -1. */
+/* Open an existing directory below parent, refusing symlinks. */
+static int
+open_dir(int parent, const char *name)
+{
+	return openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+}
+
+/*
+ * <base>/<domain>/<user> with tmp, new and cur; its fd, or -1. The usual
+ * case, a Maildir that exists, costs three opens; with create, every level
+ * is made (and made durable) as needed.
+ */
 static int
 make_maildir(struct maildir_tx *tx, const char *base, const char *domain,
-    const char *user)
+    const char *user, int create)
 {
 	static const char *const sub[] = { "tmp", "new", "cur" };
 	int	 basefd, domfd, ufd, fd;
@@ -175,6 +187,15 @@ make_maildir(struct maildir_tx *tx, const char *base, const char *domain,
 	if ((basefd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
 		tx_fail(tx, 1, "mailbox base %s: %s", base, strerror(errno));
 		return -1;
+	}
+	if (!create) {
+		ufd = -1;
+		if ((domfd = open_dir(basefd, domain)) != -1) {
+			ufd = open_dir(domfd, user);
+			close(domfd);
+		}
+		close(basefd);
+		return ufd;	/* -1: the caller retries with create */
 	}
 	domfd = mkdir_open(tx, basefd, domain, 0755);
 	close(basefd);
@@ -199,7 +220,7 @@ maildir_open(struct maildir_tx *tx, const char *base, const char *domain,
     const char *user, const char *host)
 {
 	char	 path[MAILDIR_PATH_MAX];
-	int	 i;
+	int	 i, created = 0;
 
 	memset(tx, 0, sizeof(*tx));
 	tx->fd = tx->dirfd = -1;
@@ -207,7 +228,8 @@ maildir_open(struct maildir_tx *tx, const char *base, const char *domain,
 		tx_fail(tx, 0, "invalid mailbox name");
 		return -1;
 	}
-	if ((tx->dirfd = make_maildir(tx, base, domain, user)) == -1)
+	if ((tx->dirfd = make_maildir(tx, base, domain, user, 0)) == -1 &&
+	    (tx->dirfd = make_maildir(tx, base, domain, user, 1)) == -1)
 		return -1;
 	for (i = 0; i < MAILDIR_OPEN_TRIES; i++) {
 		if (maildir_unique(tx->name,
@@ -220,6 +242,15 @@ maildir_open(struct maildir_tx *tx, const char *base, const char *domain,
 		    O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (tx->fd != -1)
 			return 0;
+		if (errno == ENOENT && !created) {
+			/* tmp/ is missing: make the whole Maildir, once */
+			created = 1;
+			close(tx->dirfd);
+			if ((tx->dirfd = make_maildir(tx, base, domain, user,
+			    1)) == -1)
+				return -1;
+			continue;
+		}
 		if (errno != EEXIST) {
 			tx_syserr(tx, "create tmp file");
 			break;
@@ -367,6 +398,17 @@ maildir_publish(struct maildir_tx *tx, int sync)
  * caller will retry, and one copy is better than two (a crash may still
  * leave one: that is duplicate window 1 of P2).
  */
+/* fsync the new/ of a published (not yet closed) delivery. */
+int
+maildir_sync_new(struct maildir_tx *tx)
+{
+	if (tx->dirfd == -1 || fsync_dir(tx->dirfd, "new") == -1) {
+		tx_syserr(tx, "fsync new");
+		return -1;
+	}
+	return 0;
+}
+
 /* The batch sync after publish failed: take the message out of new/. */
 void
 maildir_unpublish(struct maildir_tx *tx)

@@ -50,6 +50,8 @@ int	maildir_commit(struct maildir_tx *);
 int	maildir_close(struct maildir_tx *, int sync);
 int	maildir_publish(struct maildir_tx *, int sync);
 void	maildir_unpublish(struct maildir_tx *);
+/* fsync new/ of a delivery published without sync; -1 with error set */
+int	maildir_sync_new(struct maildir_tx *);
 /* discard a delivery in progress (unlinks the tmp file) */
 void	maildir_abort(struct maildir_tx *);
 /*

@@ -104,7 +104,7 @@ maildrop_import(const char *name)
 	snprintf(env.proto, sizeof(env.proto), "LOCAL");
 	snprintf(env.helo, sizeof(env.helo), "localhost");
 	env.flags = ENV_F_LOCAL;
-	fd = openat(queue_spool.tmp, env.id, O_RDWR | O_CREAT | O_EXCL |
+	fd = openat(queue_spool.data, env.id, O_RDWR | O_CREAT | O_EXCL |
 	    O_CLOEXEC, 0600);
 	if (fd == -1)
 		goto werr;
@@ -124,7 +124,7 @@ werr:
 	log_warn("%s: cannot import maildrop/%s (left for later)", env.id, name);
 	if (fd != -1) {
 		close(fd);
-		unlinkat(queue_spool.tmp, env.id, 0);
+		unlinkat(queue_spool.data, env.id, 0);
 	}
 out:
 	if (fp)

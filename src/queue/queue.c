@@ -2,7 +2,7 @@
  * queue - the queue process.
  *
  * queue-in: the smtp process asks for a data file (QUEUE_MSG_OPEN: we create
- * tmp/<id> and pass it a descriptor), writes the message into it, and asks
+ * data/<id> and pass it a descriptor), writes the message into it, and asks
  * for a commit. Commits that arrive in one pass of the event loop form a
  * batch: envelopes written, one syncfs, renames into data/ and incoming/,
  * the directories fsync'ed, and only then the answers that make the smtp
@@ -144,10 +144,10 @@ qopen_find(const char *id)
 }
 
 static void
-qopen_free(struct qopen *o, int unlink_tmp)
+qopen_free(struct qopen *o, int unlink_data)
 {
-	if (unlink_tmp)
-		unlinkat(queue_spool.tmp, o->env.id, 0);
+	if (unlink_data)
+		unlinkat(queue_spool.data, o->env.id, 0);
 	if (o->fd != -1)
 		close(o->fd);
 	envelope_free(&o->env);
@@ -185,10 +185,10 @@ queue_on_open(struct ipc *c, struct ipc_msg *m, void *arg)
 	envelope_init(&o->env);
 	queue_id_new(o->env.id, sizeof(o->env.id));
 	o->session = m->id;
-	o->fd = openat(queue_spool.tmp, o->env.id,
+	o->fd = openat(queue_spool.data, o->env.id,
 	    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (o->fd == -1 || (sfd = fcntl(o->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
-		log_warn("%s: cannot create tmp/%s", o->env.id, o->env.id);
+		log_warn("%s: cannot create data/%s", o->env.id, o->env.id);
 		qopen_free(o, o->fd != -1);
 		goto fail;
 	}
@@ -306,7 +306,8 @@ queue_commit_internal(struct envelope *env, int datafd, const char *maildrop)
 	struct qopen	*o;
 
 	if ((o = calloc(1, sizeof(*o))) == NULL) {
-		log_warnx("%s: out of memory, message left in tmp/", env->id);
+		log_warnx("%s: out of memory, data/%s removed at next start",
+		    env->id, env->id);
 		close(datafd);
 		return;
 	}
@@ -342,7 +343,11 @@ queue_commit_prepare(struct qopen *o)
 	return 0;
 }
 
-/* Group commit: one syncfs for the batch, renames, directory fsyncs. */
+/*
+ * Group commit: envelopes written, one syncfs for the batch (the data
+ * files and their names in data/ with it), the envelopes renamed into
+ * incoming/ (the commit point), incoming/ fsync'ed, then the answers.
+ */
 static void
 queue_flush(int fd, short ev, void *arg)
 {
@@ -365,16 +370,14 @@ queue_flush(int fd, short ev, void *arg)
 	TAILQ_FOREACH(o, &todo, batch) {
 		if (failed || o->failed)
 			continue;
-		if (renameat(queue_spool.tmp, o->env.id, queue_spool.data,
-		    o->env.id) == -1 || spool_env_install(&queue_spool,
-		    o->env.id, queue_spool.incoming) == -1) {
+		if (spool_env_install(&queue_spool, o->env.id,
+		    queue_spool.incoming) == -1) {
 			log_warn("%s: commit rename", o->env.id);
 			o->failed = 1;
 		}
 	}
-	if (!failed && (fsync(queue_spool.data) == -1 ||
-	    fsync(queue_spool.incoming) == -1)) {
-		log_warn("fsync of spool directories");
+	if (!failed && fsync(queue_spool.incoming) == -1) {
+		log_warn("fsync of incoming/");
 		failed = 1;
 	}
 	while ((o = TAILQ_FIRST(&todo)) != NULL) {
@@ -648,13 +651,13 @@ qmsg_bounce(struct qmsg *m)
 		log_warnx("%s: cannot build DSN", m->env.id);
 		goto out;
 	}
-	fd = openat(queue_spool.tmp, dsn.id, O_RDWR | O_CREAT | O_EXCL |
+	fd = openat(queue_spool.data, dsn.id, O_RDWR | O_CREAT | O_EXCL |
 	    O_CLOEXEC, 0600);
 	if (fd == -1 || write(fd, data.data, data.len) != (ssize_t)data.len) {
 		log_warn("%s: cannot write DSN", m->env.id);
 		if (fd != -1) {
 			close(fd);
-			unlinkat(queue_spool.tmp, dsn.id, 0);
+			unlinkat(queue_spool.data, dsn.id, 0);
 		}
 		goto out;
 	}
