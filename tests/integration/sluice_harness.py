@@ -196,6 +196,12 @@ class Sluice:
         except FileNotFoundError:
             return ""
 
+    def sanitizer_reports(self):
+        """Log lines of ASan/UBSan reports: a child that aborts on one is
+        restarted by the master, so tests must look for them."""
+        return [l for l in self.read_log().splitlines()
+                if re.search(r"(Address|Leak|UndefinedBehavior)Sanitizer|runtime error:", l)]
+
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
