@@ -375,10 +375,11 @@ on_sighup(int sig, short ev, void *arg)
 	}
 	conf = nc;	/* listeners and spool need a restart to change */
 	log_info("reloading configuration");
+	/* each child gets the file open (own offset): smtp is chrooted */
 	for (int r = ROLE_SMTP; r < ROLE_MAX; r++)
 		if (children[r].ctl)
-			ipc_send(children[r].ctl, CHILD_CONF_RELOAD, 0, -1,
-			    NULL, 0);
+			ipc_send(children[r].ctl, CHILD_CONF_RELOAD, 0,
+			    open(conf.path, O_RDONLY | O_CLOEXEC), NULL, 0);
 }
 
 /* mkdir -p; what we create belongs to the unprivileged user */

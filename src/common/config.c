@@ -433,17 +433,30 @@ config_validate(struct config *c, char *err, size_t errlen)
 int
 config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
-	FILE			*fp;
+	FILE	*fp;
+	char	 copy[PATH_MAX];
+
+	/* path may point into c itself, which config_defaults() clears */
+	snprintf(copy, sizeof(copy), "%s", path);
+	if ((fp = fopen(copy, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", copy, strerror(errno));
+		return -1;
+	}
+	return config_load_fp(c, fp, copy, err, errlen);
+}
+
+/* Parse an open config file (closed here); path names it in messages. */
+int
+config_load_fp(struct config *c, FILE *fp, const char *path, char *err,
+    size_t errlen)
+{
 	char			 line[4096], msg[512], *p, *name, *val, *e;
 	unsigned		 lineno = 0;
 	const struct param	*pm;
 
 	config_defaults(c);
 	snprintf(c->path, sizeof(c->path), "%s", path);
-	if ((fp = fopen(path, "r")) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
+	path = c->path;
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(fp)) {

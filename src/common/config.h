@@ -11,6 +11,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <netinet/in.h>
 
 #define CONFIG_DEFAULT_PATH	"/etc/sluice/sluice.conf"
@@ -64,6 +65,9 @@ struct config {
 
 /* 0 ok; -1 with "FILE:LINE: message" in err */
 int	config_load(struct config *, const char *path, char *err, size_t errlen);
+/* the same from an open file (closed by it); path is for messages */
+int	config_load_fp(struct config *, FILE *, const char *path, char *err,
+	    size_t errlen);
 void	config_defaults(struct config *);
 /* -c FILE, else $SLUICE_CONFIG, else the default path */
 const char *config_path(const char *opt);

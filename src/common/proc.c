@@ -89,14 +89,31 @@ proc_on_reload(struct ipc *c, struct ipc_msg *m, void *arg)
 	struct proc	*p = arg;
 	struct config	*nc;
 	char		 err[1024];
+	int		 r;
 
 	(void)c;
-	(void)m;
 	if ((nc = malloc(sizeof(*nc))) == NULL) {
 		log_warnx("reload: out of memory");
+		if (m->fd != -1)
+			close(m->fd);
 		return;
 	}
-	if (config_load(nc, p->conf->path, err, sizeof(err)) == -1)
+	/*
+	 * The master passes the file open: a chrooted child (smtp) could
+	 * not open the path itself.
+	 */
+	if (m->fd != -1) {
+		FILE *fp = fdopen(m->fd, "r");
+		if (fp == NULL) {
+			close(m->fd);
+			log_warn("reload: fdopen");
+			free(nc);
+			return;
+		}
+		r = config_load_fp(nc, fp, p->conf->path, err, sizeof(err));
+	} else
+		r = config_load(nc, p->conf->path, err, sizeof(err));
+	if (r == -1)
 		log_warnx("reload refused: %s", err);
 	else {
 		*p->conf = *nc;

@@ -1,6 +1,6 @@
 /*
  * bounce - the delivery status notification (RFC 3464) for recipients that
- * failed permanently in this pass. One DSN per pass, none to the null
+ * failed permanently in this pass (m->fresh). One DSN per pass, none to the null
  * sender (P8): the caller checks that before asking.
  */
 #include <stdio.h>
@@ -79,14 +79,14 @@ bounce_build(const struct qmsg *m, const char *hostname, struct envelope *dsn,
 	    "Your message could not be delivered to one or more recipients.\n"
 	    "It is attached below.\n\n", dsn->id, hostname, hostname);
 	for (i = 0; i < env->nrcpts; i++)
-		if (env->rcpts[i].state == RCPT_BOUNCED)
+		if (m->fresh && m->fresh[i])
 			buf_addf(data, "<%s>: %s\n", env->rcpts[i].orig,
 			    env->rcpts[i].error);
 	buf_addf(data, "\n--%s/%s\nContent-Type: message/delivery-status\n\n"
 	    "Reporting-MTA: dns; %s\nX-Sluice-Queue-ID: %s\n\n",
 	    dsn->id, hostname, hostname, env->id);
 	for (i = 0; i < env->nrcpts; i++) {
-		if (env->rcpts[i].state != RCPT_BOUNCED)
+		if (m->fresh == NULL || !m->fresh[i])
 			continue;
 		bounce_status(env->rcpts[i].error, status, sizeof(status));
 		buf_addf(data, "Final-Recipient: rfc822; %s\nOriginal-Recipient:"

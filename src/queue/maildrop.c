@@ -117,7 +117,7 @@ maildrop_import(const char *name)
 		goto werr;
 	env.size = size;
 	log_info("%s: imported from maildrop/%s", env.id, name);
-	queue_commit_internal(&env, fd, name);
+	queue_commit_internal(&env, fd, name, NULL);
 	fd = -1;
 	goto out;
 werr:

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +49,7 @@ struct qopen {
 	int			 fd;
 	char			 maildrop[256];	/* imported from this file */
 	int			 failed;	/* this commit did not happen */
+	struct qmsg		*parent;	/* a DSN: the bounced message */
 	struct envelope		 env;
 };
 
@@ -75,6 +77,8 @@ typedef void (*dir_fn)(const char *name);
 static void	dir_walk(int, dir_fn);
 static void	qmsg_start(struct qmsg *);
 static void	qmsg_done(struct qmsg *);
+static void	qmsg_finish(struct qmsg *);
+static void	qmsg_dsn_done(struct qmsg *, int);
 static void	queue_recover(void);
 
 double
@@ -129,6 +133,7 @@ qmsg_free(struct qmsg *m)
 	if (m->datafd != -1)
 		close(m->datafd);
 	envelope_free(&m->env);
+	free(m->fresh);
 	free(m);
 }
 
@@ -222,6 +227,10 @@ queue_on_rcpt(struct ipc *c, struct ipc_msg *m, void *arg)
 		log_warnx("bad QUEUE_MSG_RCPT");
 		return;
 	}
+	/* the same recipient twice gets the message once (XXX: quadratic) */
+	for (size_t i = 0; i < o->env.nrcpts; i++)
+		if (strcasecmp(o->env.rcpts[i].addr, rcpt) == 0)
+			return;
 	if (envelope_add_rcpt(&o->env, rcpt, rcpt) == -1)
 		log_warnx("%s: cannot add recipient", id);
 }
@@ -301,7 +310,8 @@ queue_on_commit(struct ipc *c, struct ipc_msg *m, void *arg)
 
 /* A message the queue made itself (bounce, maildrop): commit it too. */
 void
-queue_commit_internal(struct envelope *env, int datafd, const char *maildrop)
+queue_commit_internal(struct envelope *env, int datafd, const char *maildrop,
+    struct qmsg *parent)
 {
 	struct qopen	*o;
 
@@ -315,6 +325,7 @@ queue_commit_internal(struct envelope *env, int datafd, const char *maildrop)
 	envelope_init(env);
 	o->fd = datafd;
 	o->session = 0;
+	o->parent = parent;
 	snprintf(o->maildrop, sizeof(o->maildrop), "%s", maildrop ? maildrop : "");
 	TAILQ_INSERT_TAIL(&batch, o, batch);
 	event_active(ev_flush, EV_TIMEOUT, 0);
@@ -390,9 +401,13 @@ queue_flush(int fd, short ev, void *arg)
 			unlinkat(queue_spool.data, o->env.id, 0);
 			queue_commit_reply(o, 0, "451 4.3.0 Queue write error, "
 			    "try again later");
+			if (o->parent)
+				qmsg_dsn_done(o->parent, 0);
 			qopen_free(o, 1);
 			continue;
 		}
+		if (o->parent)
+			qmsg_dsn_done(o->parent, 1);
 		queue_commit_reply(o, 1, "");
 		log_info("%s: queued from=<%s> size=%llu nrcpt=%zu proto=%s "
 		    "client=%s", o->env.id, o->env.from, o->env.size,
@@ -453,8 +468,13 @@ rcpt_outcome(struct qmsg *m, size_t i, enum rcpt_state st, const char *relay,
 		r->error[0] = '\0';
 	else
 		log_sanitize(r->error, sizeof(r->error), text, strlen(text));
-	if (st == RCPT_BOUNCED)
+	if (st == RCPT_BOUNCED) {
+		if (m->fresh == NULL)
+			m->fresh = calloc(m->env.nrcpts, 1);
+		if (m->fresh)
+			m->fresh[i] = 1;
 		m->newly_bounced = 1;
+	}
 	log_info("%s: to=<%s>%s%s%s relay=%s delay=%.2f status=%s (%s)",
 	    m->env.id, r->addr, strcmp(r->orig, r->addr) ? " orig_to=<" : "",
 	    strcmp(r->orig, r->addr) ? r->orig : "",
@@ -634,17 +654,20 @@ queue_on_delivered(struct ipc *c, struct ipc_msg *msg, void *arg)
 	qreq_finish(r);
 }
 
-/* Queue a DSN for the recipients bounced in this pass. */
-static void
+/*
+ * Queue a DSN for the recipients bounced in this pass. 1: it is in the
+ * commit batch and m waits for it (qmsg_dsn_done); 0: no DSN is due.
+ */
+static int
 qmsg_bounce(struct qmsg *m)
 {
 	struct envelope	 dsn;
 	struct buf	 data;
-	int		 fd;
+	int		 fd, r = -1;
 
 	if (m->env.from[0] == '\0') {
 		log_info("%s: double bounce dropped (null sender)", m->env.id);
-		return;
+		return 0;
 	}
 	buf_init(&data, 1024 * 1024);
 	if (bounce_build(m, qp->conf->hostname, &dsn, &data) == -1) {
@@ -663,10 +686,39 @@ qmsg_bounce(struct qmsg *m)
 	}
 	dsn.size = data.len;
 	log_info("%s: sender non-delivery notification: %s", m->env.id, dsn.id);
-	queue_commit_internal(&dsn, fd, NULL);
+	queue_commit_internal(&dsn, fd, NULL, m);
+	r = 1;
 out:
 	envelope_free(&dsn);
 	buf_free(&data);
+	if (r == -1)
+		qmsg_dsn_done(m, 0);	/* try the DSN again later */
+	return 1;
+}
+
+/*
+ * The DSN for m's bounced recipients is committed (ok) or not: only now
+ * may m be removed. Without a DSN, its bounced recipients are deferred
+ * again so that a later pass bounces them and tries the DSN once more.
+ */
+static void
+qmsg_dsn_done(struct qmsg *m, int ok)
+{
+	time_t	 now = time(NULL);
+
+	if (!ok && m->fresh) {
+		for (size_t i = 0; i < m->env.nrcpts; i++)
+			if (m->fresh[i]) {
+				m->env.rcpts[i].state = RCPT_DEFERRED;
+				m->env.rcpts[i].next_try = now +
+				    qp->conf->retry_interval;
+			}
+		log_warnx("%s: DSN not queued; bounced recipients retried "
+		    "later", m->env.id);
+	}
+	free(m->fresh);
+	m->fresh = NULL;
+	qmsg_finish(m);
 }
 
 static time_t
@@ -679,13 +731,16 @@ retry_delay(unsigned attempts, unsigned base)
 	return d > RETRY_MAX ? RETRY_MAX : d;
 }
 
-/* Every recipient has an outcome for this pass: remove or store. */
+/*
+ * Every recipient has an outcome for this pass: schedule the deferred ones,
+ * bounce the expired ones, send one DSN for this pass's bounces, then
+ * remove or store the message (qmsg_finish, after the DSN is committed).
+ */
 static void
 qmsg_done(struct qmsg *m)
 {
 	time_t		 now = time(NULL);
-	size_t		 i, left = 0;
-	int		 dirfd;
+	size_t		 i;
 
 	m->active = 0;
 	for (i = 0; i < m->env.nrcpts; i++) {
@@ -703,11 +758,28 @@ qmsg_done(struct qmsg *m)
 		r->attempts++;
 		r->next_try = now + retry_delay(r->attempts,
 		    qp->conf->retry_interval);
-		left++;
 	}
-	if (m->newly_bounced)
-		qmsg_bounce(m);
-	m->newly_bounced = 0;
+	if (m->newly_bounced) {
+		m->newly_bounced = 0;
+		if (qmsg_bounce(m))
+			return;		/* qmsg_dsn_done goes on */
+	}
+	free(m->fresh);
+	m->fresh = NULL;
+	qmsg_finish(m);
+}
+
+/* Remove a message that is done, or store its state and wait. */
+static void
+qmsg_finish(struct qmsg *m)
+{
+	size_t	 i, left = 0;
+	int	 dirfd;
+
+	for (i = 0; i < m->env.nrcpts; i++)
+		if (m->env.rcpts[i].state == RCPT_DEFERRED ||
+		    m->env.rcpts[i].state == RCPT_PENDING)
+			left++;
 	dirfd = m->where == Q_INCOMING ? queue_spool.incoming :
 	    queue_spool.outgoing;
 	if (left == 0) {

@@ -24,6 +24,7 @@ struct qmsg {
 	unsigned		 outstanding;	/* lookups and deliveries */
 	int			 active;
 	int			 newly_bounced;
+	unsigned char		*fresh;		/* rcpts bounced this pass */
 	double			 started;	/* for delay= */
 };
 
@@ -31,7 +32,7 @@ struct qmsg {
 struct qmsg	*qmsg_find(const char *id);
 /* add a finished message (data in tmp/<id>) to the next commit batch */
 void		 queue_commit_internal(struct envelope *, int datafd,
-		    const char *maildrop);
+		    const char *maildrop, struct qmsg *parent);
 double		 queue_now(void);
 extern struct spool queue_spool;
 

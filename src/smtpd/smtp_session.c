@@ -36,6 +36,7 @@
 #include "smtpd.h"
 
 #define DATA_FLUSH	(64 * 1024)	/* write decoded data in chunks */
+#define RCPT_OVERSHOOT_MAX 1000	/* refused RCPTs over the limit, per session */
 
 enum smtp_error {
 	E_LINE_TOO_LONG, E_NUL, E_UNKNOWN, E_SYNTAX, E_HELO_FIRST,
@@ -110,7 +111,8 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	evbuffer_add(out, line, (size_t)n);
 	evbuffer_add(out, "\r\n", 2);
 	log_debug("%u: >>> %s", s->id, line);
-	if ((line[0] != '4' && line[0] != '5') || strncmp(line, "421", 3) == 0)
+	if ((line[0] != '4' && line[0] != '5') || strncmp(line, "421", 3) == 0 ||
+	    s->not_an_error)
 		return;
 	if (++s->errors > smtpd.conf->max_errors && smtpd.conf->max_errors) {
 		log_info("%u: too many errors from %s, disconnecting", s->id,
@@ -387,7 +389,13 @@ smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		return;
 	}
 	if (s->nrcpts >= smtpd.conf->max_recipients) {
+		/*
+		 * RFC 5321 4.5.3.1.10: a client is expected to send the rest
+		 * later, so these refusals are not errors, up to a point.
+		 */
+		s->not_an_error = ++s->overshoot <= RCPT_OVERSHOOT_MAX;
 		smtp_error(s, E_TOO_MANY_RCPTS);
+		s->not_an_error = 0;
 		return;
 	}
 	s->pending_postmaster = ra.to.domain[0] == '\0';

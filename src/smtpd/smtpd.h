@@ -60,6 +60,8 @@ struct smtp_session {
 	int			 esmtp;
 	char			 helo[256];
 	unsigned		 errors;
+	unsigned		 overshoot;	/* RCPTs refused over the limit */
+	int			 not_an_error;	/* this reply does not count */
 	int			 skip_line;	/* discarding an over-long line */
 
 	/* the transaction */

@@ -681,10 +681,6 @@ def limit_is(s, limit):
         return False
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the smtp process is chrooted into spool/empty, "
-                   "so on SIGHUP proc_on_reload's config_load(p->conf->path) fails with 'reload "
-                   "refused: ...sluice.conf: No such file or directory': the smtp process "
-                   "never picks up a new configuration")
 def test_sighup_applies_new_limits_to_new_sessions(sluice):
     s = sluice
     assert rcpt_limit(s, 100)

@@ -284,6 +284,34 @@ def test_101_recipients(make_sluice):
     assert s.count_tag(t, users[100]) == 0
 
 
+def test_recipients_over_the_limit_are_not_errors(make_sluice):
+    """A pipelining client sends 130 RCPTs: the 30 refused with 452 4.5.3
+    must not count towards max-errors (it sends them again later), so the
+    transaction survives. The recipient repeated 100 times gets the message
+    once (duplicate recipients are merged)."""
+    s = make_sluice("max-errors 5\n")
+    t = tag()
+    c = RawSMTP(s.smtp_port)
+    c.ehlo()
+    c.expect(250, "2.1.0", "MAIL FROM:<bulk@client.test>")
+    for i in range(130):
+        want = (250, "2.1.5") if i < 100 else (452, "4.5.3")
+        c.expect(want[0], want[1], "RCPT TO:<demo@example.test>")
+    c.expect(354, None, "DATA")
+    c.send(good_message(t) + b".\r\n")
+    c.expect(250, "2.0.0")
+    # real errors still count: the 6th gets the session closed
+    for i in range(5):
+        c.expect(500, "5.5.1", "FROB")
+    c.send(b"FROB\r\n")
+    assert c.reply()[0] == 500
+    assert c.reply()[0] == 421
+    assert c.closed()
+    s.wait_messages("demo@example.test", 1)
+    wait_for(lambda: s.queue_empty(), what="the queue to empty")
+    assert s.count_tag(t, "demo@example.test") == 1
+
+
 # ---- size ----
 
 def test_message_over_max_message_size(make_sluice):
