@@ -9,6 +9,9 @@
  * (temporary files and the like) are skipped.
  * Exit: 0 ok; 64 usage or malformed ID; 67 unknown ID; 74 spool unreadable.
  */
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <sys/stat.h>
 
 #include <dirent.h>
@@ -31,11 +34,17 @@
 static const char usage_queue[] =
     "usage: sluice [-c FILE] queue [list] [--json]\n"
     "       sluice [-c FILE] queue show ID\n"
+    "       sluice [-c FILE] queue flush [ID|DOMAIN]\n"
+    "       sluice [-c FILE] queue hold|release|delete ID\n"
     "\n"
     "list: one line per message, \"ID  SIZE  DATE  SENDER\", then its\n"
     "recipients with their state and last error; --json: a JSON array.\n"
     "show: every envelope field and the first header lines of the message.\n"
-    "exit: 0 ok, 64 usage or malformed ID, 67 unknown ID, 74 spool error\n";
+    "flush: retry deferred mail now (all, one message, or one domain).\n"
+    "hold: keep a message from delivery until release; delete: remove it\n"
+    "without a bounce. These act through the running sluiced.\n"
+    "exit: 0 ok, 64 usage or malformed ID, 67 unknown ID, 69 sluiced not\n"
+    "running, 74 spool error, 75 try again\n";
 
 static const char *const queue_dirs[] = { "incoming", "outgoing" };
 
@@ -169,7 +178,8 @@ queue_print_text(const struct queue_ent *q, const struct envelope *e)
 	size_t	 i;
 
 	cli_time_str((long long)e->created, when, sizeof(when));
-	printf("%s  %llu  %s  <%s>\n", q->id, e->size, when, e->from);
+	printf("%s  %llu  %s  <%s>%s\n", q->id, e->size, when, e->from,
+	    e->flags & ENV_F_HELD ? "  (held)" : "");
 	for (i = 0; i < e->nrcpts; i++) {
 		const struct env_rcpt *r = &e->rcpts[i];
 		printf("    <%s>  %s", r->addr, queue_state(r->state));
@@ -188,8 +198,9 @@ queue_print_json(const struct queue_ent *q, const struct envelope *e)
 	size_t	 i;
 
 	printf("{\"id\": \"%s\", \"queue\": \"%s\", \"size\": %llu, "
-	    "\"created\": %lld, \"sender\": ", q->id, queue_dirs[q->dir],
-	    e->size, (long long)e->created);
+	    "\"created\": %lld, \"held\": %s, \"sender\": ", q->id,
+	    queue_dirs[q->dir], e->size, (long long)e->created,
+	    e->flags & ENV_F_HELD ? "true" : "false");
 	cli_json_str(stdout, e->from);
 	fputs(", \"recipients\": [", stdout);
 	for (i = 0; i < e->nrcpts; i++) {
@@ -371,6 +382,61 @@ queue_show(struct cli *cli, const char *id)
 	return EX_OK;
 }
 
+/* Send one request to the running queue process; an exit status. */
+static int
+queue_request(struct cli *cli, const char *verb, const char *arg)
+{
+	struct sockaddr_un	 sun;
+	char			 req[512], ans[512];
+	FILE			*fp;
+	int			 fd, n;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path),
+	    "%s/control.sock", cli->cfg.spool) >= sizeof(sun.sun_path)) {
+		cli_err("spool path too long");
+		return EX_SOFTWARE;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		cli_err("cannot reach the queue (%s: %s): is sluiced running?",
+		    sun.sun_path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return EX_UNAVAILABLE;
+	}
+	n = snprintf(req, sizeof(req), "%s%s%s\n", verb, arg[0] ? " " : "",
+	    arg);
+	if (n < 0 || (size_t)n >= sizeof(req) ||
+	    write(fd, req, (size_t)n) != n || (fp = fdopen(fd, "r")) == NULL) {
+		cli_err("queue: cannot send the request");
+		close(fd);
+		return EX_IOERR;
+	}
+	if (fgets(ans, sizeof(ans), fp) == NULL) {
+		fclose(fp);
+		cli_err("queue: no answer from sluiced");
+		return EX_TEMPFAIL;
+	}
+	fclose(fp);
+	ans[strcspn(ans, "\n")] = '\0';
+	if (strncmp(ans, "ok ", 3) == 0) {
+		printf("%s: %s message(s)\n", verb, ans + 3);
+		return EX_OK;
+	}
+	cli_err("queue %s: %s", verb, strncmp(ans, "error ", 6) == 0 ?
+	    ans + 6 : ans);
+	return strstr(ans, "no such message") ? EX_NOUSER : EX_TEMPFAIL;
+}
+
+static int
+queue_is_control(const char *verb)
+{
+	return strcmp(verb, "flush") == 0 || strcmp(verb, "hold") == 0 ||
+	    strcmp(verb, "release") == 0 || strcmp(verb, "delete") == 0;
+}
+
 int
 cmd_queue(struct cli *cli, int argc, char **argv)
 {
@@ -386,6 +452,18 @@ cmd_queue(struct cli *cli, int argc, char **argv)
 			return cli_usage(usage_queue, 0);
 		else
 			pos[n++] = argv[i];
+	}
+	if (pos[0] != NULL && queue_is_control(pos[0])) {
+		if (json || (pos[1] == NULL && strcmp(pos[0], "flush") != 0))
+			return cli_usage(usage_queue, 0);
+		if (pos[1] != NULL && strcmp(pos[0], "flush") != 0 &&
+		    !queue_id_valid(pos[1])) {
+			cli_err("queue: malformed queue ID \"%s\"", pos[1]);
+			return EX_USAGE;
+		}
+		if ((rc = cli_config(cli)) != 0)
+			return rc;
+		return queue_request(cli, pos[0], pos[1] ? pos[1] : "");
 	}
 	if (pos[0] != NULL && strcmp(pos[0], "list") != 0 &&
 	    strcmp(pos[0], "show") != 0) {

@@ -41,7 +41,8 @@ enum rcpt_state {
 #define ENV_F_LOCAL	0x01	/* submitted locally (sendmail) or AUTH */
 #define ENV_F_SMTPUTF8	0x02
 #define ENV_F_8BITMIME	0x04
-#define ENV_F_SCANNED	0x08	/* scanner done: lives in outgoing/ */
+#define ENV_F_SCANNED	0x08	/* scanner done: hdr records are complete */
+#define ENV_F_HELD	0x10	/* on hold: not delivered until released */
 
 struct env_rcpt {
 	char		 addr[ADDR_STR_MAX + 1];	/* final recipient */

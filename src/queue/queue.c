@@ -79,6 +79,7 @@ static void	qmsg_start(struct qmsg *);
 static void	qmsg_done(struct qmsg *);
 static void	qmsg_finish(struct qmsg *);
 static void	qmsg_dsn_done(struct qmsg *, int);
+static void	queue_on_retry(int, short, void *);
 static void	queue_recover(void);
 
 double
@@ -818,6 +819,8 @@ queue_on_retry(int fd, short ev, void *arg)
 	if (started && qp->peer[ROLE_LOOKUP] && qp->peer[ROLE_DELIVER]) {
 		for (m = TAILQ_FIRST(&deferred); m; m = next) {
 			next = TAILQ_NEXT(m, entry);
+			if (m->env.flags & ENV_F_HELD)
+				continue;
 			due = 0;
 			for (i = 0; i < m->env.nrcpts && !due; i++)
 				if ((m->env.rcpts[i].state == RCPT_DEFERRED &&
@@ -902,6 +905,107 @@ static const struct ipc_handler deliver_handlers[] = {
 	{ 0, NULL }
 };
 
+/* ---- operator requests (control.c) ---- */
+
+/* Does m have a deferred recipient in domain (case-insensitive)? */
+static int
+qmsg_has_domain(const struct qmsg *m, const char *domain)
+{
+	const char	*at;
+
+	for (size_t i = 0; i < m->env.nrcpts; i++)
+		if (m->env.rcpts[i].state == RCPT_DEFERRED &&
+		    (at = strrchr(m->env.rcpts[i].addr, '@')) != NULL &&
+		    strcasecmp(at + 1, domain) == 0)
+			return 1;
+	return 0;
+}
+
+/* flush [ID|DOMAIN]: deferred recipients are due now. */
+static int
+queue_flush_some(const char *arg)
+{
+	struct qmsg	*m;
+	int		 n = 0, byid = queue_id_valid(arg);
+
+	TAILQ_FOREACH(m, &deferred, entry) {
+		if (m->env.flags & ENV_F_HELD)
+			continue;
+		if ((byid && strcmp(m->env.id, arg) != 0) ||
+		    (!byid && arg[0] && !qmsg_has_domain(m, arg)))
+			continue;
+		for (size_t i = 0; i < m->env.nrcpts; i++)
+			if (m->env.rcpts[i].state == RCPT_DEFERRED)
+				m->env.rcpts[i].next_try = 0;
+		n++;
+	}
+	if (n)
+		queue_on_retry(-1, 0, NULL);
+	return n;
+}
+
+/* Store the state of a waiting message in outgoing/ (hold, release). */
+static int
+qmsg_store(struct qmsg *m, char *err, size_t errlen)
+{
+	if (spool_env_store(&queue_spool, &m->env, queue_spool.outgoing) ==
+	    -1) {
+		snprintf(err, errlen, "cannot store the envelope: %s",
+		    strerror(errno));
+		return -1;
+	}
+	if (m->where == Q_INCOMING) {
+		unlinkat(queue_spool.incoming, m->env.id, 0);
+		m->where = Q_OUTGOING;
+	}
+	return 1;
+}
+
+int
+queue_control(const char *verb, const char *arg, char *err, size_t errlen)
+{
+	struct qmsg	*m;
+
+	if (strcmp(verb, "flush") == 0)
+		return queue_flush_some(arg);
+	if (strcmp(verb, "hold") != 0 && strcmp(verb, "release") != 0 &&
+	    strcmp(verb, "delete") != 0) {
+		snprintf(err, errlen, "unknown request");
+		return -1;
+	}
+	if (!queue_id_valid(arg) || (m = qmsg_find(arg)) == NULL) {
+		snprintf(err, errlen, "no such message: %.40s", arg);
+		return -1;
+	}
+	if (m->active) {
+		snprintf(err, errlen, "%s is being delivered now, try again "
+		    "in a moment", m->env.id);
+		return -1;
+	}
+	if (strcmp(verb, "hold") == 0) {
+		m->env.flags |= ENV_F_HELD;
+		return qmsg_store(m, err, errlen);
+	}
+	if (strcmp(verb, "release") == 0) {
+		m->env.flags &= ~ENV_F_HELD;
+		for (size_t i = 0; i < m->env.nrcpts; i++)
+			if (m->env.rcpts[i].state == RCPT_DEFERRED)
+				m->env.rcpts[i].next_try = 0;
+		if (qmsg_store(m, err, errlen) == -1)
+			return -1;
+		queue_on_retry(-1, 0, NULL);
+		return 1;
+	}
+	/* delete: no DSN, the operator decided */
+	TAILQ_REMOVE(&deferred, m, entry);
+	unlinkat(m->where == Q_INCOMING ? queue_spool.incoming :
+	    queue_spool.outgoing, m->env.id, 0);
+	unlinkat(queue_spool.data, m->env.id, 0);
+	log_info("%s: deleted by the operator", m->env.id);
+	qmsg_free(m);
+	return 1;
+}
+
 int
 queue_main(struct proc *p)
 {
@@ -923,6 +1027,7 @@ queue_main(struct proc *p)
 		log_fatalx("event_new");
 	event_priority_set(ev_flush, 1);	/* after all reads of a pass */
 	queue_recover();
+	control_listen(p->base, p->conf->spool);
 	return proc_run(p);
 }
 

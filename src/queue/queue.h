@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+struct event_base;
+
 #include "buf.h"
 #include "envelope.h"
 #include "spool.h"
@@ -39,6 +41,12 @@ extern struct spool queue_spool;
 /* scanner.c: headers the queue adds; hop count */
 int	scanner_run(struct qmsg *, const char *hostname, unsigned max_hops,
 	    char *err, size_t errlen);
+
+/* operator requests: messages affected, or -1 with err */
+int	queue_control(const char *verb, const char *arg, char *err,
+	    size_t errlen);
+/* control.c: <spool>/control.sock */
+int	control_listen(struct event_base *, const char *spool);
 
 /* maildrop.c: import a file `sluice sendmail` left while we were down */
 void	maildrop_import(const char *name);
