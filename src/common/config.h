@@ -59,6 +59,7 @@ struct config {
 	unsigned	 max_sessions;		/* concurrent SMTP sessions */
 	unsigned	 max_hops;		/* Received: headers */
 	unsigned	 retry_interval;	/* seconds, first deferral */
+	unsigned	 retry_max;		/* seconds, backoff cap */
 	unsigned	 max_queue_lifetime;	/* seconds, then bounce */
 	unsigned	 delivery_batch;	/* messages per delivery batch */
 };

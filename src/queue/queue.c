@@ -39,7 +39,6 @@
 #include "sluiced.h"
 
 #define QBUCKETS	4096
-#define RETRY_MAX	(4 * 3600)
 
 /* a message being received: between QUEUE_MSG_OPEN and the commit */
 struct qopen {
@@ -722,14 +721,15 @@ qmsg_dsn_done(struct qmsg *m, int ok)
 	qmsg_finish(m);
 }
 
+/* Exponential backoff: base, 2 base, 4 base, ... up to max. */
 static time_t
-retry_delay(unsigned attempts, unsigned base)
+retry_delay(unsigned attempts, unsigned base, unsigned max)
 {
 	time_t	 d = base;
 
-	while (attempts-- > 1 && d < RETRY_MAX)
+	while (attempts-- > 1 && d < (time_t)max)
 		d *= 2;
-	return d > RETRY_MAX ? RETRY_MAX : d;
+	return d > (time_t)max ? (time_t)max : d;
 }
 
 /*
@@ -758,7 +758,7 @@ qmsg_done(struct qmsg *m)
 		r->state = RCPT_DEFERRED;
 		r->attempts++;
 		r->next_try = now + retry_delay(r->attempts,
-		    qp->conf->retry_interval);
+		    qp->conf->retry_interval, qp->conf->retry_max);
 	}
 	if (m->newly_bounced) {
 		m->newly_bounced = 0;

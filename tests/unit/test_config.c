@@ -84,6 +84,7 @@ test_defaults(void **state)
 	assert_int_equal(c->max_recipients, 100);
 	assert_int_equal(c->smtp_timeout, 300);
 	assert_int_equal(c->retry_interval, 300);
+	assert_int_equal(c->retry_max, 3600);
 	assert_int_equal(c->max_queue_lifetime, 5 * 86400);
 	assert_int_equal(c->nlisten, 0);
 	assert_int_equal(c->ntrusted, 0);
