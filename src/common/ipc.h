@@ -21,6 +21,7 @@
 
 #define IPC_VERSION	1
 #define IPC_FRAME_MAX	(60 * 1024)
+#define DELIVER_RCPTS_MAX	50	/* recipients in one DELIVER_MAILDIR */
 
 enum ipc_role {
 	ROLE_MASTER = 0,
@@ -51,8 +52,10 @@ enum ipc_type {
 	LOOKUP_RCPT_RESOLVE,	/* str addr */
 	QUEUE_RCPT_RESOLVED,	/* u32 lookup_rcpt; str domain; str user */
 	/* queue -> deliver, and the answer */
-	DELIVER_MAILDIR,	/* see deliver.c; fd: data file (read) */
-	QUEUE_DELIVER_RESULT,	/* u32 status; str text */
+	DELIVER_MAILDIR,	/* str id; str from; mem hdrs; u32 n;
+				   n x (str rcpt; str domain; str user);
+				   fd: data file (read) */
+	QUEUE_DELIVER_RESULT,	/* u32 n; n x (u32 rcpt_state; str text) */
 	IMSG_MAX
 };
 

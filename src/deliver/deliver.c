@@ -2,14 +2,17 @@
  * deliver - the local delivery process: a long-lived worker that writes
  * messages into Maildirs, many messages without a fork each. It gets the
  * data file as a descriptor (it needs no access to the spool) and answers
- * with the recipient's outcome.
+ * with each recipient's outcome.
  *
- * The Delivered-To: loop check (P8) runs here, on the message as stored.
+ * One request carries a message and the local recipients it has in this
+ * pass: the header section is read once for the Delivered-To: loop check
+ * (P8) of all of them, and the message is read once, each chunk written to
+ * every recipient's Maildir file.
  *
  * Group commit: the requests that arrive in one pass of the event loop are
- * written into the tmp/ of their Maildirs, then one syncfs makes them all
- * durable, they are renamed into new/, a second syncfs makes the names
- * durable, and only then are the answers sent (P1 for local delivery).
+ * written into the tmp/ of their Maildirs, one syncfs makes them durable,
+ * they are renamed into new/, each new/ involved is fsync'ed once, and only
+ * then are the answers sent (P1 for local delivery).
  */
 #include <sys/queue.h>
 #include <sys/stat.h>
@@ -29,181 +32,306 @@
 #include "proc.h"
 #include "sluiced.h"
 
-struct pending {
-	TAILQ_ENTRY(pending)	 entry;
+#define DELIVER_CHUNK	(64 * 1024)
+
+struct drcpt {
+	char			 addr[ADDR_STR_MAX + 1];
+	char			 domain[ADDR_DOMAIN_MAX + 1];
+	char			 user[ADDR_LOCAL_MAX + 1];
 	struct maildir_tx	 tx;
-	struct ipc		*c;
+	int			 open;		/* tx holds a file */
+	int			 published;	/* renamed into new/ */
+	enum rcpt_state		 state;		/* outcome, once known */
+	char			 text[300];
+};
+
+struct dreq {
+	TAILQ_ENTRY(dreq)	 entry;
+	struct ipc		*c;		/* NULL: that queue is gone */
 	uint32_t		 id;
-	int			 ok;
+	size_t			 n;
+	struct drcpt		*r;
 };
 
 static struct proc	*dp;
-static TAILQ_HEAD(, pending) batch = TAILQ_HEAD_INITIALIZER(batch);
+static TAILQ_HEAD(, dreq) batch = TAILQ_HEAD_INITIALIZER(batch);
 static size_t		 nbatch;
 static struct event	*ev_flush;
 
 static void	deliver_flush(int, short, void *);
 
 static void
-deliver_answer(struct ipc *c, uint32_t id, enum rcpt_state st,
-    const char *text)
+rcpt_fail(struct drcpt *r, enum rcpt_state st, const char *code,
+    const char *why)
+{
+	r->state = st;
+	snprintf(r->text, sizeof(r->text), "%s %s", code, why);
+}
+
+/* The outcome of every recipient of a request, in request order. */
+static void
+deliver_answer(struct dreq *q)
 {
 	struct buf	 b;
 
-	if (c == NULL)
-		return;		/* that queue process is gone */
-	buf_init(&b, 1024);
-	ipc_put_u32(&b, st);
-	ipc_put_str(&b, text);
-	ipc_send_buf(c, QUEUE_DELIVER_RESULT, id, -1, &b);
+	if (q->c == NULL)
+		return;
+	buf_init(&b, IPC_FRAME_MAX);
+	ipc_put_u32(&b, (uint32_t)q->n);
+	for (size_t i = 0; i < q->n; i++) {
+		ipc_put_u32(&b, q->r[i].state);
+		ipc_put_str(&b, q->r[i].text);
+	}
+	if (ipc_send_buf(q->c, QUEUE_DELIVER_RESULT, q->id, -1, &b) == -1)
+		log_warnx("cannot answer delivery request %u", q->id);
 	buf_free(&b);
 }
 
 static void
-deliver_enqueue(struct ipc *c, uint32_t id, const struct maildir_tx *tx)
+dreq_free(struct dreq *q)
 {
-	struct pending	*p;
+	for (size_t i = 0; i < q->n; i++)
+		if (q->r[i].open)
+			maildir_abort(&q->r[i].tx);
+	free(q->r);
+	free(q);
+}
 
-	if ((p = calloc(1, sizeof(*p))) == NULL) {
-		struct maildir_tx t = *tx;
-		maildir_abort(&t);
-		deliver_answer(c, id, RCPT_DEFERRED, "4.3.0 out of memory");
+/* Parse a DELIVER_MAILDIR request; NULL if malformed. */
+static struct dreq *
+dreq_parse(struct ipc_msg *m, char *from, size_t fromlen, const char **hdrs,
+    size_t *hlen)
+{
+	struct ipc_rd	 rd;
+	struct dreq	*q;
+	char		 id[QUEUE_ID_LEN + 1];
+	uint32_t	 n;
+
+	ipc_rd_init(&rd, m);
+	ipc_get_str(&rd, id, sizeof(id));
+	ipc_get_str(&rd, from, fromlen);
+	*hdrs = ipc_get_mem(&rd, hlen);
+	n = ipc_get_u32(&rd);
+	if (rd.err || n == 0 || n > DELIVER_RCPTS_MAX ||
+	    (q = calloc(1, sizeof(*q))) == NULL)
+		return NULL;
+	if ((q->r = calloc(n, sizeof(*q->r))) == NULL) {
+		free(q);
+		return NULL;
+	}
+	q->n = n;
+	for (size_t i = 0; i < n; i++) {
+		ipc_get_str(&rd, q->r[i].addr, sizeof(q->r[i].addr));
+		ipc_get_str(&rd, q->r[i].domain, sizeof(q->r[i].domain));
+		ipc_get_str(&rd, q->r[i].user, sizeof(q->r[i].user));
+		q->r[i].state = RCPT_DELIVERED;
+	}
+	if (ipc_get_end(&rd) == -1) {
+		dreq_free(q);
+		return NULL;
+	}
+	return q;
+}
+
+/* Loop check and Maildir file for each recipient; the prefix lines. */
+static void
+deliver_open_all(struct dreq *q, int fd, const char *from, const char *hdrs,
+    size_t hlen)
+{
+	char		*hdr, line[ADDR_STR_MAX * 2 + 64];
+	size_t		 hl;
+	int		 havehdr;
+
+	havehdr = maildir_read_header(fd, &hdr, &hl) == 0;
+	for (size_t i = 0; i < q->n; i++) {
+		struct drcpt *r = &q->r[i];
+		if (!havehdr) {
+			rcpt_fail(r, RCPT_DEFERRED, "4.3.0", "cannot read "
+			    "message");
+			continue;
+		}
+		if (maildir_header_delivered_to(hdr, hl, r->addr)) {
+			rcpt_fail(r, RCPT_BOUNCED, "5.4.6", "mail loop: message "
+			    "already delivered to this mailbox");
+			continue;
+		}
+		if (maildir_open(&r->tx, dp->conf->mailboxes, r->domain,
+		    r->user, dp->conf->hostname) == -1) {
+			rcpt_fail(r, r->tx.temp ? RCPT_DEFERRED : RCPT_BOUNCED,
+			    r->tx.temp ? "4.2.0 maildir:" : "5.2.0 maildir:",
+			    r->tx.error);
+			continue;
+		}
+		r->open = 1;
+		snprintf(line, sizeof(line), "Return-Path: <%s>\n"
+		    "Delivered-To: %s\n", from, r->addr);
+		maildir_write(&r->tx, line, strlen(line));
+		maildir_write(&r->tx, hdrs, hlen);
+	}
+	if (havehdr)
+		free(hdr);
+}
+
+/* Read the message once, writing each chunk to every open Maildir file. */
+static void
+deliver_copy_all(struct dreq *q, int fd)
+{
+	char	*b;
+	off_t	 off = 0;
+	ssize_t	 n;
+
+	if ((b = malloc(DELIVER_CHUNK)) == NULL) {
+		for (size_t i = 0; i < q->n; i++)
+			if (q->r[i].open)
+				rcpt_fail(&q->r[i], RCPT_DEFERRED, "4.3.0",
+				    "out of memory");
 		return;
 	}
-	p->tx = *tx;
-	p->c = c;
-	p->id = id;
-	TAILQ_INSERT_TAIL(&batch, p, entry);
-	if (++nbatch >= dp->conf->delivery_batch)
-		deliver_flush(-1, 0, NULL);
-	else
-		event_active(ev_flush, EV_TIMEOUT, 0);
+	for (;;) {
+		n = pread(fd, b, DELIVER_CHUNK, off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (size_t i = 0; i < q->n; i++)
+			if (q->r[i].open && q->r[i].state == RCPT_DELIVERED)
+				maildir_write(&q->r[i].tx, b, (size_t)n);
+		off += n;
+	}
+	free(b);
+	if (n == -1)
+		for (size_t i = 0; i < q->n; i++)
+			if (q->r[i].open)
+				rcpt_fail(&q->r[i], RCPT_DEFERRED, "4.3.0",
+				    "cannot read message");
 }
 
 static void
 deliver_on_maildir(struct ipc *c, struct ipc_msg *m, void *arg)
 {
-	struct ipc_rd		 rd;
-	struct maildir_tx	 tx;
-	char			 id[QUEUE_ID_LEN + 1], from[ADDR_STR_MAX + 1];
-	char			 rcpt[ADDR_STR_MAX + 1], text[512];
-	char			 domain[ADDR_DOMAIN_MAX + 1];
-	char			 user[ADDR_LOCAL_MAX + 1];
-	const char		*hdrs;
-	size_t			 hlen;
-	int			 loop;
+	struct dreq	*q;
+	char		 from[ADDR_STR_MAX + 1];
+	const char	*hdrs;
+	size_t		 hlen;
 
 	(void)arg;
-	ipc_rd_init(&rd, m);
-	ipc_get_str(&rd, id, sizeof(id));
-	ipc_get_str(&rd, from, sizeof(from));
-	ipc_get_str(&rd, rcpt, sizeof(rcpt));
-	ipc_get_str(&rd, domain, sizeof(domain));
-	ipc_get_str(&rd, user, sizeof(user));
-	hdrs = ipc_get_mem(&rd, &hlen);
-	if (ipc_get_end(&rd) == -1 || m->fd == -1) {
-		log_warnx("bad DELIVER_MAILDIR");
-		deliver_answer(c, m->id, RCPT_DEFERRED,
-		    "4.3.0 malformed delivery request");
-		goto out;
+	if (m->fd == -1 || (q = dreq_parse(m, from, sizeof(from), &hdrs,
+	    &hlen)) == NULL) {
+		struct buf b;
+		/* an answer for no recipient: the queue defers them all */
+		log_warnx("bad DELIVER_MAILDIR, refused");
+		if (m->fd != -1)
+			close(m->fd);
+		buf_init(&b, 16);
+		ipc_put_u32(&b, 0);
+		ipc_send_buf(c, QUEUE_DELIVER_RESULT, m->id, -1, &b);
+		buf_free(&b);
+		return;
 	}
-	if ((loop = maildir_delivered_to(m->fd, rcpt)) == 1) {
-		deliver_answer(c, m->id, RCPT_BOUNCED, "5.4.6 mail loop: "
-		    "message already delivered to this mailbox");
-		goto out;
-	} else if (loop == -1) {
-		deliver_answer(c, m->id, RCPT_DEFERRED, "4.3.0 cannot read "
-		    "message");
-		goto out;
+	q->c = c;
+	q->id = m->id;
+	deliver_open_all(q, m->fd, from, hdrs, hlen);
+	deliver_copy_all(q, m->fd);
+	close(m->fd);
+	for (size_t i = 0; i < q->n; i++) {
+		struct drcpt *r = &q->r[i];
+		if (!r->open)
+			continue;
+		if (r->state != RCPT_DELIVERED ||
+		    maildir_close(&r->tx, 0) == -1) {
+			if (r->state == RCPT_DELIVERED)
+				rcpt_fail(r, RCPT_DEFERRED, "4.2.0 maildir:",
+				    r->tx.error);
+			maildir_abort(&r->tx);
+			r->open = 0;
+		}
 	}
-	if (maildir_open(&tx, dp->conf->mailboxes, domain, user,
-	    dp->conf->hostname) == -1) {
-		snprintf(text, sizeof(text), "%s maildir: %s",
-		    tx.temp ? "4.2.0" : "5.2.0", tx.error);
-		deliver_answer(c, m->id, tx.temp ? RCPT_DEFERRED :
-		    RCPT_BOUNCED, text);
-		goto out;
-	}
-	snprintf(text, sizeof(text), "Return-Path: <%s>\nDelivered-To: %s\n",
-	    from, rcpt);
-	maildir_write(&tx, text, strlen(text));
-	maildir_write(&tx, hdrs, hlen);
-	maildir_copy_fd(&tx, m->fd);
-	if (maildir_close(&tx, 0) == -1) {
-		snprintf(text, sizeof(text), "%s maildir: %s",
-		    tx.temp ? "4.2.0" : "5.2.0", tx.error);
-		deliver_answer(c, m->id, tx.temp ? RCPT_DEFERRED :
-		    RCPT_BOUNCED, text);
-		goto out;
-	}
-	deliver_enqueue(c, m->id, &tx);
-out:
-	if (m->fd != -1)
-		close(m->fd);
+	TAILQ_INSERT_TAIL(&batch, q, entry);
+	nbatch += q->n;
+	if (nbatch >= dp->conf->delivery_batch)
+		deliver_flush(-1, 0, NULL);
+	else
+		event_active(ev_flush, EV_TIMEOUT, 0);
 }
 
 /* fsync new/ of each Maildir the batch published into, once each. */
 static int
 deliver_sync_dirs(void)
 {
-	struct pending	*p, *q;
-	struct stat	 st, st2;
-	int		 r = 0, seen;
+	struct dreq	*q;
+	struct stat	*seen = NULL, st;
+	size_t		 nseen = 0, k;
+	int		 r = 0;
 
-	TAILQ_FOREACH(p, &batch, entry) {
-		if (!p->ok || fstat(p->tx.dirfd, &st) == -1)
-			continue;
-		seen = 0;
-		for (q = TAILQ_FIRST(&batch); q != p && !seen;
-		    q = TAILQ_NEXT(q, entry))
-			seen = q->ok && fstat(q->tx.dirfd, &st2) == 0 &&
-			    st.st_dev == st2.st_dev && st.st_ino == st2.st_ino;
-		if (!seen && maildir_sync_new(&p->tx) == -1) {
-			log_warn("fsync of a Maildir's new/");
-			r = -1;
+	if ((seen = calloc(nbatch ? nbatch : 1, sizeof(*seen))) == NULL)
+		return -1;
+	TAILQ_FOREACH(q, &batch, entry)
+		for (size_t i = 0; i < q->n; i++) {
+			struct drcpt *d = &q->r[i];
+			if (!d->published || fstat(d->tx.dirfd, &st) == -1)
+				continue;
+			for (k = 0; k < nseen; k++)
+				if (seen[k].st_dev == st.st_dev &&
+				    seen[k].st_ino == st.st_ino)
+					break;
+			if (k < nseen)
+				continue;
+			seen[nseen++] = st;
+			if (maildir_sync_new(&d->tx) == -1) {
+				log_warn("fsync of a Maildir's new/");
+				r = -1;
+			}
 		}
-	}
+	free(seen);
 	return r;
 }
 
-/*
- * Make the batch durable: one syncfs for the files, then, once renamed,
- * an fsync of each new/ they went to; then answer for each message.
- */
+/* Publish the batch's files (after one syncfs), sync the names, answer. */
 static void
 deliver_flush(int fd, short ev, void *arg)
 {
-	struct pending	*p;
-	int		 synced = 0;
-	char		 text[512];
+	struct dreq	*q;
+	int		 synced = 0, any = -1;
 
 	(void)fd;
 	(void)ev;
 	(void)arg;
-	if ((p = TAILQ_FIRST(&batch)) == NULL)
-		return;
-	if (syncfs(p->tx.dirfd) == 0) {
-		TAILQ_FOREACH(p, &batch, entry)
-			p->ok = maildir_publish(&p->tx, 0) == 0;
+	TAILQ_FOREACH(q, &batch, entry)
+		for (size_t i = 0; i < q->n && any == -1; i++)
+			if (q->r[i].open)
+				any = q->r[i].tx.dirfd;
+	if (any == -1 || syncfs(any) == 0) {
+		TAILQ_FOREACH(q, &batch, entry)
+			for (size_t i = 0; i < q->n; i++)
+				if (q->r[i].open)
+					q->r[i].published = maildir_publish(
+					    &q->r[i].tx, 0) == 0;
 		synced = deliver_sync_dirs() == 0;
 	} else
 		log_warn("syncfs of the mailboxes");
-	while ((p = TAILQ_FIRST(&batch)) != NULL) {
-		TAILQ_REMOVE(&batch, p, entry);
-		if (p->ok && synced) {
-			maildir_abort(&p->tx);	/* closes the Maildir */
-			deliver_answer(p->c, p->id, RCPT_DELIVERED,
-			    "delivered to maildir");
-		} else {
-			snprintf(text, sizeof(text), "4.2.0 maildir: %s",
-			    p->tx.error[0] ? p->tx.error : "sync failed");
-			if (p->ok)
-				maildir_unpublish(&p->tx);
-			else
-				maildir_abort(&p->tx);
-			deliver_answer(p->c, p->id, RCPT_DEFERRED, text);
+	while ((q = TAILQ_FIRST(&batch)) != NULL) {
+		TAILQ_REMOVE(&batch, q, entry);
+		for (size_t i = 0; i < q->n; i++) {
+			struct drcpt *r = &q->r[i];
+			if (!r->open)
+				continue;
+			if (r->published && synced) {
+				snprintf(r->text, sizeof(r->text),
+				    "delivered to maildir");
+				maildir_abort(&r->tx);	/* closes it */
+			} else {
+				rcpt_fail(r, RCPT_DEFERRED, "4.2.0 maildir:",
+				    r->tx.error[0] ? r->tx.error :
+				    "sync failed");
+				if (r->published)
+					maildir_unpublish(&r->tx);
+				else
+					maildir_abort(&r->tx);
+			}
+			r->open = 0;
 		}
-		free(p);
+		deliver_answer(q);
+		dreq_free(q);
 	}
 	nbatch = 0;
 }
@@ -212,20 +340,19 @@ deliver_flush(int fd, short ev, void *arg)
 static void
 deliver_peer_down(struct proc *p, enum ipc_role role)
 {
-	struct pending	*pd;
+	struct dreq	*q;
 
 	(void)p;
 	if (role != ROLE_QUEUE)
 		return;
-	TAILQ_FOREACH(pd, &batch, entry)
-		pd->c = NULL;
+	TAILQ_FOREACH(q, &batch, entry)
+		q->c = NULL;
 }
 
 static const struct ipc_handler queue_handlers[] = {
 	{ DELIVER_MAILDIR, deliver_on_maildir },
 	{ 0, NULL }
 };
-
 
 int
 deliver_main(struct proc *p)

@@ -566,18 +566,37 @@ scan_delivered_to(const char *b, size_t n, const char *addr)
 }
 
 int
-maildir_delivered_to(int fd, const char *addr)
+maildir_read_header(int fd, char **hdr, size_t *hlen)
 {
 	char	*b;
-	size_t	 len, hlen;
-	int	 done, eof, r;
+	size_t	 len;
+	int	 done, eof;
 
 	if (read_header(fd, &b, &len, &eof) == -1)
 		return -1;
-	hlen = header_len(b, len, &done);
+	*hlen = header_len(b, len, &done);
 	/* a last line without LF counts only if the file ends there */
 	if (!done && eof)
-		hlen = len;
+		*hlen = len;
+	*hdr = b;
+	return 0;
+}
+
+int
+maildir_header_delivered_to(const char *hdr, size_t hlen, const char *addr)
+{
+	return scan_delivered_to(hdr, hlen, addr);
+}
+
+int
+maildir_delivered_to(int fd, const char *addr)
+{
+	char	*b;
+	size_t	 hlen;
+	int	 r;
+
+	if (maildir_read_header(fd, &b, &hlen) == -1)
+		return -1;
 	r = scan_delivered_to(b, hlen, addr);
 	free(b);
 	return r;

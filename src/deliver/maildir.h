@@ -59,5 +59,9 @@ void	maildir_abort(struct maildir_tx *);
  * "Delivered-To:" naming addr (case-insensitive)? 1 yes, 0 no, -1 error.
  */
 int	maildir_delivered_to(int fd, const char *addr);
+/* the same in two steps, to check several addresses with one read */
+int	maildir_read_header(int fd, char **hdr, size_t *hlen);	/* free() */
+int	maildir_header_delivered_to(const char *hdr, size_t hlen,
+	    const char *addr);
 
 #endif

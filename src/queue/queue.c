@@ -58,7 +58,9 @@ struct qreq {
 	uint32_t		 id;
 	enum ipc_role		 peer;
 	struct qmsg		*m;
-	size_t			 rcpt;
+	size_t			 rcpt;		/* a lookup: its recipient */
+	size_t			 rcpts[DELIVER_RCPTS_MAX];	/* a delivery */
+	size_t			 nrcpts;
 };
 
 struct spool			 queue_spool;
@@ -134,6 +136,7 @@ qmsg_free(struct qmsg *m)
 		close(m->datafd);
 	envelope_free(&m->env);
 	free(m->fresh);
+	free(m->mbox);
 	free(m);
 }
 
@@ -494,36 +497,76 @@ qreq_finish(struct qreq *r)
 		qmsg_done(m);
 }
 
-/* Send a recipient the lookup process resolved to a mailbox. */
+/* Send up to DELIVER_RCPTS_MAX local recipients in one request. */
 static void
-qmsg_deliver(struct qmsg *m, size_t i, const char *domain, const char *user)
+qmsg_deliver_chunk(struct qmsg *m, const size_t *idx, size_t n)
 {
 	struct qreq	*r;
 	struct buf	 b;
 	int		 fd;
+	size_t		 i;
 
-	if ((r = qreq_new(m, i, ROLE_DELIVER)) == NULL) {
-		rcpt_outcome(m, i, RCPT_DEFERRED, "maildir", "4.3.0 out of memory");
+	if ((r = qreq_new(m, 0, ROLE_DELIVER)) == NULL) {
+		for (i = 0; i < n; i++)
+			rcpt_outcome(m, idx[i], RCPT_DEFERRED, "maildir",
+			    "4.3.0 out of memory");
 		return;
 	}
+	memcpy(r->rcpts, idx, n * sizeof(*idx));
+	r->nrcpts = n;
 	buf_init(&b, IPC_FRAME_MAX);
 	ipc_put_str(&b, m->env.id);
 	ipc_put_str(&b, m->env.from);
-	ipc_put_str(&b, m->env.rcpts[i].addr);
-	ipc_put_str(&b, domain);
-	ipc_put_str(&b, user);
 	ipc_put_mem(&b, m->env.hdrs.data ? m->env.hdrs.data : "",
 	    m->env.hdrs.len);
+	ipc_put_u32(&b, (uint32_t)n);
+	for (i = 0; i < n; i++) {
+		ipc_put_str(&b, m->env.rcpts[idx[i]].addr);
+		ipc_put_str(&b, m->mbox[idx[i]].domain);
+		ipc_put_str(&b, m->mbox[idx[i]].user);
+	}
 	fd = fcntl(m->datafd, F_DUPFD_CLOEXEC, 0);
 	if (fd == -1 || ipc_send_buf(qp->peer[ROLE_DELIVER], DELIVER_MAILDIR,
 	    r->id, fd, &b) == -1) {
 		LIST_REMOVE(r, entry);
 		m->outstanding--;
 		free(r);
-		rcpt_outcome(m, i, RCPT_DEFERRED, "maildir",
-		    "4.3.0 delivery process unavailable");
+		for (i = 0; i < n; i++)
+			rcpt_outcome(m, idx[i], RCPT_DEFERRED, "maildir",
+			    "4.3.0 delivery process unavailable");
 	}
 	buf_free(&b);
+}
+
+/*
+ * Every lookup of this pass is answered: hand the local recipients to the
+ * delivery process together, so that it reads the message once for all.
+ */
+static void
+qmsg_deliver_all(struct qmsg *m)
+{
+	size_t	 idx[DELIVER_RCPTS_MAX], n = 0;
+
+	for (size_t i = 0; i < m->env.nrcpts; i++) {
+		if (m->mbox == NULL || !m->mbox[i].local)
+			continue;
+		m->mbox[i].local = 0;
+		idx[n++] = i;
+		if (n == DELIVER_RCPTS_MAX) {
+			qmsg_deliver_chunk(m, idx, n);
+			n = 0;
+		}
+	}
+	if (n)
+		qmsg_deliver_chunk(m, idx, n);
+}
+
+/* A lookup of m is over (answered or failed). */
+static void
+qmsg_lookup_done(struct qmsg *m)
+{
+	if (--m->lookups == 0)
+		qmsg_deliver_all(m);
 }
 
 /* Scan (once) and ask the lookup process about each recipient due now. */
@@ -554,6 +597,15 @@ qmsg_start(struct qmsg *m)
 	if (scanner_run(m, qp->conf->hostname, qp->conf->max_hops, err,
 	    sizeof(err)) == -1)
 		log_warnx("%s: scanner: %s", m->env.id, err);
+	if (m->mbox == NULL &&
+	    (m->mbox = calloc(m->env.nrcpts, sizeof(*m->mbox))) == NULL) {
+		log_warnx("%s: out of memory", m->env.id);
+		m->outstanding = 0;
+		m->active = 0;
+		TAILQ_INSERT_TAIL(&deferred, m, entry);
+		return;
+	}
+	m->lookups = 1;		/* held until all lookups are out */
 	buf_init(&b, 1024);
 	for (i = 0; i < m->env.nrcpts; i++) {
 		struct env_rcpt *rc = &m->env.rcpts[i];
@@ -579,9 +631,11 @@ qmsg_start(struct qmsg *m)
 			free(r);
 			rcpt_outcome(m, i, RCPT_DEFERRED, "none",
 			    "4.3.0 lookup process unavailable");
-		}
+		} else
+			m->lookups++;
 	}
 	buf_free(&b);
+	qmsg_lookup_done(m);
 	if (--m->outstanding == 0)
 		qmsg_done(m);
 }
@@ -610,7 +664,11 @@ queue_on_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
 	}
 	switch (res) {
 	case LOOKUP_LOCAL:
-		qmsg_deliver(r->m, r->rcpt, domain, user);
+		r->m->mbox[r->rcpt].local = 1;
+		snprintf(r->m->mbox[r->rcpt].domain,
+		    sizeof(r->m->mbox[r->rcpt].domain), "%s", domain);
+		snprintf(r->m->mbox[r->rcpt].user,
+		    sizeof(r->m->mbox[r->rcpt].user), "%s", user);
 		break;
 	case LOOKUP_NOUSER:
 		rcpt_outcome(r->m, r->rcpt, RCPT_BOUNCED, "none",
@@ -625,6 +683,7 @@ queue_on_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
 		    "4.3.0 temporary lookup failure");
 		break;
 	}
+	qmsg_lookup_done(r->m);
 	qreq_finish(r);
 }
 
@@ -633,24 +692,35 @@ queue_on_delivered(struct ipc *c, struct ipc_msg *msg, void *arg)
 {
 	struct ipc_rd	 rd;
 	struct qreq	*r;
-	uint32_t	 st;
-	char		 text[ENV_TEXT_MAX];
+	uint32_t	 n, st[DELIVER_RCPTS_MAX];
+	char		 text[DELIVER_RCPTS_MAX][ENV_TEXT_MAX];
+	size_t		 i;
 
 	(void)c;
 	(void)arg;
-	ipc_rd_init(&rd, msg);
-	st = ipc_get_u32(&rd);
-	ipc_get_str(&rd, text, sizeof(text));
 	if ((r = qreq_take(msg->id, ROLE_DELIVER)) == NULL) {
 		log_warnx("unexpected QUEUE_DELIVER_RESULT");
 		return;
 	}
-	if (ipc_get_end(&rd) == -1) {
-		st = RCPT_DEFERRED;
-		snprintf(text, sizeof(text), "4.3.0 bad answer from delivery");
+	ipc_rd_init(&rd, msg);
+	n = ipc_get_u32(&rd);
+	for (i = 0; i < n && i < r->nrcpts; i++) {
+		st[i] = ipc_get_u32(&rd);
+		ipc_get_str(&rd, text[i], sizeof(text[i]));
 	}
-	rcpt_outcome(r->m, r->rcpt, st == RCPT_DELIVERED ? RCPT_DELIVERED :
-	    st == RCPT_BOUNCED ? RCPT_BOUNCED : RCPT_DEFERRED, "maildir", text);
+	if (n != r->nrcpts || ipc_get_end(&rd) == -1) {
+		log_warnx("%s: bad answer from the delivery process",
+		    r->m->env.id);
+		for (i = 0; i < r->nrcpts; i++) {
+			st[i] = RCPT_DEFERRED;
+			snprintf(text[i], sizeof(text[i]),
+			    "4.3.0 bad answer from delivery");
+		}
+	}
+	for (i = 0; i < r->nrcpts; i++)
+		rcpt_outcome(r->m, r->rcpts[i], st[i] == RCPT_DELIVERED ?
+		    RCPT_DELIVERED : st[i] == RCPT_BOUNCED ? RCPT_BOUNCED :
+		    RCPT_DEFERRED, "maildir", text[i]);
 	qreq_finish(r);
 }
 
@@ -850,9 +920,15 @@ queue_peer_down(struct proc *p, enum ipc_role role)
 		if (r->peer != role)
 			continue;
 		LIST_REMOVE(r, entry);
-		rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "none",
-		    role == ROLE_DELIVER ? "4.3.0 delivery process died" :
-		    "4.3.0 lookup process died");
+		if (role == ROLE_DELIVER) {
+			for (size_t i = 0; i < r->nrcpts; i++)
+				rcpt_outcome(r->m, r->rcpts[i], RCPT_DEFERRED,
+				    "maildir", "4.3.0 delivery process died");
+		} else {
+			rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "none",
+			    "4.3.0 lookup process died");
+			qmsg_lookup_done(r->m);
+		}
 		qreq_finish(r);
 	}
 	if (role == ROLE_SMTP) {

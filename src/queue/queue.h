@@ -17,6 +17,13 @@ struct event_base;
 
 enum qwhere { Q_NONE = 0, Q_INCOMING, Q_OUTGOING };
 
+/* where the lookup process said a recipient's mail goes (this pass) */
+struct qmbox {
+	int	 local;				/* resolved, not yet sent */
+	char	 domain[ADDR_DOMAIN_MAX + 1];
+	char	 user[ADDR_LOCAL_MAX + 1];
+};
+
 struct qmsg {
 	TAILQ_ENTRY(qmsg)	 entry;		/* active or deferred list */
 	LIST_ENTRY(qmsg)	 hash;
@@ -27,6 +34,8 @@ struct qmsg {
 	int			 active;
 	int			 newly_bounced;
 	unsigned char		*fresh;		/* rcpts bounced this pass */
+	struct qmbox		*mbox;		/* per rcpt: its mailbox */
+	unsigned		 lookups;	/* in flight this pass */
 	double			 started;	/* for delay= */
 };
 
