@@ -24,9 +24,15 @@
 #define TABLE_SCHEMA_VERSION	1
 #define TABLE_NAME_MAX		255	/* longest domain or local we store */
 
+#define TABLE_CACHE	8	/* prepared lookup statements kept */
+
 struct table {
 	sqlite3		*db;
 	char		 path[4096];
+	struct {
+		const char	*sql;	/* a string literal: compared by address */
+		sqlite3_stmt	*st;
+	} cache[TABLE_CACHE];
 };
 
 static const char table_schema[] =
@@ -95,6 +101,8 @@ table_close(struct table *t)
 {
 	if (t == NULL)
 		return;
+	for (size_t i = 0; i < TABLE_CACHE; i++)
+		sqlite3_finalize(t->cache[i].st);
 	sqlite3_close(t->db);
 	free(t);
 }
@@ -166,25 +174,46 @@ table_init_schema(struct table *t, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A prepared statement for a lookup, kept across calls (the lookup process
+ * asks the same few questions for every recipient); reset and unbound.
+ */
+static sqlite3_stmt *
+table_cached(struct table *t, const char *sql)
+{
+	char	 err[256];
+	size_t	 i;
+
+	for (i = 0; i < TABLE_CACHE && t->cache[i].sql != NULL; i++)
+		if (t->cache[i].sql == sql) {
+			sqlite3_reset(t->cache[i].st);
+			sqlite3_clear_bindings(t->cache[i].st);
+			return t->cache[i].st;
+		}
+	if (i == TABLE_CACHE)
+		return NULL;	/* a bug: more kinds of lookup than slots */
+	if ((t->cache[i].st = table_prepare(t, sql, err, sizeof(err))) == NULL)
+		return NULL;
+	t->cache[i].sql = sql;
+	return t->cache[i].st;
+}
+
 /* Run a lookup whose answer is "a row exists". */
 static enum table_res
 table_exists(struct table *t, const char *sql, const char *a, const char *b)
 {
 	sqlite3_stmt	*st;
-	char		 err[256];
 	int		 rc;
 
 	if (strlen(a) > TABLE_NAME_MAX || (b && strlen(b) > TABLE_NAME_MAX))
 		return TABLE_NOTFOUND;
-	if ((st = table_prepare(t, sql, err, sizeof(err))) == NULL)
+	if ((st = table_cached(t, sql)) == NULL)
 		return TABLE_TEMPFAIL;
 	if (table_bind_name(st, 1, a) == -1 ||
-	    (b && table_bind_name(st, 2, b) == -1)) {
-		sqlite3_finalize(st);
+	    (b && table_bind_name(st, 2, b) == -1))
 		return TABLE_TEMPFAIL;
-	}
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);	/* end the read transaction now */
 	if (rc == SQLITE_ROW)
 		return TABLE_FOUND;
 	if (rc == SQLITE_DONE)
