@@ -129,6 +129,25 @@ static const struct ipc_handler master_handlers[] = {
 	{ 0, NULL }
 };
 
+/*
+ * An event base that folds the changes made during one loop pass into one
+ * epoll_ctl per descriptor (sessions enable and disable writing around
+ * every reply).
+ */
+struct event_base *
+proc_event_base(void)
+{
+	struct event_config	*cfg;
+	struct event_base	*base;
+
+	if ((cfg = event_config_new()) == NULL)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 static void
 proc_on_signal(evutil_socket_t sig, short ev, void *arg)
 {
@@ -151,7 +170,7 @@ proc_init(struct proc *p, int ctlfd)
 	log_settag(p->name);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);	/* the master tells us to reload */
-	if ((p->base = event_base_new()) == NULL)
+	if ((p->base = proc_event_base()) == NULL)
 		log_fatalx("event_base_new");
 	event_base_priority_init(p->base, 2);
 	sigs[0] = evsignal_new(p->base, SIGTERM, proc_on_signal, p);

@@ -38,6 +38,7 @@ extern struct proc *proc_self;
 /* set up the event base, signals and the control channel; then run */
 void		 proc_init(struct proc *, int ctlfd);
 int		 proc_run(struct proc *);
+struct event_base *proc_event_base(void);
 const char	*proc_role_name(enum ipc_role);
 
 int	privsep_drop(const char *user, const char *chroot_dir);
