@@ -37,6 +37,8 @@
 #include "addr.h"
 #include "buf.h"
 #include "cli.h"
+#include "proc.h"
+#include "spool.h"
 
 #define SM_RCPT_MAX		10000
 #define SM_REPLY_MAX		8192
@@ -679,6 +681,28 @@ sm_maildrop_write(const struct sm *s, const char *dir, const char *tmp,
 	return 0;
 }
 
+/*
+ * sluiced has never run here, so there is no spool yet: root makes it, as
+ * sluiced would (owned by the daemon user); anyone else gets the error.
+ */
+static void
+sm_make_spool(const struct sm *s)
+{
+	struct spool	 sp;
+	uid_t		 uid;
+	gid_t		 gid;
+	char		 err[512];
+
+	if (geteuid() != 0 || privsep_ids(s->cli->cfg.user, &uid, &gid) == -1)
+		return;
+	if (spool_open(&sp, s->cli->cfg.spool, 1, uid, gid, err,
+	    sizeof(err)) == -1) {
+		cli_err("%s", err);
+		return;
+	}
+	spool_close(&sp);
+}
+
 static int
 sm_maildrop(const struct sm *s)
 {
@@ -698,6 +722,8 @@ sm_maildrop(const struct sm *s)
 		cli_err("spool path too long");
 		return EX_TEMPFAIL;
 	}
+	if (access(dir, F_OK) == -1 && errno == ENOENT)
+		sm_make_spool(s);
 	if (sm_maildrop_write(s, dir, tmp, final) == -1) {
 		cli_err("sluiced is not running and the message could not be "
 		    "kept in %s: %s", dir, strerror(errno));

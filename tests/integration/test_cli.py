@@ -624,7 +624,8 @@ def test_sendmail_refused(env, args, msg, code, text):
 
 
 def test_sendmail_maildrop_unwritable(env):
-    # no maildrop directory at all: exit 75, a clear message
+    # the maildrop is not a directory: exit 75, a clear message
+    (env.spool / "maildrop").write_text("not a directory\n")
     r = env.run("sendmail", "r@example.net", input=b"a\n")
     assert r.returncode == EX_TEMPFAIL
     assert "maildrop" in err(r)

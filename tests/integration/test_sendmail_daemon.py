@@ -1,10 +1,11 @@
 """`sluice sendmail` against a running daemon, and with the daemon down
 (the maildrop): it never loses a message."""
 import os
+import pwd
 import re
 import subprocess
 
-from sluice_harness import SLUICE, tag, wait_for
+from sluice_harness import RUN_USER, SLUICE, good_message, tag, wait_for
 
 DEMO = "demo@example.test"
 
@@ -169,9 +170,19 @@ def test_sendmail_maildrop_with_t_and_bcc(make_sluice):
 
 
 def test_sendmail_before_the_spool_exists(make_sluice):
-    """Never started: no maildrop yet. Not lost either: a temporary failure
-    (EX_TEMPFAIL) with a message that says why."""
+    """sluiced has never run: as root, sendmail makes the spool (owned by the
+    daemon user, as sluiced would) and keeps the message in the maildrop;
+    the first start delivers it. Not root: a temporary failure that says why
+    (nothing is lost: the caller keeps the message)."""
     s = make_sluice(start=False)
-    r = sendmail(s, [DEMO], b"Subject: x\n\ny\n", check=False)
-    assert r.returncode == 75
-    assert b"maildrop" in r.stderr and b"not running" in r.stderr
+    t = tag()
+    r = sendmail(s, [DEMO], good_message(t).replace(b"\r\n", b"\n"), check=False)
+    if os.geteuid() != 0:
+        assert r.returncode == 75
+        assert b"maildrop" in r.stderr and b"not running" in r.stderr
+        return
+    assert r.returncode == 0, r.stderr
+    assert len(s.spool_files("maildrop")) == 1
+    assert pwd.getpwuid(os.stat(os.path.join(s.spool, "maildrop")).st_uid).pw_name == RUN_USER
+    s.start()
+    wait_for(lambda: s.count_tag(t, DEMO) == 1, what="the maildrop message")
