@@ -348,6 +348,28 @@ account_maildir_remove(const char *mailboxes, const struct account_addr *a)
 	return rc;
 }
 
+/* Does the account exist as expected? 0, or an exit status (printed). */
+static int
+account_expect(struct table *t, const struct account_addr *a, int exists)
+{
+	switch (table_account_exists(t, a->local, a->domain)) {
+	case TABLE_FOUND:
+		if (exists)
+			return 0;
+		cli_err("%s: account already exists", a->full);
+		return EX_DATAERR;
+	case TABLE_NOTFOUND:
+		if (!exists)
+			return 0;
+		cli_err("%s: no such account", a->full);
+		return EX_NOUSER;
+	case TABLE_TEMPFAIL:
+		break;
+	}
+	cli_err("%s: database lookup failed", a->full);
+	return EX_TEMPFAIL;
+}
+
 static int
 account_add(struct cli *cli, struct table *t, const struct account_addr *a,
     int pwstdin)
@@ -355,17 +377,8 @@ account_add(struct cli *cli, struct table *t, const struct account_addr *a,
 	char	 hash[CRYPT_OUTPUT_SIZE], err[512];
 	int	 rc;
 
-	switch (table_account_exists(t, a->local, a->domain)) {
-	case TABLE_FOUND:
-		cli_err("%s: account already exists", a->full);
-		return EX_DATAERR;
-	case TABLE_TEMPFAIL:
-		cli_err("%s: database lookup failed", a->full);
-		return EX_TEMPFAIL;
-	case TABLE_NOTFOUND:
-		break;
-	}
-	if ((rc = account_password(a->full, pwstdin, hash, sizeof(hash))) != 0)
+	if ((rc = account_expect(t, a, 0)) != 0 ||
+	    (rc = account_password(a->full, pwstdin, hash, sizeof(hash))) != 0)
 		return rc;
 	if (table_account_add(t, a->local, a->domain, hash, err,
 	    sizeof(err)) == -1) {
@@ -447,17 +460,8 @@ account_passwd(struct table *t, const struct account_addr *a, int pwstdin)
 	char	 hash[CRYPT_OUTPUT_SIZE], err[512];
 	int	 rc;
 
-	switch (table_account_exists(t, a->local, a->domain)) {
-	case TABLE_NOTFOUND:
-		cli_err("%s: no such account", a->full);
-		return EX_NOUSER;
-	case TABLE_TEMPFAIL:
-		cli_err("%s: database lookup failed", a->full);
-		return EX_TEMPFAIL;
-	case TABLE_FOUND:
-		break;
-	}
-	if ((rc = account_password(a->full, pwstdin, hash, sizeof(hash))) != 0)
+	if ((rc = account_expect(t, a, 1)) != 0 ||
+	    (rc = account_password(a->full, pwstdin, hash, sizeof(hash))) != 0)
 		return rc;
 	if (table_account_passwd(t, a->local, a->domain, hash, err,
 	    sizeof(err)) == -1) {
