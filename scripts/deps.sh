@@ -3,7 +3,8 @@
 set -eu
 PKGS="build-essential pkg-config meson ninja-build libevent-dev libssl-dev
 libsqlite3-dev libcrypt-dev libcmocka-dev python3-pytest python3-aiosmtpd
-swaks curl openssl sqlite3"
+swaks curl openssl sqlite3 libc-ares-dev dnsmasq-base
+postfix"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
@@ -15,6 +16,11 @@ if [ -n "$missing" ]; then
 	echo "deps: installing$missing"
 	export DEBIAN_FRONTEND=noninteractive
 	$SUDO apt-get update -qq
+	# postfix only for smtp-sink in the tests: no mail system configured
+	case "$missing" in *" postfix"*)
+		echo "postfix postfix/main_mailer_type select No configuration" |
+		    $SUDO debconf-set-selections ;;
+	esac
 	# shellcheck disable=SC2086
 	$SUDO apt-get install -y -qq --no-install-recommends $missing
 fi

@@ -1251,6 +1251,9 @@ on_read(struct bufferevent *bev, void *arg)
 	size_t			 used;
 
 	c->busy++;
+	/* the banner can be read before the connect event is reported */
+	if (c->state == CS_CONNECT)
+		expect(c, CS_BANNER, c->p.timeouts.banner);
 	/* stop when the client ends or STARTTLS replaced the bufferevent */
 	while (c->state != CS_DONE && c->bev == bev &&
 	    evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
