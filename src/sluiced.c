@@ -47,6 +47,7 @@ static const struct { enum ipc_role a, b; } edges[] = {
 	{ ROLE_SMTP, ROLE_LOOKUP },
 	{ ROLE_QUEUE, ROLE_LOOKUP },
 	{ ROLE_QUEUE, ROLE_DELIVER },
+	{ ROLE_QUEUE, ROLE_RELAY },
 };
 
 static struct config	 conf;
@@ -192,6 +193,11 @@ child_run(enum ipc_role role, int ctlfd)
 		if (privsep_drop(conf.user, NULL) == -1)
 			exit(1);
 		r = deliver_main(&p);
+		break;
+	case ROLE_RELAY:
+		if (privsep_drop(conf.user, NULL) == -1)
+			exit(1);
+		r = relay_main(&p);
 		break;
 	default:
 		break;

@@ -21,5 +21,6 @@ int	smtpd_main(struct proc *, struct listener *, size_t);
 int	queue_main(struct proc *);
 int	lookup_main(struct proc *);
 int	deliver_main(struct proc *);
+int	relay_main(struct proc *);
 
 #endif

@@ -48,6 +48,7 @@ static const struct param params[] = {
 	{ "trusted-networks", P_NETS, N(trusted), 0, 0, NULL, 1 },
 	{ "resolver",	P_STR,	S(resolver),	0, 0, NULL, 1 },
 	{ "relay-host",	P_STR,	S(relay_host),	0, 0, NULL, 1 },
+	{ "smtp-out-port", P_UINT, N(smtp_out_port), 1, 65535, "25", 1 },
 	{ "log",	P_STR,	S(log),		0, 0, "syslog", 0 },
 	{ "log-format",	P_FMT,	N(log_json),	0, 0, "text", 0 },
 	{ "max-message-size", P_SIZE, N(max_message_size),

@@ -49,6 +49,7 @@ struct config {
 	size_t		 ntrusted;
 	char		 resolver[CONFIG_STR_MAX];
 	char		 relay_host[CONFIG_STR_MAX];
+	unsigned	 smtp_out_port;		/* port of MX hosts */
 	char		 log[PATH_MAX];
 	int		 log_json;
 	/* limits (P5) */

@@ -29,6 +29,7 @@ enum ipc_role {
 	ROLE_QUEUE,
 	ROLE_LOOKUP,
 	ROLE_DELIVER,
+	ROLE_RELAY,
 	ROLE_MAX
 };
 
@@ -56,6 +57,12 @@ enum ipc_type {
 				   n x (str rcpt; str domain; str user);
 				   fd: data file (read) */
 	QUEUE_DELIVER_RESULT,	/* u32 n; n x (u32 rcpt_state; str text) */
+	/* queue -> relay (SMTP out), and the answer */
+	DELIVER_SMTP,		/* str id; str from; mem hdrs; u32 flags;
+				   u64 size; str domain; u32 n; n x str rcpt;
+				   fd: data file (read) */
+	QUEUE_RELAY_RESULT,	/* u32 n; n x (u32 rcpt_state; str relay;
+				   str text) */
 	IMSG_MAX
 };
 

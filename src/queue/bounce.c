@@ -40,6 +40,10 @@ bounce_status(const char *error, char *dst, size_t len)
 {
 	unsigned	 a, b, c;
 
+	/* a remote reply: "550 5.1.1 text" */
+	if (strlen(error) > 4 && error[3] == ' ' &&
+	    strspn(error, "0123456789") == 3)
+		error += 4;
 	if (sscanf(error, "%1u.%3u.%3u", &a, &b, &c) == 3 && (a == 5 || a == 4))
 		snprintf(dst, len, "5.%u.%u", b, c);
 	else

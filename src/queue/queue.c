@@ -538,9 +538,83 @@ qmsg_deliver_chunk(struct qmsg *m, const size_t *idx, size_t n)
 	buf_free(&b);
 }
 
+/* Send up to DELIVER_RCPTS_MAX recipients of one domain to the relay. */
+static void
+qmsg_relay_chunk(struct qmsg *m, const char *domain, const size_t *idx,
+    size_t n)
+{
+	struct qreq	*r;
+	struct buf	 b;
+	int		 fd;
+	size_t		 i;
+
+	if ((r = qreq_new(m, 0, ROLE_RELAY)) == NULL) {
+		for (i = 0; i < n; i++)
+			rcpt_outcome(m, idx[i], RCPT_DEFERRED, "none",
+			    "4.3.0 out of memory");
+		return;
+	}
+	memcpy(r->rcpts, idx, n * sizeof(*idx));
+	r->nrcpts = n;
+	buf_init(&b, IPC_FRAME_MAX);
+	ipc_put_str(&b, m->env.id);
+	ipc_put_str(&b, m->env.from);
+	ipc_put_mem(&b, m->env.hdrs.data ? m->env.hdrs.data : "",
+	    m->env.hdrs.len);
+	ipc_put_u32(&b, m->env.flags);
+	ipc_put_u64(&b, m->env.size + m->env.hdrs.len);
+	ipc_put_str(&b, domain);
+	ipc_put_u32(&b, (uint32_t)n);
+	for (i = 0; i < n; i++)
+		ipc_put_str(&b, m->env.rcpts[idx[i]].addr);
+	fd = fcntl(m->datafd, F_DUPFD_CLOEXEC, 0);
+	if (fd == -1 || ipc_send_buf(qp->peer[ROLE_RELAY], DELIVER_SMTP,
+	    r->id, fd, &b) == -1) {
+		LIST_REMOVE(r, entry);
+		m->outstanding--;
+		free(r);
+		for (i = 0; i < n; i++)
+			rcpt_outcome(m, idx[i], RCPT_DEFERRED, "none",
+			    "4.3.0 relay process unavailable");
+	}
+	buf_free(&b);
+}
+
+/* The remote recipients, one request per domain (and per 50). */
+static void
+qmsg_relay_all(struct qmsg *m)
+{
+	size_t		 idx[DELIVER_RCPTS_MAX], n;
+	const char	*dom, *d;
+
+	for (size_t i = 0; i < m->env.nrcpts; i++) {
+		if (!m->mbox[i].remote)
+			continue;
+		dom = strrchr(m->env.rcpts[i].addr, '@');
+		dom = dom ? dom + 1 : "";
+		n = 0;
+		for (size_t k = i; k < m->env.nrcpts; k++) {
+			if (!m->mbox[k].remote)
+				continue;
+			d = strrchr(m->env.rcpts[k].addr, '@');
+			if (strcasecmp(d ? d + 1 : "", dom) != 0)
+				continue;
+			m->mbox[k].remote = 0;
+			idx[n++] = k;
+			if (n == DELIVER_RCPTS_MAX) {
+				qmsg_relay_chunk(m, dom, idx, n);
+				n = 0;
+			}
+		}
+		if (n)
+			qmsg_relay_chunk(m, dom, idx, n);
+	}
+}
+
 /*
  * Every lookup of this pass is answered: hand the local recipients to the
- * delivery process together, so that it reads the message once for all.
+ * delivery process together, so that it reads the message once for all,
+ * and the others to the relay, a request per domain.
  */
 static void
 qmsg_deliver_all(struct qmsg *m)
@@ -559,6 +633,8 @@ qmsg_deliver_all(struct qmsg *m)
 	}
 	if (n)
 		qmsg_deliver_chunk(m, idx, n);
+	if (m->mbox)
+		qmsg_relay_all(m);
 }
 
 /* A lookup of m is over (answered or failed). */
@@ -675,8 +751,7 @@ queue_on_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
 		    "5.1.1 user unknown");
 		break;
 	case LOOKUP_REMOTE:
-		rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "none", "4.4.0 no "
-		    "route: delivery to other domains is not available yet");
+		r->m->mbox[r->rcpt].remote = 1;
 		break;
 	default:
 		rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "none",
@@ -721,6 +796,46 @@ queue_on_delivered(struct ipc *c, struct ipc_msg *msg, void *arg)
 		rcpt_outcome(r->m, r->rcpts[i], st[i] == RCPT_DELIVERED ?
 		    RCPT_DELIVERED : st[i] == RCPT_BOUNCED ? RCPT_BOUNCED :
 		    RCPT_DEFERRED, "maildir", text[i]);
+	qreq_finish(r);
+}
+
+static void
+queue_on_relayed(struct ipc *c, struct ipc_msg *msg, void *arg)
+{
+	struct ipc_rd	 rd;
+	struct qreq	*r;
+	uint32_t	 n, st[DELIVER_RCPTS_MAX];
+	char		 text[DELIVER_RCPTS_MAX][ENV_TEXT_MAX];
+	char		 relay[DELIVER_RCPTS_MAX][300];
+	size_t		 i;
+
+	(void)c;
+	(void)arg;
+	if ((r = qreq_take(msg->id, ROLE_RELAY)) == NULL) {
+		log_warnx("unexpected QUEUE_RELAY_RESULT");
+		return;
+	}
+	ipc_rd_init(&rd, msg);
+	n = ipc_get_u32(&rd);
+	for (i = 0; i < n && i < r->nrcpts; i++) {
+		st[i] = ipc_get_u32(&rd);
+		ipc_get_str(&rd, relay[i], sizeof(relay[i]));
+		ipc_get_str(&rd, text[i], sizeof(text[i]));
+	}
+	if (n != r->nrcpts || ipc_get_end(&rd) == -1) {
+		log_warnx("%s: bad answer from the relay process",
+		    r->m->env.id);
+		for (i = 0; i < r->nrcpts; i++) {
+			st[i] = RCPT_DEFERRED;
+			snprintf(relay[i], sizeof(relay[i]), "none");
+			snprintf(text[i], sizeof(text[i]),
+			    "4.3.0 bad answer from the relay");
+		}
+	}
+	for (i = 0; i < r->nrcpts; i++)
+		rcpt_outcome(r->m, r->rcpts[i], st[i] == RCPT_DELIVERED ?
+		    RCPT_DELIVERED : st[i] == RCPT_BOUNCED ? RCPT_BOUNCED :
+		    RCPT_DEFERRED, relay[i], text[i]);
 	qreq_finish(r);
 }
 
@@ -886,7 +1001,8 @@ queue_on_retry(int fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	(void)arg;
-	if (started && qp->peer[ROLE_LOOKUP] && qp->peer[ROLE_DELIVER]) {
+	if (started && qp->peer[ROLE_LOOKUP] && qp->peer[ROLE_DELIVER] &&
+	    qp->peer[ROLE_RELAY]) {
 		for (m = TAILQ_FIRST(&deferred); m; m = next) {
 			next = TAILQ_NEXT(m, entry);
 			if (m->env.flags & ENV_F_HELD)
@@ -920,10 +1036,12 @@ queue_peer_down(struct proc *p, enum ipc_role role)
 		if (r->peer != role)
 			continue;
 		LIST_REMOVE(r, entry);
-		if (role == ROLE_DELIVER) {
+		if (role == ROLE_DELIVER || role == ROLE_RELAY) {
 			for (size_t i = 0; i < r->nrcpts; i++)
 				rcpt_outcome(r->m, r->rcpts[i], RCPT_DEFERRED,
-				    "maildir", "4.3.0 delivery process died");
+				    "none", role == ROLE_RELAY ?
+				    "4.3.0 relay process died" :
+				    "4.3.0 delivery process died");
 		} else {
 			rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "none",
 			    "4.3.0 lookup process died");
@@ -947,7 +1065,8 @@ static void
 queue_peer_up(struct proc *p, enum ipc_role role)
 {
 	(void)role;
-	if (!started && p->peer[ROLE_LOOKUP] && p->peer[ROLE_DELIVER]) {
+	if (!started && p->peer[ROLE_LOOKUP] && p->peer[ROLE_DELIVER] &&
+	    p->peer[ROLE_RELAY]) {
 		started = 1;
 		queue_on_retry(-1, 0, NULL);
 	}
@@ -978,6 +1097,10 @@ static const struct ipc_handler lookup_handlers[] = {
 };
 static const struct ipc_handler deliver_handlers[] = {
 	{ QUEUE_DELIVER_RESULT, queue_on_delivered },
+	{ 0, NULL }
+};
+static const struct ipc_handler relay_handlers[] = {
+	{ QUEUE_RELAY_RESULT, queue_on_relayed },
 	{ 0, NULL }
 };
 
@@ -1094,6 +1217,7 @@ queue_main(struct proc *p)
 	p->handlers[ROLE_SMTP] = smtp_handlers;
 	p->handlers[ROLE_LOOKUP] = lookup_handlers;
 	p->handlers[ROLE_DELIVER] = deliver_handlers;
+	p->handlers[ROLE_RELAY] = relay_handlers;
 	p->on_peer_up = queue_peer_up;
 	p->on_peer_down = queue_peer_down;
 	p->on_shutdown = queue_shutdown;

@@ -20,6 +20,7 @@ enum qwhere { Q_NONE = 0, Q_INCOMING, Q_OUTGOING };
 /* where the lookup process said a recipient's mail goes (this pass) */
 struct qmbox {
 	int	 local;				/* resolved, not yet sent */
+	int	 remote;			/* for the relay, not yet sent */
 	char	 domain[ADDR_DOMAIN_MAX + 1];
 	char	 user[ADDR_LOCAL_MAX + 1];
 };

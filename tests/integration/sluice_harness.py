@@ -96,6 +96,10 @@ class Sluice:
             "database sqlite:%s/sluice.db" % self.dbdir,
             "user %s" % RUN_USER,
             "listen 127.0.0.1:%d smtp" % self.smtp_port,
+            # tests never ask a DNS server off this machine: by default a
+            # closed loopback port (lookups fail at once: mail for other
+            # domains stays deferred); tests with DNS set their own dnsmasq
+            "resolver 127.0.0.1:9",
         ]
         if tls:
             cert = os.path.join(self.dir, "cert.pem")

@@ -439,12 +439,12 @@ def test_unwritable_maildir_defers_then_delivers(three, breakage):
 
 # ------------------------------------------------ P10: crashes are contained
 
-ROLES = ["smtp", "queue", "lookup", "deliver"]
+ROLES = ["smtp", "queue", "lookup", "deliver", "relay"]
 
 
 def kill_child(s, role):
-    kids = wait_for(lambda: (lambda k: len(k) == 4 and k)(s.children()),
-                    what="four children")
+    kids = wait_for(lambda: (lambda k: len(k) == len(ROLES) and k)(s.children()),
+                    what="every child")
     pid = kids[role]
     os.kill(pid, signal.SIGKILL)
     wait_log(s, r"%s process \(pid %d\) killed by signal 9" % (role, pid))
@@ -548,7 +548,7 @@ def test_privilege_separation(sluice):
     import pwd
     s = sluice
     pw = pwd.getpwnam(RUN_USER)
-    kids = wait_for(lambda: (lambda k: len(k) == 4 and k)(s.children()), what="children")
+    kids = wait_for(lambda: (lambda k: len(k) == len(ROLES) and k)(s.children()), what="children")
     assert proc_status(s.proc.pid)["Uid"].split()[0] == "0"     # the master only
     for role, pid in kids.items():
         st = proc_status(pid)
@@ -709,7 +709,7 @@ def test_sighup_with_a_broken_config_keeps_the_old_one(sluice):
     assert "%s:%d:" % (s.conf, nlines) in m.group(0)
     assert s.proc.poll() is None
     assert not log_has(s, r"reloading configuration")
-    assert len(s.children()) == 4
+    assert len(s.children()) == len(ROLES)
     assert rcpt_limit(s, 100)
     send(s, [DEMO], b"Subject: still running\r\n\r\nx\r\n")
     s.wait_messages(DEMO, 1)
