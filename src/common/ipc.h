@@ -56,7 +56,7 @@ enum ipc_type {
 	DELIVER_MAILDIR,	/* str id; str from; mem hdrs; u32 n;
 				   n x (str rcpt; str domain; str user);
 				   fd: data file (read) */
-	QUEUE_DELIVER_RESULT,	/* u32 n; n x (u32 rcpt_state; str text) */
+	QUEUE_DELIVER_RESULT,	/* as QUEUE_RELAY_RESULT */
 	/* queue -> relay (SMTP out), and the answer */
 	DELIVER_SMTP,		/* str id; str from; mem hdrs; u32 flags;
 				   u64 size; str domain; u32 n; n x str rcpt;

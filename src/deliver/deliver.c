@@ -80,6 +80,7 @@ deliver_answer(struct dreq *q)
 	ipc_put_u32(&b, (uint32_t)q->n);
 	for (size_t i = 0; i < q->n; i++) {
 		ipc_put_u32(&b, q->r[i].state);
+		ipc_put_str(&b, "maildir");
 		ipc_put_str(&b, q->r[i].text);
 	}
 	if (ipc_send_buf(q->c, QUEUE_DELIVER_RESULT, q->id, -1, &b) == -1)

@@ -762,48 +762,17 @@ queue_on_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
 	qreq_finish(r);
 }
 
+/*
+ * The outcome of a delivery request (deliver or relay process): u32 n,
+ * then n x (u32 state; str relay; str text), in the request's order.
+ */
 static void
-queue_on_delivered(struct ipc *c, struct ipc_msg *msg, void *arg)
+queue_on_result(struct ipc *c, struct ipc_msg *msg, void *arg)
 {
 	struct ipc_rd	 rd;
 	struct qreq	*r;
-	uint32_t	 n, st[DELIVER_RCPTS_MAX];
-	char		 text[DELIVER_RCPTS_MAX][ENV_TEXT_MAX];
-	size_t		 i;
-
-	(void)c;
-	(void)arg;
-	if ((r = qreq_take(msg->id, ROLE_DELIVER)) == NULL) {
-		log_warnx("unexpected QUEUE_DELIVER_RESULT");
-		return;
-	}
-	ipc_rd_init(&rd, msg);
-	n = ipc_get_u32(&rd);
-	for (i = 0; i < n && i < r->nrcpts; i++) {
-		st[i] = ipc_get_u32(&rd);
-		ipc_get_str(&rd, text[i], sizeof(text[i]));
-	}
-	if (n != r->nrcpts || ipc_get_end(&rd) == -1) {
-		log_warnx("%s: bad answer from the delivery process",
-		    r->m->env.id);
-		for (i = 0; i < r->nrcpts; i++) {
-			st[i] = RCPT_DEFERRED;
-			snprintf(text[i], sizeof(text[i]),
-			    "4.3.0 bad answer from delivery");
-		}
-	}
-	for (i = 0; i < r->nrcpts; i++)
-		rcpt_outcome(r->m, r->rcpts[i], st[i] == RCPT_DELIVERED ?
-		    RCPT_DELIVERED : st[i] == RCPT_BOUNCED ? RCPT_BOUNCED :
-		    RCPT_DEFERRED, "maildir", text[i]);
-	qreq_finish(r);
-}
-
-static void
-queue_on_relayed(struct ipc *c, struct ipc_msg *msg, void *arg)
-{
-	struct ipc_rd	 rd;
-	struct qreq	*r;
+	enum ipc_role	 peer = msg->type == QUEUE_RELAY_RESULT ? ROLE_RELAY :
+			    ROLE_DELIVER;
 	uint32_t	 n, st[DELIVER_RCPTS_MAX];
 	char		 text[DELIVER_RCPTS_MAX][ENV_TEXT_MAX];
 	char		 relay[DELIVER_RCPTS_MAX][300];
@@ -811,8 +780,8 @@ queue_on_relayed(struct ipc *c, struct ipc_msg *msg, void *arg)
 
 	(void)c;
 	(void)arg;
-	if ((r = qreq_take(msg->id, ROLE_RELAY)) == NULL) {
-		log_warnx("unexpected QUEUE_RELAY_RESULT");
+	if ((r = qreq_take(msg->id, peer)) == NULL) {
+		log_warnx("unexpected %s", ipc_type_name(msg->type));
 		return;
 	}
 	ipc_rd_init(&rd, msg);
@@ -823,13 +792,13 @@ queue_on_relayed(struct ipc *c, struct ipc_msg *msg, void *arg)
 		ipc_get_str(&rd, text[i], sizeof(text[i]));
 	}
 	if (n != r->nrcpts || ipc_get_end(&rd) == -1) {
-		log_warnx("%s: bad answer from the relay process",
-		    r->m->env.id);
+		log_warnx("%s: bad answer from the %s process", r->m->env.id,
+		    proc_role_name(peer));
 		for (i = 0; i < r->nrcpts; i++) {
 			st[i] = RCPT_DEFERRED;
 			snprintf(relay[i], sizeof(relay[i]), "none");
-			snprintf(text[i], sizeof(text[i]),
-			    "4.3.0 bad answer from the relay");
+			snprintf(text[i], sizeof(text[i]), "4.3.0 bad answer "
+			    "from the %s process", proc_role_name(peer));
 		}
 	}
 	for (i = 0; i < r->nrcpts; i++)
@@ -1096,11 +1065,11 @@ static const struct ipc_handler lookup_handlers[] = {
 	{ 0, NULL }
 };
 static const struct ipc_handler deliver_handlers[] = {
-	{ QUEUE_DELIVER_RESULT, queue_on_delivered },
+	{ QUEUE_DELIVER_RESULT, queue_on_result },
 	{ 0, NULL }
 };
 static const struct ipc_handler relay_handlers[] = {
-	{ QUEUE_RELAY_RESULT, queue_on_relayed },
+	{ QUEUE_RELAY_RESULT, queue_on_result },
 	{ 0, NULL }
 };
 
