@@ -423,6 +423,17 @@ config_validate(struct config *c, char *err, size_t errlen)
 			    c->listen[i].port);
 			return -1;
 		}
+	if (c->resolver[0]) {
+		char		 host[256], port[16];
+		unsigned char	 a[16];
+		if (parse_hostport(c->resolver, host, sizeof(host), port,
+		    sizeof(port)) == -1 || (inet_pton(AF_INET, host, a) != 1 &&
+		    inet_pton(AF_INET6, host, a) != 1)) {
+			snprintf(err, errlen, "%s: resolver: \"%s\" is not "
+			    "IP:PORT or [IPv6]:PORT", c->path, c->resolver);
+			return -1;
+		}
+	}
 	if (strncmp(c->database, "sqlite:", 7) != 0 &&
 	    strncmp(c->database, "postgresql://", 13) != 0) {
 		snprintf(err, errlen, "%s: database: unknown kind \"%s\" "

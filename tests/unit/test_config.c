@@ -117,7 +117,11 @@ test_full_file(void **state)
 	    "smtp-timeout 2m\n"
 	    "max-queue-lifetime 2d\n"
 	    "log-format json\n"
+	    "resolver [::1]:5353\n"
+	    "smtp-out-port 2525\n"
 	    "relay-host smtp.isp.test:587\n", c, err, sizeof(err)), 0);
+	assert_string_equal(c->resolver, "[::1]:5353");
+	assert_int_equal(c->smtp_out_port, 2525);
 	assert_string_equal(c->hostname, "mx.example.test");
 	assert_string_equal(c->spool, "/tmp/spool");
 	assert_string_equal(c->database, "sqlite:/tmp/x.db");
@@ -176,6 +180,10 @@ test_cross_checks(void **state)
 	expect_error("listen 0.0.0.0:587 submission\n", 0,
 	    "needs tls-cert and tls-key");
 	expect_error("database mysql://x\n", 0, "unknown kind");
+	/* finding the DNS server must not need DNS */
+	expect_error("resolver dns.example:53\n", 0, "is not IP:PORT");
+	expect_error("resolver 127.0.0.1\n", 0, "is not IP:PORT");
+	expect_error("resolver 127.0.0.1:0\n", 0, "is not IP:PORT");
 }
 
 static void
