@@ -292,13 +292,78 @@ split_words(char *v, char **w, size_t max)
 	return n;
 }
 
+/* listen HOST:PORT smtp|submission|submissions */
+static int
+set_listen(struct config *c, char *v, char *err, size_t errlen)
+{
+	struct listen_cfg	*l;
+	char			*w[3];
+	size_t			 nw;
+
+	nw = split_words(v, w, 2);
+	if (nw != 2) {
+		snprintf(err, errlen, "listen: ADDRESS:PORT "
+		    "smtp|submission|submissions");
+		return -1;
+	}
+	if (c->nlisten == CONFIG_LISTEN_MAX) {
+		snprintf(err, errlen, "listen: at most %d listeners",
+		    CONFIG_LISTEN_MAX);
+		return -1;
+	}
+	l = &c->listen[c->nlisten];
+	if (parse_hostport(w[0], l->host, sizeof(l->host), l->port,
+	    sizeof(l->port)) == -1) {
+		snprintf(err, errlen, "listen: bad address \"%s\" "
+		    "(want HOST:PORT or [V6]:PORT)", w[0]);
+		return -1;
+	}
+	if (strcmp(w[1], "smtp") == 0)
+		l->kind = LISTEN_SMTP;
+	else if (strcmp(w[1], "submission") == 0)
+		l->kind = LISTEN_SUBMISSION;
+	else if (strcmp(w[1], "submissions") == 0)
+		l->kind = LISTEN_SUBMISSIONS;
+	else {
+		snprintf(err, errlen, "listen: unknown kind \"%s\" "
+		    "(smtp, submission or submissions)", w[1]);
+		return -1;
+	}
+	c->nlisten++;
+	return 0;
+}
+
+/* trusted-networks CIDR... (repeatable: they add up) */
+static int
+set_nets(struct config *c, const struct param *p, char *v, char *err,
+    size_t errlen)
+{
+	char	*w[CONFIG_NETS_MAX + 1];
+	size_t	 nw, i;
+
+	nw = split_words(v, w, CONFIG_NETS_MAX);
+	if (nw == 0 || nw > CONFIG_NETS_MAX ||
+	    c->ntrusted + nw > CONFIG_NETS_MAX) {
+		snprintf(err, errlen, "%s: between 1 and %d networks",
+		    p->name, CONFIG_NETS_MAX);
+		return -1;
+	}
+	for (i = 0; i < nw; i++)
+		if (netmask_parse(w[i], &c->trusted[c->ntrusted++]) ==
+		    -1) {
+			snprintf(err, errlen, "%s: bad network \"%s\"",
+			    p->name, w[i]);
+			return -1;
+		}
+	return 0;
+}
+
 static int
 set_param(struct config *c, const struct param *p, char *v, char *err,
     size_t errlen)
 {
-	char			*base = (char *)c, *w[CONFIG_NETS_MAX + 1];
+	char			*base = (char *)c;
 	unsigned long long	 n;
-	size_t			 nw, i;
 
 	switch (p->type) {
 	case P_STR:
@@ -342,56 +407,10 @@ set_param(struct config *c, const struct param *p, char *v, char *err,
 		}
 		c->log_json = strcmp(v, "json") == 0;
 		return 0;
-	case P_LISTEN: {
-		struct listen_cfg *l;
-		nw = split_words(v, w, 2);
-		if (nw != 2) {
-			snprintf(err, errlen, "listen: ADDRESS:PORT "
-			    "smtp|submission|submissions");
-			return -1;
-		}
-		if (c->nlisten == CONFIG_LISTEN_MAX) {
-			snprintf(err, errlen, "listen: at most %d listeners",
-			    CONFIG_LISTEN_MAX);
-			return -1;
-		}
-		l = &c->listen[c->nlisten];
-		if (parse_hostport(w[0], l->host, sizeof(l->host), l->port,
-		    sizeof(l->port)) == -1) {
-			snprintf(err, errlen, "listen: bad address \"%s\" "
-			    "(want HOST:PORT or [V6]:PORT)", w[0]);
-			return -1;
-		}
-		if (strcmp(w[1], "smtp") == 0)
-			l->kind = LISTEN_SMTP;
-		else if (strcmp(w[1], "submission") == 0)
-			l->kind = LISTEN_SUBMISSION;
-		else if (strcmp(w[1], "submissions") == 0)
-			l->kind = LISTEN_SUBMISSIONS;
-		else {
-			snprintf(err, errlen, "listen: unknown kind \"%s\" "
-			    "(smtp, submission or submissions)", w[1]);
-			return -1;
-		}
-		c->nlisten++;
-		return 0;
-	}
+	case P_LISTEN:
+		return set_listen(c, v, err, errlen);
 	case P_NETS:
-		nw = split_words(v, w, CONFIG_NETS_MAX);
-		if (nw == 0 || nw > CONFIG_NETS_MAX ||
-		    c->ntrusted + nw > CONFIG_NETS_MAX) {
-			snprintf(err, errlen, "%s: between 1 and %d networks",
-			    p->name, CONFIG_NETS_MAX);
-			return -1;
-		}
-		for (i = 0; i < nw; i++)
-			if (netmask_parse(w[i], &c->trusted[c->ntrusted++]) ==
-			    -1) {
-				snprintf(err, errlen, "%s: bad network \"%s\"",
-				    p->name, w[i]);
-				return -1;
-			}
-		return 0;
+		return set_nets(c, p, v, err, errlen);
 	}
 	return -1;
 }
