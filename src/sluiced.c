@@ -432,13 +432,59 @@ write_pidfile(void)
 	return fd;	/* kept open: the lock lives as long as we do */
 }
 
+/* The spool, the Maildir base and the database directory, as the user. */
+static void
+prepare_dirs(uid_t uid, gid_t gid)
+{
+	struct spool	 sp;
+	char		 err[1024], dir[PATH_MAX], *slash;
+
+	if (spool_open(&sp, conf.spool, 1, uid, gid, err, sizeof(err)) == -1)
+		log_fatalx("spool: %s", err);
+	if (spool_check_fsync(&sp, err, sizeof(err)) == -1)
+		log_fatalx("%s: %s", conf.spool, err);
+	spool_close(&sp);
+	ensure_dir(conf.mailboxes, uid, gid);
+	if (strncmp(conf.database, "sqlite:", 7) == 0) {
+		snprintf(dir, sizeof(dir), "%s", conf.database + 7);
+		if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+			*slash = '\0';
+			ensure_dir(dir, uid, gid);
+		}
+	}
+}
+
+/* Signals, then every child, then the channels between them. */
+static void
+start_children(void)
+{
+	static struct event	*sigs[4];
+	static const int	 signo[4] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP };
+	static void		(*const fn[4])(int, short, void *) = {
+	    on_sigchld, on_sigterm, on_sigterm, on_sighup };
+
+	if ((base = event_base_new()) == NULL)
+		log_fatalx("event_base_new");
+	signal(SIGPIPE, SIG_IGN);
+	for (int i = 0; i < 4; i++)
+		if ((sigs[i] = evsignal_new(base, signo[i], fn[i], NULL)) ==
+		    NULL || evsignal_add(sigs[i], NULL) == -1)
+			log_fatalx("signal events");
+	for (int r = ROLE_SMTP; r < ROLE_MAX; r++) {
+		children[r].restart = evtimer_new(base, on_restart,
+		    (void *)(long)r);
+		if (child_start((enum ipc_role)r) == -1)
+			log_fatalx("cannot start the %s process",
+			    proc_role_name((enum ipc_role)r));
+	}
+	wire(ROLE_MAX);
+}
+
 int
 main(int argc, char *argv[])
 {
 	const char	*cpath = NULL;
 	char		 err[1024];
-	struct spool	 sp;
-	struct event	*sigs[5];
 	uid_t		 uid;
 	gid_t		 gid;
 	int		 ch;
@@ -458,51 +504,21 @@ main(int argc, char *argv[])
 		fprintf(stderr, "sluiced: %s\n", err);
 		return 78;
 	}
-	if (!foreground && log_init("master", conf.log, conf.log_json) == -1) {
+	if (log_init("master", foreground ? "stderr" : conf.log,
+	    conf.log_json) == -1) {
 		fprintf(stderr, "sluiced: log %s: %s\n", conf.log,
 		    strerror(errno));
 		return 73;
 	}
-	if (foreground)
-		log_init("master", "stderr", conf.log_json);
 	if (privsep_ids(conf.user, &uid, &gid) == -1)
 		log_fatalx("user %s: no such user (see `user` in %s)",
 		    conf.user, conf.path);
-	if (spool_open(&sp, conf.spool, 1, uid, gid, err, sizeof(err)) == -1)
-		log_fatalx("spool: %s", err);
-	if (spool_check_fsync(&sp, err, sizeof(err)) == -1)
-		log_fatalx("%s: %s", conf.spool, err);
-	spool_close(&sp);
-	ensure_dir(conf.mailboxes, uid, gid);
-	if (strncmp(conf.database, "sqlite:", 7) == 0) {
-		char	 dir[PATH_MAX], *slash;
-		snprintf(dir, sizeof(dir), "%s", conf.database + 7);
-		if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
-			*slash = '\0';
-			ensure_dir(dir, uid, gid);
-		}
-	}
+	prepare_dirs(uid, gid);
 	if (!foreground && daemon(0, 0) == -1)
 		log_fatal("daemon");
 	write_pidfile();
 	open_listeners(uid, gid);
-	if ((base = event_base_new()) == NULL)
-		log_fatalx("event_base_new");
-	signal(SIGPIPE, SIG_IGN);
-	sigs[0] = evsignal_new(base, SIGCHLD, on_sigchld, NULL);
-	sigs[1] = evsignal_new(base, SIGTERM, on_sigterm, NULL);
-	sigs[2] = evsignal_new(base, SIGINT, on_sigterm, NULL);
-	sigs[3] = evsignal_new(base, SIGHUP, on_sighup, NULL);
-	for (int i = 0; i < 4; i++)
-		evsignal_add(sigs[i], NULL);
-	for (int r = ROLE_SMTP; r < ROLE_MAX; r++) {
-		children[r].restart = evtimer_new(base, on_restart,
-		    (void *)(long)r);
-		if (child_start((enum ipc_role)r) == -1)
-			log_fatalx("cannot start the %s process",
-			    proc_role_name((enum ipc_role)r));
-	}
-	wire(ROLE_MAX);
+	start_children();
 	log_info("sluiced %s ready: hostname %s, spool %s", SLUICE_VERSION,
 	    conf.hostname, conf.spool);
 	event_base_dispatch(base);

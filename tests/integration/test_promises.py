@@ -316,7 +316,7 @@ def test_envelope_left_in_incoming_is_delivered_after_start(three):
     assert re.search(rb"Received: from client.test .*\n\tby mx.example.test \(sluice\) "
                      rb"with ESMTP\n\tid " + qid.encode(), m)
     wait_for(s.queue_empty, what="queue empty")
-    assert qid not in s.spool_files("data")
+    wait_for(lambda: qid not in s.spool_files("data"), what="the data file removed")
 
 
 def test_envelope_in_outgoing_delivers_only_what_is_due(three):
@@ -395,7 +395,8 @@ def test_database_failure_in_queue_defers_never_bounces(make_sluice):
                          sender=SENDER)
     restart_with_spool(s, prepare)
     wait_log(s, r"%s: to=<%s> .*status=deferred \(4\.3\.0" % (qid, DEMO))
-    assert qid in s.spool_files("outgoing")
+    # the state is stored just after the log line
+    wait_for(lambda: qid in s.spool_files("outgoing"), what="the deferral stored")
     assert not log_has(s, r"%s: .*status=bounced" % qid)
     assert not log_has(s, r"%s: sender non-delivery" % qid)
     os.chmod(db_path(s), 0o644)
