@@ -497,18 +497,23 @@ qreq_finish(struct qreq *r)
 		qmsg_done(m);
 }
 
-/* Send up to DELIVER_RCPTS_MAX local recipients in one request. */
+/*
+ * Send up to DELIVER_RCPTS_MAX recipients in one request with the data
+ * file: local ones to the deliver process (DELIVER_MAILDIR, with their
+ * mailboxes), those of one other domain to the relay (DELIVER_SMTP).
+ */
 static void
-qmsg_deliver_chunk(struct qmsg *m, const size_t *idx, size_t n)
+qmsg_send_chunk(struct qmsg *m, enum ipc_role peer, const char *domain,
+    const size_t *idx, size_t n)
 {
 	struct qreq	*r;
 	struct buf	 b;
 	int		 fd;
 	size_t		 i;
 
-	if ((r = qreq_new(m, 0, ROLE_DELIVER)) == NULL) {
+	if ((r = qreq_new(m, 0, peer)) == NULL) {
 		for (i = 0; i < n; i++)
-			rcpt_outcome(m, idx[i], RCPT_DEFERRED, "maildir",
+			rcpt_outcome(m, idx[i], RCPT_DEFERRED, "none",
 			    "4.3.0 out of memory");
 		return;
 	}
@@ -519,63 +524,29 @@ qmsg_deliver_chunk(struct qmsg *m, const size_t *idx, size_t n)
 	ipc_put_str(&b, m->env.from);
 	ipc_put_mem(&b, m->env.hdrs.data ? m->env.hdrs.data : "",
 	    m->env.hdrs.len);
+	if (peer == ROLE_RELAY) {
+		ipc_put_u32(&b, m->env.flags);
+		ipc_put_u64(&b, m->env.size + m->env.hdrs.len);
+		ipc_put_str(&b, domain);
+	}
 	ipc_put_u32(&b, (uint32_t)n);
 	for (i = 0; i < n; i++) {
 		ipc_put_str(&b, m->env.rcpts[idx[i]].addr);
-		ipc_put_str(&b, m->mbox[idx[i]].domain);
-		ipc_put_str(&b, m->mbox[idx[i]].user);
+		if (peer == ROLE_DELIVER) {
+			ipc_put_str(&b, m->mbox[idx[i]].domain);
+			ipc_put_str(&b, m->mbox[idx[i]].user);
+		}
 	}
 	fd = fcntl(m->datafd, F_DUPFD_CLOEXEC, 0);
-	if (fd == -1 || ipc_send_buf(qp->peer[ROLE_DELIVER], DELIVER_MAILDIR,
-	    r->id, fd, &b) == -1) {
-		LIST_REMOVE(r, entry);
-		m->outstanding--;
-		free(r);
-		for (i = 0; i < n; i++)
-			rcpt_outcome(m, idx[i], RCPT_DEFERRED, "maildir",
-			    "4.3.0 delivery process unavailable");
-	}
-	buf_free(&b);
-}
-
-/* Send up to DELIVER_RCPTS_MAX recipients of one domain to the relay. */
-static void
-qmsg_relay_chunk(struct qmsg *m, const char *domain, const size_t *idx,
-    size_t n)
-{
-	struct qreq	*r;
-	struct buf	 b;
-	int		 fd;
-	size_t		 i;
-
-	if ((r = qreq_new(m, 0, ROLE_RELAY)) == NULL) {
-		for (i = 0; i < n; i++)
-			rcpt_outcome(m, idx[i], RCPT_DEFERRED, "none",
-			    "4.3.0 out of memory");
-		return;
-	}
-	memcpy(r->rcpts, idx, n * sizeof(*idx));
-	r->nrcpts = n;
-	buf_init(&b, IPC_FRAME_MAX);
-	ipc_put_str(&b, m->env.id);
-	ipc_put_str(&b, m->env.from);
-	ipc_put_mem(&b, m->env.hdrs.data ? m->env.hdrs.data : "",
-	    m->env.hdrs.len);
-	ipc_put_u32(&b, m->env.flags);
-	ipc_put_u64(&b, m->env.size + m->env.hdrs.len);
-	ipc_put_str(&b, domain);
-	ipc_put_u32(&b, (uint32_t)n);
-	for (i = 0; i < n; i++)
-		ipc_put_str(&b, m->env.rcpts[idx[i]].addr);
-	fd = fcntl(m->datafd, F_DUPFD_CLOEXEC, 0);
-	if (fd == -1 || ipc_send_buf(qp->peer[ROLE_RELAY], DELIVER_SMTP,
-	    r->id, fd, &b) == -1) {
+	if (fd == -1 || ipc_send_buf(qp->peer[peer], peer == ROLE_RELAY ?
+	    DELIVER_SMTP : DELIVER_MAILDIR, r->id, fd, &b) == -1) {
 		LIST_REMOVE(r, entry);
 		m->outstanding--;
 		free(r);
 		for (i = 0; i < n; i++)
 			rcpt_outcome(m, idx[i], RCPT_DEFERRED, "none",
-			    "4.3.0 relay process unavailable");
+			    peer == ROLE_RELAY ? "4.3.0 relay process "
+			    "unavailable" : "4.3.0 delivery process unavailable");
 	}
 	buf_free(&b);
 }
@@ -602,12 +573,12 @@ qmsg_relay_all(struct qmsg *m)
 			m->mbox[k].remote = 0;
 			idx[n++] = k;
 			if (n == DELIVER_RCPTS_MAX) {
-				qmsg_relay_chunk(m, dom, idx, n);
+				qmsg_send_chunk(m, ROLE_RELAY, dom, idx, n);
 				n = 0;
 			}
 		}
 		if (n)
-			qmsg_relay_chunk(m, dom, idx, n);
+			qmsg_send_chunk(m, ROLE_RELAY, dom, idx, n);
 	}
 }
 
@@ -627,12 +598,12 @@ qmsg_deliver_all(struct qmsg *m)
 		m->mbox[i].local = 0;
 		idx[n++] = i;
 		if (n == DELIVER_RCPTS_MAX) {
-			qmsg_deliver_chunk(m, idx, n);
+			qmsg_send_chunk(m, ROLE_DELIVER, NULL, idx, n);
 			n = 0;
 		}
 	}
 	if (n)
-		qmsg_deliver_chunk(m, idx, n);
+		qmsg_send_chunk(m, ROLE_DELIVER, NULL, idx, n);
 	if (m->mbox)
 		qmsg_relay_all(m);
 }
