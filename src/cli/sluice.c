@@ -28,7 +28,7 @@ static const char usage_main[] =
     "  check [--dump]                 validate the configuration\n"
     "  domain add|del|list            manage local domains\n"
     "  account add|del|passwd|list    manage mail accounts\n"
-    "  queue [list|show ID]           inspect the mail queue\n"
+    "  queue [list|show|flush|hold|release|delete]  inspect and control the queue\n"
     "  sendmail [OPTIONS] [RCPT...]   submit a message read from stdin\n"
     "\n"
     "options:\n"
