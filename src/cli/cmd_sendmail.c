@@ -593,24 +593,6 @@ sm_add_from(struct sm *s)
  * The maildrop: the daemon is down, keep the message for it.
  */
 
-/* write all of p[0..n) */
-static int
-sm_write_all(int fd, const char *p, size_t n)
-{
-	ssize_t	 w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* The maildrop file's header records. */
 static int
 sm_maildrop_head(const struct sm *s, struct buf *h)
@@ -652,8 +634,8 @@ sm_maildrop_write(const struct sm *s, const char *dir, const char *tmp,
 		buf_free(&h);
 		return -1;
 	}
-	if (sm_write_all(fd, h.data, h.len) == -1 ||
-	    sm_write_all(fd, s->msg.data ? s->msg.data : "", s->msg.len) ==
+	if (write_all(fd, h.data, h.len) == -1 ||
+	    write_all(fd, s->msg.data ? s->msg.data : "", s->msg.len) ==
 	    -1 || fsync(fd) == -1 || close(fd) == -1) {
 		saved = errno;
 		close(fd);	/* may fail after close(): harmless EBADF */
@@ -768,7 +750,7 @@ sm_connect(const struct sm *s)
 static int
 sm_flush(struct sm_conn *c)
 {
-	if (c->out.err || sm_write_all(c->fd, c->out.data ? c->out.data : "",
+	if (c->out.err || write_all(c->fd, c->out.data ? c->out.data : "",
 	    c->out.len) == -1)
 		return -1;
 	buf_reset(&c->out);

@@ -2,6 +2,7 @@
  * buf - capped, binary-safe byte buffer with sticky errors. See buf.h.
  */
 #include <errno.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,24 @@ buf_addf(struct buf *b, const char *fmt, ...)
 	r = buf_vaddf(b, fmt, ap);
 	va_end(ap);
 	return r;
+}
+
+int
+write_all(int fd, const void *buf, size_t n)
+{
+	const char	*p = buf;
+	ssize_t		 w;
+
+	while (n > 0) {
+		if ((w = write(fd, p, n)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
 }
 
 /* Drop the first n bytes. */

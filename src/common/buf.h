@@ -35,5 +35,7 @@ int	buf_addf(struct buf *, const char *, ...)
 int	buf_vaddf(struct buf *, const char *, va_list)
 	    __attribute__((format(printf, 2, 0)));
 void	buf_consume(struct buf *, size_t);
+/* write all of p[0..n) to fd (short writes and EINTR retried); 0 or -1 */
+int	write_all(int fd, const void *p, size_t n);
 
 #endif

@@ -109,7 +109,7 @@ maildrop_import(const char *name)
 	if (fd == -1)
 		goto werr;
 	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0) {
-		if (write(fd, buf, n) != (ssize_t)n)
+		if (write_all(fd, buf, n) == -1)
 			goto werr;
 		size += n;
 	}

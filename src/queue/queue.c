@@ -801,7 +801,7 @@ qmsg_bounce(struct qmsg *m)
 	}
 	fd = openat(queue_spool.data, dsn.id, O_RDWR | O_CREAT | O_EXCL |
 	    O_CLOEXEC, 0600);
-	if (fd == -1 || write(fd, data.data, data.len) != (ssize_t)data.len) {
+	if (fd == -1 || write_all(fd, data.data, data.len) == -1) {
 		log_warn("%s: cannot write DSN", m->env.id);
 		if (fd != -1) {
 			close(fd);

@@ -112,23 +112,6 @@ spool_sync(const struct spool *sp)
 	return -1;
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t	 w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int
 spool_env_write_tmp(const struct spool *sp, const struct envelope *env,
     int sync)

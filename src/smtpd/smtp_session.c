@@ -715,23 +715,9 @@ smtp_command(struct smtp_session *s, const char *line, size_t len)
 static void
 smtp_data_drain(struct smtp_session *s)
 {
-	size_t	 off = 0;
-	ssize_t	 n;
-
-	if (s->too_big || s->write_errno || s->datafd == -1) {
-		buf_reset(&s->out);
-		return;
-	}
-	while (off < s->out.len) {
-		n = write(s->datafd, s->out.data + off, s->out.len - off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			s->write_errno = n == -1 ? errno : EIO;
-			break;
-		}
-		off += (size_t)n;
-	}
+	if (!s->too_big && !s->write_errno && s->datafd != -1 &&
+	    write_all(s->datafd, s->out.data, s->out.len) == -1)
+		s->write_errno = errno;	/* sticky: answered at the end */
 	buf_reset(&s->out);
 }
 
