@@ -16,10 +16,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "config.h"
 
-enum ptype { P_STR, P_PATH, P_SIZE, P_UINT, P_TIME, P_LISTEN, P_NETS, P_FMT };
+enum ptype { P_STR, P_PATH, P_SIZE, P_UINT, P_TIME, P_LISTEN, P_NETS, P_FMT,
+	P_ROUTE, P_RELAYHOST, P_ONLINE };
 
 struct param {
 	const char	*name;
@@ -47,7 +49,17 @@ static const struct param params[] = {
 	{ "tls-key",	P_PATH,	S(tls_key),	0, 0, NULL, 1 },
 	{ "trusted-networks", P_NETS, N(trusted), 0, 0, NULL, 1 },
 	{ "resolver",	P_STR,	S(resolver),	0, 0, NULL, 1 },
-	{ "relay-host",	P_STR,	S(relay_host),	0, 0, NULL, 1 },
+	{ "relay-host",	P_RELAYHOST, N(routes),	0, 0, NULL, 1 },
+	{ "route",	P_ROUTE, N(routes),	0, 0, NULL, 1 },
+	{ "online-state", P_ONLINE, N(online),	0, 0, NULL, 1 },
+	{ "online-check-interval", P_TIME, N(online_check), 5, 86400, "1m", 1 },
+	{ "relay-ca-file", P_PATH, S(relay_ca),	0, 0, NULL, 1 },
+	{ "relay-connections", P_UINT, N(relay_conns), 1, 10000, "100", 1 },
+	{ "relay-destination-connections", P_UINT, N(relay_dest_conns), 1,
+	    1000, "10", 1 },
+	{ "relay-messages-per-connection", P_UINT, N(relay_reuse), 1, 100000,
+	    "100", 1 },
+	{ "double-bounce-to", P_STR, S(double_bounce), 0, 0, NULL, 1 },
 	{ "smtp-out-port", P_UINT, N(smtp_out_port), 1, 65535, "25", 1 },
 	{ "log",	P_STR,	S(log),		0, 0, "syslog", 0 },
 	{ "log-format",	P_FMT,	N(log_json),	0, 0, "text", 0 },
@@ -241,8 +253,8 @@ config_trusted(const struct config *c, const struct sockaddr *sa)
 }
 
 /* split "HOST:PORT" or "[v6]:PORT" */
-static int
-parse_hostport(const char *v, char *host, size_t hostlen, char *port,
+int
+hostport_parse(const char *v, char *host, size_t hostlen, char *port,
     size_t portlen)
 {
 	const char		*colon;
@@ -312,7 +324,7 @@ set_listen(struct config *c, char *v, char *err, size_t errlen)
 		return -1;
 	}
 	l = &c->listen[c->nlisten];
-	if (parse_hostport(w[0], l->host, sizeof(l->host), l->port,
+	if (hostport_parse(w[0], l->host, sizeof(l->host), l->port,
 	    sizeof(l->port)) == -1) {
 		snprintf(err, errlen, "listen: bad address \"%s\" "
 		    "(want HOST:PORT or [V6]:PORT)", w[0]);
@@ -355,6 +367,43 @@ set_nets(struct config *c, const struct param *p, char *v, char *err,
 			    p->name, w[i]);
 			return -1;
 		}
+	return 0;
+}
+
+/* route ... / relay-host ...: in order; relay-host goes last (validate) */
+static int
+set_route(struct config *c, const struct param *p, char *v, char *err,
+    size_t errlen)
+{
+	struct route	 r;
+	char		 spec[sizeof(r.spec)];
+	int		 rh = p->type == P_RELAYHOST;
+
+	if (strlen(v) >= sizeof(spec)) {
+		snprintf(err, errlen, "%s: too long", p->name);
+		return -1;
+	}
+	snprintf(spec, sizeof(spec), "%s", v);
+	if (route_parse(&r, v, rh, err, errlen) == -1)
+		return -1;
+	snprintf(r.spec, sizeof(r.spec), "%s", spec);
+	r.relay_host = rh;
+	r.line = c->lineno;
+	if (rh) {
+		if (c->has_relay_host) {
+			snprintf(err, errlen, "relay-host: only one (use route "
+			    "for more)");
+			return -1;
+		}
+		c->has_relay_host = 1;
+		c->routes[ROUTE_MAX] = r;	/* moved last by validate */
+		return 0;
+	}
+	if (c->nroutes == ROUTE_MAX) {
+		snprintf(err, errlen, "route: at most %d routes", ROUTE_MAX);
+		return -1;
+	}
+	c->routes[c->nroutes++] = r;
 	return 0;
 }
 
@@ -411,6 +460,11 @@ set_param(struct config *c, const struct param *p, char *v, char *err,
 		return set_listen(c, v, err, errlen);
 	case P_NETS:
 		return set_nets(c, p, v, err, errlen);
+	case P_ROUTE:
+	case P_RELAYHOST:
+		return set_route(c, p, v, err, errlen);
+	case P_ONLINE:
+		return online_parse(&c->online, v, err, errlen);
 	}
 	return -1;
 }
@@ -445,11 +499,22 @@ config_validate(struct config *c, char *err, size_t errlen)
 	if (c->resolver[0]) {
 		char		 host[256], port[16];
 		unsigned char	 a[16];
-		if (parse_hostport(c->resolver, host, sizeof(host), port,
+		if (hostport_parse(c->resolver, host, sizeof(host), port,
 		    sizeof(port)) == -1 || (inet_pton(AF_INET, host, a) != 1 &&
 		    inet_pton(AF_INET6, host, a) != 1)) {
 			snprintf(err, errlen, "%s: resolver: \"%s\" is not "
 			    "IP:PORT or [IPv6]:PORT", c->path, c->resolver);
+			return -1;
+		}
+	}
+	if (c->has_relay_host)
+		c->routes[c->nroutes++] = c->routes[ROUTE_MAX];
+	if (c->double_bounce[0]) {
+		struct mailaddr a;
+		if (addr_parse(c->double_bounce, strlen(c->double_bounce),
+		    ADDR_F_UTF8, &a) != ADDR_OK || a.domain[0] == '\0') {
+			snprintf(err, errlen, "%s: double-bounce-to: \"%s\" is "
+			    "not an address", c->path, c->double_bounce);
 			return -1;
 		}
 	}
@@ -491,6 +556,7 @@ config_load_fp(struct config *c, FILE *fp, const char *path, char *err,
 	path = c->path;
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		lineno++;
+		c->lineno = lineno;
 		if (strchr(line, '\n') == NULL && !feof(fp)) {
 			snprintf(err, errlen, "%s:%u: line too long", path,
 			    lineno);
@@ -566,6 +632,31 @@ config_dump(const struct config *c, int fd)
 				    p->type == P_TIME ? "s" : "");
 			break;
 		}
+		case P_ROUTE:
+			for (size_t j = 0; j < c->nroutes; j++)
+				if (!c->routes[j].relay_host)
+					dprintf(fd, "route %s\n",
+					    c->routes[j].spec);
+			break;
+		case P_RELAYHOST:
+			for (size_t j = 0; j < c->nroutes; j++)
+				if (c->routes[j].relay_host)
+					dprintf(fd, "relay-host %s\n",
+					    c->routes[j].spec);
+			break;
+		case P_ONLINE:
+			if (c->online.kind == ONLINE_FILE)
+				dprintf(fd, "online-state file %s\n",
+				    c->online.path);
+			else if (c->online.kind == ONLINE_COMMAND) {
+				const char *av[ONLINE_ARGV_MAX + 1];
+				online_argv(&c->online, av);
+				dprintf(fd, "online-state command");
+				for (size_t j = 0; av[j]; j++)
+					dprintf(fd, " %s", av[j]);
+				dprintf(fd, "\n");
+			}
+			break;
 		case P_FMT:
 			if (c->log_json)
 				dprintf(fd, "log-format json\n");

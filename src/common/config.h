@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <netinet/in.h>
 
+#include "route.h"
+
 #define CONFIG_DEFAULT_PATH	"/etc/sluice/sluice.conf"
 #define CONFIG_LISTEN_MAX	16
 #define CONFIG_NETS_MAX		64
@@ -35,6 +37,7 @@ struct netmask {
 
 struct config {
 	char		 path[PATH_MAX];
+	unsigned	 lineno;		/* while loading */
 	char		 hostname[256];
 	char		 spool[PATH_MAX];
 	char		 mailboxes[PATH_MAX];
@@ -48,7 +51,16 @@ struct config {
 	struct netmask	 trusted[CONFIG_NETS_MAX];
 	size_t		 ntrusted;
 	char		 resolver[CONFIG_STR_MAX];
-	char		 relay_host[CONFIG_STR_MAX];
+	struct route	 routes[ROUTE_MAX + 1];	/* relay-host is the last */
+	size_t		 nroutes;
+	int		 has_relay_host;
+	struct online_cfg online;
+	unsigned	 online_check;		/* seconds between checks */
+	char		 relay_ca[PATH_MAX];	/* CA file for tls required */
+	unsigned	 relay_conns;		/* outbound connections, all */
+	unsigned	 relay_dest_conns;	/* per destination */
+	unsigned	 relay_reuse;		/* messages per connection */
+	char		 double_bounce[CONFIG_STR_MAX];	/* "": drop them */
 	unsigned	 smtp_out_port;		/* port of MX hosts */
 	char		 log[PATH_MAX];
 	int		 log_json;
@@ -75,6 +87,9 @@ void	config_defaults(struct config *);
 const char *config_path(const char *opt);
 /* is the address (sockaddr) inside one of the trusted networks? */
 int	config_trusted(const struct config *, const struct sockaddr *);
+/* split "HOST:PORT" or "[V6]:PORT"; 0 or -1 */
+int	hostport_parse(const char *, char *host, size_t hostlen, char *port,
+	    size_t portlen);
 /* parse "a.b.c.d/n" or "x::y/n" (no /n: a host) */
 int	netmask_parse(const char *s, struct netmask *);
 int	netmask_match(const struct netmask *, const struct sockaddr *);

@@ -1082,8 +1082,10 @@ dns_req_literal(struct dns_req *r, const char *domain)
 	return rc;
 }
 
-int
-dns_mx(struct dns *d, const char *domain, dns_mx_cb cb, void *arg)
+/* Start a lookup: the MX of domain, or (host) only its own addresses. */
+static int
+dns_start(struct dns *d, const char *domain, int host, dns_mx_cb cb,
+    void *arg)
 {
 	struct dns_req	*r;
 
@@ -1110,9 +1112,29 @@ dns_mx(struct dns *d, const char *domain, dns_mx_cb cb, void *arg)
 		dns_req_finish(r);
 		return 0;
 	}
-	r->pending = 2;	/* the MX query, and a hold while it starts */
-	ares_query(d->chan, domain, DNS_CLASS_IN, T_MX, dns_mx_query_cb, r);
-	dns_req_release(r);
+	if (host) {
+		r->pending = 1;	/* a hold while the queries start */
+		dns_req_implicit(r);
+		r->res.implicit = 0;
+		dns_req_release(r);
+	} else {
+		r->pending = 2;	/* the MX query, and a hold */
+		ares_query(d->chan, domain, DNS_CLASS_IN, T_MX,
+		    dns_mx_query_cb, r);
+		dns_req_release(r);
+	}
 	dns_arm_timer(d);
 	return 0;
+}
+
+int
+dns_mx(struct dns *d, const char *domain, dns_mx_cb cb, void *arg)
+{
+	return dns_start(d, domain, 0, cb, arg);
+}
+
+int
+dns_host(struct dns *d, const char *name, dns_mx_cb cb, void *arg)
+{
+	return dns_start(d, name, 1, cb, arg);
 }

@@ -108,6 +108,8 @@ struct dns	*dns_new(struct event_base *, const struct dns_conf *,
 void		 dns_free(struct dns *);
 void		 dns_set_seed(struct dns *, uint64_t);
 int		 dns_mx(struct dns *, const char *domain, dns_mx_cb, void *arg);
+/* the addresses of one host (a smarthost): no MX lookup, same result */
+int		 dns_host(struct dns *, const char *name, dns_mx_cb, void *arg);
 const char	*dns_status_name(enum dns_status);
 
 /* our own addresses, for loop detection */

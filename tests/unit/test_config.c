@@ -141,7 +141,11 @@ test_full_file(void **state)
 	assert_int_equal(c->smtp_timeout, 120);
 	assert_int_equal(c->max_queue_lifetime, 2 * 86400);
 	assert_int_equal(c->log_json, 1);
-	assert_string_equal(c->relay_host, "smtp.isp.test:587");
+	assert_int_equal(c->nroutes, 1);
+	assert_int_equal(c->routes[0].kind, ROUTE_HOST);
+	assert_int_equal(c->routes[0].relay_host, 1);
+	assert_string_equal(c->routes[0].host, "smtp.isp.test");
+	assert_string_equal(c->routes[0].port, "587");
 	assert_string_equal(c->path, cfgfile);
 	free(c);
 }
@@ -168,6 +172,27 @@ test_errors(void **state)
 	expect_error("trusted-networks 10.0.0.0/33\n", 1, "bad network");
 	expect_error("trusted-networks example.com\n", 1, "bad network");
 	expect_error("log-format xml\n", 1, "text or json");
+	expect_error("route example.org\n", 1, "PATTERNS via");
+	expect_error("route example.org via\n", 1, "PATTERNS via");
+	expect_error("route example.org via host\n", 1, "bad destination");
+	expect_error("route a,,b via mx\n", 1, "empty item");
+	expect_error("route * via mx tls maybe\n", 1, "required, optional");
+	expect_error("route * via mx auth /x\n", 1, "only for a HOST:PORT");
+	expect_error("route * via h:25 auth /x tls none\n", 1,
+	    "never without TLS");
+	expect_error("route * via h:25 auth x\n", 1, "absolute path");
+	expect_error("route * via h:25 when a/b\n", 1, "bad state");
+	expect_error("route * via h:25 frob 1\n", 1, "unknown option");
+	expect_error("route * via h:25 tls\n", 1, "missing value");
+	expect_error("route * wait tls required\n", 1, "not for a route");
+	expect_error("route * via mx rewrite-sender nobody\n", 1,
+	    "not an address");
+	expect_error("relay-host a:1\nrelay-host b:2\n", 2, "only one");
+	expect_error("relay-host mx\n", 1, "bad destination");
+	expect_error("online-state sometimes\n", 1, "always, file");
+	expect_error("online-state file rel\n", 1, "absolute path");
+	expect_error("online-state file /a /b\n", 1, "always, file");
+	expect_error("double-bounce-to nobody\n", 0, "not an address");
 	expect_error("hostname x\n\n\n\n\nuser toolong-toolong-toolong-toolong-"
 	    "toolong-toolong-toolong-toolong-toolong\n", 6, "too long");
 }
