@@ -61,6 +61,7 @@ queue_state(enum rcpt_state s)
 	case RCPT_DEFERRED:	return "deferred";
 	case RCPT_DELIVERED:	return "delivered";
 	case RCPT_BOUNCED:	return "bounced";
+	case RCPT_WAITING:	return "waiting";
 	}
 	return "unknown";
 }
@@ -182,7 +183,8 @@ queue_print_text(const struct queue_ent *q, const struct envelope *e)
 	    e->flags & ENV_F_HELD ? "  (held)" : "");
 	for (i = 0; i < e->nrcpts; i++) {
 		const struct env_rcpt *r = &e->rcpts[i];
-		printf("    <%s>  %s", r->addr, queue_state(r->state));
+		printf("    <%s>  %s", r->addr, r->state == RCPT_WAITING ?
+		    "waiting for route" : queue_state(r->state));
 		if (r->attempts)
 			printf(" (%u attempt%s)", r->attempts,
 			    r->attempts == 1 ? "" : "s");

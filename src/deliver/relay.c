@@ -1,26 +1,39 @@
 /*
  * relay - the outbound SMTP process (the smtp transport): delivers mail for
- * other domains to their mail exchangers, on one event loop, unprivileged.
+ * other domains to their mail exchangers or to the route's host, on one
+ * event loop, unprivileged.
  *
- * A job is one DELIVER_SMTP request: a message and the recipients it has
- * in one domain. The MX hosts come from the resolver (dns.c), ours pruned
- * (a loop is permanent, 5.4.6); each address is tried in order with the
+ * A job is one DELIVER_SMTP request: a message and its recipients that
+ * take one route (for MX delivery: of one domain). The request carries
+ * the route (queue-out chose it): MX of the domain, or HOST:PORT with its
+ * TLS policy, AUTH file and From: rewriting. Addresses come from the
+ * resolver (dns.c): MX hosts (ours pruned: a loop is permanent, 5.4.6) or
+ * the route host's own addresses. Each address is tried in order with the
  * recipients still undecided: a 250 or a 5xx is final, a 4xx or a failed
  * connection moves them on to the next address, and what is left when the
- * addresses run out is deferred (P3: never permanent). An opportunistic
- * STARTTLS that fails is retried once in clear on the same address.
+ * addresses run out is deferred (P3). An opportunistic STARTTLS that fails
+ * is retried once in clear on the same address.
  *
- * XXX: one connection per job; no connection reuse or per-destination
- * limits yet, and no relay-host or routes (issue 3).
+ * Connections belong to a destination (the domain for MX delivery, the
+ * host and port for a route, with the TLS policy and credentials): at
+ * most relay-destination-connections each and relay-connections in all;
+ * jobs beyond that wait in their destination's queue. A connection that
+ * finishes a message takes the next waiting job of its destination
+ * (up to relay-messages-per-connection), so a burst to one destination
+ * shares a few connections instead of one per message.
  */
+#include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -30,8 +43,13 @@
 #include "ipc.h"
 #include "log.h"
 #include "proc.h"
+#include "rewrite.h"
+#include "route.h"
 #include "sluiced.h"
 #include "smtp_client.h"
+
+#define HEADER_SECTION_MAX	(1024 * 1024)	/* read for rewrite-from */
+#define AUTH_FILE_MAX		4096
 
 struct rjob_rcpt {
 	char		 addr[ADDR_STR_MAX + 1];
@@ -42,14 +60,27 @@ struct rjob_rcpt {
 	char		 text[SMTP_CLIENT_TEXT_MAX];
 };
 
+struct rdest;
+
 struct rjob {
+	TAILQ_ENTRY(rjob)	 wait;		/* in its destination's queue */
+	LIST_ENTRY(rjob)	 all;		/* for peer_down */
 	struct ipc		*c;	/* NULL once that queue is gone */
 	uint32_t		 id;
+	struct rdest		*d;
 	char			 qid[QUEUE_ID_LEN + 1];
 	char			 from[ADDR_STR_MAX + 1];
 	char			 domain[ADDR_DOMAIN_MAX + 1];
+	/* the route */
+	int			 viahost;
+	char			 host[256];
+	char			 port[16];
+	enum route_tls		 tls;
+	char			 auth[1024];
+	char			 rewrite_from[ROUTE_ADDR_MAX];
 	char			*hdrs;
 	size_t			 hlen;
+	uint64_t		 offset;	/* of the body in the file */
 	unsigned		 flags;
 	uint64_t		 size;
 	int			 fd;
@@ -58,31 +89,96 @@ struct rjob {
 	struct dns_mx_result	*mx;
 	size_t			 next;		/* next address to try */
 	int			 notls;		/* retry this address in clear */
+	int			 tried;		/* an attempt was made */
 	const char		*cur[DELIVER_RCPTS_MAX];
 	size_t			 curidx[DELIVER_RCPTS_MAX];
 	size_t			 ncur;
 	struct smtp_msg		 msg;
-	struct rjob		*nextjob;	/* all jobs, for peer_down */
+};
+
+/* where connections go: jobs share them and their limits */
+struct rdest {
+	LIST_ENTRY(rdest)	 entry;
+	TAILQ_ENTRY(rdest)	 pending;	/* has jobs over the limit */
+	int			 on_pending;
+	char			 key[1400];
+	TAILQ_HEAD(, rjob)	 wait;
+	unsigned		 nconn;
+	unsigned		 refs;		/* jobs and connections */
+};
+
+struct rconn {
+	struct rdest		*d;
+	struct rjob		*cur;		/* its message is on the wire */
+	struct rjob		*ended;		/* finished; fate decided when
+						   the connection ends */
+	unsigned		 nmsgs;
 };
 
 static struct proc	*rp;
 static struct dns	*resolver;
 static struct dns_self	 self;
-static SSL_CTX		*tls_ctx;
-static struct rjob	*jobs;
+static SSL_CTX		*tls_ctx, *tls_ctx_verify;
+static LIST_HEAD(, rjob) jobs;
+static LIST_HEAD(, rdest) dests;
+static TAILQ_HEAD(, rdest) pending = TAILQ_HEAD_INITIALIZER(pending);
+static unsigned		 nconns;
 
-static void	rjob_try(struct rjob *);
+static void	rjob_dispatch(struct rjob *);
+static void	relay_pump(void);
+
+/* ---- destinations ---- */
+
+static struct rdest *
+rdest_get(const struct rjob *j)
+{
+	struct rdest	*d;
+	char		 key[sizeof(d->key)];
+
+	if (j->viahost)
+		snprintf(key, sizeof(key), "host %s %s %d %s", j->host,
+		    j->port, j->tls, j->auth);
+	else
+		snprintf(key, sizeof(key), "mx %s %d", j->domain, j->tls);
+	LIST_FOREACH(d, &dests, entry)
+		if (strcasecmp(d->key, key) == 0) {
+			d->refs++;
+			return d;
+		}
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	snprintf(d->key, sizeof(d->key), "%s", key);
+	TAILQ_INIT(&d->wait);
+	d->refs = 1;
+	LIST_INSERT_HEAD(&dests, d, entry);
+	return d;
+}
+
+static void
+rdest_unref(struct rdest *d)
+{
+	if (d == NULL || --d->refs > 0)
+		return;
+	if (d->on_pending)
+		TAILQ_REMOVE(&pending, d, pending);
+	LIST_REMOVE(d, entry);
+	free(d);
+}
+
+static int
+rdest_has_room(const struct rdest *d)
+{
+	return nconns < rp->conf->relay_conns &&
+	    d->nconn < rp->conf->relay_dest_conns;
+}
+
+/* ---- jobs ---- */
 
 static void
 rjob_free(struct rjob *j)
 {
-	struct rjob	**pp;
-
-	for (pp = &jobs; *pp; pp = &(*pp)->nextjob)
-		if (*pp == j) {
-			*pp = j->nextjob;
-			break;
-		}
+	LIST_REMOVE(j, all);
+	rdest_unref(j->d);
 	if (j->fd != -1)
 		close(j->fd);
 	free(j->hdrs);
@@ -128,14 +224,66 @@ rjob_settle(struct rjob *j, enum rcpt_state st, const char *relay,
 	rjob_finish(j);
 }
 
+/* The recipients still undecided, into j->cur; how many. */
+static size_t
+rjob_current(struct rjob *j)
+{
+	j->ncur = 0;
+	for (size_t i = 0; i < j->n && j->ncur < DELIVER_RCPTS_MAX; i++)
+		if (!j->r[i].done) {
+			j->cur[j->ncur] = j->r[i].addr;
+			j->curidx[j->ncur++] = i;
+		}
+	return j->ncur;
+}
+
+static void
+rjob_prepare_msg(struct rjob *j)
+{
+	memset(&j->msg, 0, sizeof(j->msg));
+	j->msg.from = j->from;
+	j->msg.rcpts = j->cur;
+	j->msg.nrcpts = j->ncur;
+	j->msg.fd = j->fd;
+	j->msg.headers = j->hdrs;
+	j->msg.headerslen = j->hlen;
+	j->msg.offset = j->offset;
+	j->msg.size = j->offset ? 0 : j->size;
+	j->msg.flags = ((j->flags & ENV_F_8BITMIME) ? SMTP_MSG_8BITMIME : 0) |
+	    ((j->flags & ENV_F_SMTPUTF8) ? SMTP_MSG_SMTPUTF8 : 0);
+	j->msg.arg = j;
+	j->tried = 1;
+}
+
+/* One attempt of j is over: the next address (or the same in clear). */
+static void
+rjob_attempted(struct rjob *j, const struct smtp_conn_result *res)
+{
+	if (res && res->status == SMTP_CONN_TLS_FAILED && !j->notls)
+		j->notls = 1;		/* same address, without TLS */
+	else {
+		j->notls = 0;
+		j->next++;
+	}
+	if (res && res->status != SMTP_CONN_OK)
+		for (size_t k = 0; k < j->ncur; k++) {
+			struct rjob_rcpt *r = &j->r[j->curidx[k]];
+			if (!r->done && !r->replied && res->text[0])
+				snprintf(r->text, sizeof(r->text), "%s",
+				    res->text);
+		}
+	rjob_dispatch(j);
+}
+
+/* ---- connections ---- */
+
 static void
 relay_on_msg(struct smtp_client *cl, struct smtp_msg *msg,
     const struct smtp_msg_result *res, void *arg)
 {
-	struct rjob	*j = arg;
+	struct rconn	*cn = arg;
+	struct rjob	*j = msg->arg, *nj;
 
-	(void)cl;
-	(void)msg;
 	for (size_t k = 0; k < j->ncur; k++) {
 		struct rjob_rcpt *r = &j->r[j->curidx[k]];
 		const struct smtp_rcpt_result *rr = &res->rcpts[k];
@@ -150,124 +298,269 @@ relay_on_msg(struct smtp_client *cl, struct smtp_msg *msg,
 		r->state = rr->status == SMTP_ST_DELIVERED ? RCPT_DELIVERED :
 		    RCPT_BOUNCED;
 	}
+	cn->cur = NULL;
+	cn->nmsgs++;
+	/* reuse: the next fresh job of this destination, same connection */
+	if (cn->nmsgs < rp->conf->relay_reuse)
+		TAILQ_FOREACH(nj, &cn->d->wait, wait) {
+			if (nj->tried || rjob_current(nj) == 0)
+				continue;
+			rjob_prepare_msg(nj);
+			if (smtp_client_send(cl, &nj->msg) == -1)
+				break;		/* the connection is ending */
+			TAILQ_REMOVE(&cn->d->wait, nj, wait);
+			cn->cur = nj;
+			rjob_attempted(j, NULL);	/* it is alive */
+			return;
+		}
+	cn->ended = j;
 }
 
 static void
 relay_on_conn(struct smtp_client *cl, const struct smtp_conn_result *res,
     void *arg)
 {
-	struct rjob	*j = arg;
+	struct rconn	*cn = arg;
+	struct rdest	*d = cn->d;
 
 	(void)cl;
-	if (res->status == SMTP_CONN_TLS_FAILED && !j->notls) {
-		j->notls = 1;		/* same address, without TLS */
-	} else {
-		j->notls = 0;
-		j->next++;
+	nconns--;
+	d->nconn--;
+	if (!TAILQ_EMPTY(&d->wait) && !d->on_pending) {
+		TAILQ_INSERT_HEAD(&pending, d, pending);	/* its slot */
+		d->on_pending = 1;
 	}
-	if (res->status != SMTP_CONN_OK)
-		for (size_t k = 0; k < j->ncur; k++) {
-			struct rjob_rcpt *r = &j->r[j->curidx[k]];
-			if (!r->done && !r->replied && res->text[0])
-				snprintf(r->text, sizeof(r->text), "%s",
-				    res->text);
-		}
-	rjob_try(j);
+	if (cn->cur != NULL)		/* cannot happen: on_msg came first */
+		rjob_attempted(cn->cur, res);
+	if (cn->ended != NULL)
+		rjob_attempted(cn->ended, res);
+	free(cn);
+	rdest_unref(d);
+	relay_pump();
 }
 
 static const struct smtp_client_cbs relay_cbs = {
 	relay_on_msg, relay_on_conn
 };
 
-/* Send the undecided recipients to the next address, or give up. */
-static void
-rjob_try(struct rjob *j)
+/* Read the "USER PASSWORD" line of a route's auth file; -1 with why. */
+static int
+read_auth(const char *path, char *user, size_t ulen, char *pass,
+    size_t plen, char *why, size_t whylen)
+{
+	struct stat	 st;
+	char		 buf[AUTH_FILE_MAX];
+	ssize_t		 n;
+	char		*sp, *nl;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1 ||
+	    fstat(fd, &st) == -1) {
+		snprintf(why, whylen, "4.7.0 auth file %s: %s", path,
+		    strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
+		close(fd);
+		snprintf(why, whylen, "4.7.0 auth file %s must belong to the "
+		    "queue's user and be readable by it alone (chmod 600)",
+		    path);
+		return -1;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		n = 0;
+	buf[n] = '\0';
+	if ((nl = strchr(buf, '\n')) != NULL)
+		*nl = '\0';
+	if ((sp = strchr(buf, ' ')) == NULL || sp == buf || sp[1] == '\0' ||
+	    (size_t)(sp - buf) >= ulen || strlen(sp + 1) >= plen) {
+		explicit_bzero(buf, sizeof(buf));
+		snprintf(why, whylen, "4.7.0 auth file %s: want one line "
+		    "\"USER PASSWORD\"", path);
+		return -1;
+	}
+	*sp = '\0';
+	snprintf(user, ulen, "%s", buf);
+	snprintf(pass, plen, "%s", sp + 1);
+	explicit_bzero(buf, sizeof(buf));
+	return 0;
+}
+
+/* Open a connection to j's current address and hand it j; -1 if not. */
+static int
+rconn_open(struct rjob *j)
 {
 	struct smtp_client_params	 cp;
 	struct sockaddr_storage		 ss;
-	const struct dns_host		*h;
+	const struct dns_host		*h = &j->mx->hosts[j->next];
 	struct smtp_client		*cl;
+	struct rconn			*cn;
+	char				 user[256], pass[512], why[512];
+	unsigned			 port;
 
-	j->ncur = 0;
-	for (size_t i = 0; i < j->n && j->ncur < DELIVER_RCPTS_MAX; i++)
-		if (!j->r[i].done) {
-			j->cur[j->ncur] = j->r[i].addr;
-			j->curidx[j->ncur++] = i;
-		}
-	if (j->ncur == 0) {
-		rjob_finish(j);
-		return;
+	memset(&cp, 0, sizeof(cp));
+	if (j->tls == ROUTE_TLS_REQUIRED && tls_ctx_verify == NULL) {
+		rjob_settle(j, RCPT_DEFERRED, "none", "4.7.5 TLS is required "
+		    "but no CA certificates could be loaded");
+		return 0;	/* j is gone */
 	}
-	if (j->next >= j->mx->count) {
-		/* out of addresses: deferred, each with its last reply */
-		for (size_t i = 0; i < j->n; i++) {
-			struct rjob_rcpt *r = &j->r[i];
-			if (r->done)
-				continue;
-			r->done = 1;
-			r->state = RCPT_DEFERRED;
-			if (r->text[0] == '\0')
-				snprintf(r->text, sizeof(r->text), "4.4.1 no "
-				    "mail exchanger of %s reachable", j->domain);
-			if (r->relay[0] == '\0')
-				snprintf(r->relay, sizeof(r->relay), "none");
+	if (j->auth[0]) {
+		if (read_auth(j->auth, user, sizeof(user), pass, sizeof(pass),
+		    why, sizeof(why)) == -1) {
+			log_warnx("%s: %s", j->qid, why);
+			rjob_settle(j, RCPT_DEFERRED, "none", why);
+			return 0;	/* j is gone */
 		}
-		rjob_finish(j);
-		return;
+		cp.auth_user = user;
+		cp.auth_pass = pass;
 	}
-	h = &j->mx->hosts[j->next];
+	if ((cn = calloc(1, sizeof(*cn))) == NULL)
+		return -1;
+	port = j->viahost ? (unsigned)strtoul(j->port, NULL, 10) :
+	    rp->conf->smtp_out_port;
 	memcpy(&ss, &h->addr, h->addrlen);
 	if (ss.ss_family == AF_INET)
-		((struct sockaddr_in *)&ss)->sin_port =
-		    htons((uint16_t)rp->conf->smtp_out_port);
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
 	else
-		((struct sockaddr_in6 *)&ss)->sin6_port =
-		    htons((uint16_t)rp->conf->smtp_out_port);
-	memset(&cp, 0, sizeof(cp));
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
 	cp.sa = (struct sockaddr *)&ss;
 	cp.salen = h->addrlen;
 	cp.relay_name = h->name;
 	cp.helo = rp->conf->hostname;
-	cp.tls = j->notls || tls_ctx == NULL ? SMTP_TLS_NONE :
-	    SMTP_TLS_OPPORTUNISTIC;
-	cp.tls_ctx = tls_ctx;
+	if (j->tls == ROUTE_TLS_REQUIRED) {
+		cp.tls = SMTP_TLS_REQUIRED;
+		cp.tls_ctx = tls_ctx_verify;
+	} else {
+		cp.tls = j->notls || j->tls == ROUTE_TLS_NONE ||
+		    tls_ctx == NULL ? SMTP_TLS_NONE : SMTP_TLS_OPPORTUNISTIC;
+		cp.tls_ctx = tls_ctx;
+	}
 	cp.log_id = j->qid;
 	smtp_timeouts_default(&cp.timeouts);
-	memset(&j->msg, 0, sizeof(j->msg));
-	j->msg.from = j->from;
-	j->msg.rcpts = j->cur;
-	j->msg.nrcpts = j->ncur;
-	j->msg.fd = j->fd;
-	j->msg.headers = j->hdrs;
-	j->msg.headerslen = j->hlen;
-	j->msg.size = j->size;
-	j->msg.flags = ((j->flags & ENV_F_8BITMIME) ? SMTP_MSG_8BITMIME : 0) |
-	    ((j->flags & ENV_F_SMTPUTF8) ? SMTP_MSG_SMTPUTF8 : 0);
-	j->msg.arg = j;
-	if ((cl = smtp_client_new(rp->base, &cp, &relay_cbs, j)) == NULL ||
-	    smtp_client_send(cl, &j->msg) == -1) {
+	rjob_prepare_msg(j);
+	cn->d = j->d;
+	cn->cur = j;
+	cl = smtp_client_new(rp->base, &cp, &relay_cbs, cn);
+	explicit_bzero(pass, sizeof(pass));
+	if (cl == NULL || smtp_client_send(cl, &j->msg) == -1) {
 		if (cl)
 			smtp_client_free(cl);
-		j->next++;
-		rjob_try(j);	/* XXX: bounded by the address count */
+		free(cn);
+		return -1;
+	}
+	cn->d->refs++;
+	cn->d->nconn++;
+	nconns++;
+	return 0;
+}
+
+/*
+ * j has recipients to send: to its next address now, or into its
+ * destination's queue when the limits are reached; deferred when the
+ * addresses are used up.
+ */
+static void
+rjob_dispatch(struct rjob *j)
+{
+	for (;;) {
+		if (rjob_current(j) == 0) {
+			rjob_finish(j);
+			return;
+		}
+		if (j->next >= j->mx->count) {
+			/* out of addresses: deferred, each with its reply */
+			for (size_t i = 0; i < j->n; i++) {
+				struct rjob_rcpt *r = &j->r[i];
+				if (r->done)
+					continue;
+				r->done = 1;
+				r->state = RCPT_DEFERRED;
+				if (r->text[0] == '\0')
+					snprintf(r->text, sizeof(r->text),
+					    "4.4.1 no mail exchanger of %s "
+					    "reachable", j->viahost ? j->host :
+					    j->domain);
+				if (r->relay[0] == '\0')
+					snprintf(r->relay, sizeof(r->relay),
+					    "none");
+			}
+			rjob_finish(j);
+			return;
+		}
+		if (!rdest_has_room(j->d)) {
+			TAILQ_INSERT_TAIL(&j->d->wait, j, wait);
+			if (!j->d->on_pending) {
+				TAILQ_INSERT_TAIL(&pending, j->d, pending);
+				j->d->on_pending = 1;
+			}
+			return;
+		}
+		if (rconn_open(j) == 0)
+			return;
+		j->next++;	/* this address cannot even be tried */
+		j->notls = 0;
 	}
 }
 
+/* Connections were freed: start waiting jobs, destinations in turn. */
 static void
-relay_on_mx(void *arg, const struct dns_mx_result *res)
+relay_pump(void)
+{
+	struct rdest	*d;
+	struct rjob	*j;
+
+	while (nconns < rp->conf->relay_conns &&
+	    (d = TAILQ_FIRST(&pending)) != NULL) {
+		TAILQ_REMOVE(&pending, d, pending);
+		d->on_pending = 0;
+		if ((j = TAILQ_FIRST(&d->wait)) == NULL)
+			continue;
+		if (d->nconn >= rp->conf->relay_dest_conns)
+			continue;	/* its own connections will take them */
+		TAILQ_REMOVE(&d->wait, j, wait);
+		if (!TAILQ_EMPTY(&d->wait)) {
+			TAILQ_INSERT_TAIL(&pending, d, pending);
+			d->on_pending = 1;
+		}
+		d->refs++;		/* j may free d */
+		rjob_dispatch(j);
+		rdest_unref(d);
+	}
+}
+
+/* ---- requests ---- */
+
+static void
+relay_on_addrs(void *arg, const struct dns_mx_result *res)
 {
 	struct rjob	*j = arg;
+	char		 why[SMTP_CLIENT_TEXT_MAX];
 
 	if ((j->mx = malloc(sizeof(*j->mx))) == NULL) {
 		rjob_settle(j, RCPT_DEFERRED, "none", "4.3.0 out of memory");
 		return;
 	}
 	memcpy(j->mx, res, sizeof(*j->mx));
+	if (j->viahost) {
+		/* the route's host: whatever fails is ours, not theirs */
+		if (j->mx->status != DNS_OK) {
+			snprintf(why, sizeof(why), "4.4.3 route host %s: %s",
+			    j->host, j->mx->error);
+			rjob_settle(j, RCPT_DEFERRED, "none", why);
+			return;
+		}
+		rjob_dispatch(j);
+		return;
+	}
 	if (j->mx->status == DNS_OK)
 		dns_mx_prune_self(j->mx, &self);
 	switch (j->mx->status) {
 	case DNS_OK:
-		rjob_try(j);
+		rjob_dispatch(j);
 		return;
 	case DNS_TEMPFAIL:
 	case DNS_CANCELLED:
@@ -277,6 +570,50 @@ relay_on_mx(void *arg, const struct dns_mx_result *res)
 		rjob_settle(j, RCPT_BOUNCED, "none", j->mx->error);
 		return;
 	}
+}
+
+/*
+ * rewrite-from: the file's header section goes into the header blob,
+ * rewritten, and the body is sent from after it.
+ */
+static int
+rjob_rewrite_from(struct rjob *j, char *why, size_t whylen)
+{
+	struct buf	 b;
+	char		*text;
+	size_t		 have = 0, hs = 0;
+	ssize_t		 n;
+
+	if ((text = malloc(HEADER_SECTION_MAX)) == NULL) {
+		snprintf(why, whylen, "4.3.0 out of memory");
+		return -1;
+	}
+	while (have < HEADER_SECTION_MAX && (hs = header_section_len(text,
+	    have)) == 0) {
+		n = pread(j->fd, text + have, HEADER_SECTION_MAX - have,
+		    (off_t)have);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+	}
+	if (hs == 0)
+		hs = have;	/* all header, or a huge one: all of it */
+	buf_init(&b, j->hlen + hs + ROUTE_ADDR_MAX + 64);
+	if (buf_add(&b, j->hdrs, j->hlen) == -1 ||
+	    rewrite_from(text, hs, j->rewrite_from, &b) == -1) {
+		free(text);
+		buf_free(&b);
+		snprintf(why, whylen, "4.3.0 out of memory");
+		return -1;
+	}
+	free(text);
+	free(j->hdrs);
+	j->hdrs = b.data;	/* the buffer is ours now */
+	j->hlen = b.len;
+	j->offset = hs;
+	return 0;
 }
 
 /* Parse a DELIVER_SMTP request into a job; NULL if malformed. */
@@ -291,6 +628,7 @@ rjob_parse(struct ipc_msg *m)
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return NULL;
 	j->fd = -1;
+	LIST_INSERT_HEAD(&jobs, j, all);
 	ipc_rd_init(&rd, m);
 	ipc_get_str(&rd, j->qid, sizeof(j->qid));
 	ipc_get_str(&rd, j->from, sizeof(j->from));
@@ -298,8 +636,15 @@ rjob_parse(struct ipc_msg *m)
 	j->flags = ipc_get_u32(&rd);
 	j->size = ipc_get_u64(&rd);
 	ipc_get_str(&rd, j->domain, sizeof(j->domain));
+	j->viahost = ipc_get_u32(&rd) != 0;
+	ipc_get_str(&rd, j->host, sizeof(j->host));
+	ipc_get_str(&rd, j->port, sizeof(j->port));
+	j->tls = (enum route_tls)ipc_get_u32(&rd);
+	ipc_get_str(&rd, j->auth, sizeof(j->auth));
+	ipc_get_str(&rd, j->rewrite_from, sizeof(j->rewrite_from));
 	n = ipc_get_u32(&rd);
-	if (rd.err || n == 0 || n > DELIVER_RCPTS_MAX ||
+	if (rd.err || n == 0 || n > DELIVER_RCPTS_MAX || j->tls >
+	    ROUTE_TLS_NONE || (j->viahost && j->host[0] == '\0') ||
 	    (j->r = calloc(n, sizeof(*j->r))) == NULL ||
 	    (j->hdrs = malloc(j->hlen + 1)) == NULL) {
 		rjob_free(j);
@@ -316,11 +661,46 @@ rjob_parse(struct ipc_msg *m)
 	return j;
 }
 
+/* The addresses of the route host or the MX of the domain. */
+static void
+rjob_resolve(struct rjob *j)
+{
+	struct dns_mx_result	*res;
+	struct addrinfo		 hints, *ai;
+
+	if (j->viahost) {
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_flags = AI_NUMERICHOST;
+		hints.ai_socktype = SOCK_STREAM;
+		if (getaddrinfo(j->host, NULL, &hints, &ai) == 0) {
+			if ((res = malloc(sizeof(*res))) == NULL) {
+				freeaddrinfo(ai);
+				rjob_settle(j, RCPT_DEFERRED, "none",
+				    "4.3.0 out of memory");
+				return;
+			}
+			dns_result_init(res, j->host);
+			dns_result_add(res, 0, j->host, ai->ai_addr,
+			    ai->ai_addrlen);
+			freeaddrinfo(ai);
+			relay_on_addrs(j, res);
+			free(res);
+			return;
+		}
+	}
+	if (resolver == NULL || (j->viahost ? dns_host(resolver, j->host,
+	    relay_on_addrs, j) : dns_mx(resolver, j->domain, relay_on_addrs,
+	    j)) == -1)
+		rjob_settle(j, RCPT_DEFERRED, "none",
+		    "4.4.3 cannot start a DNS lookup");
+}
+
 static void
 relay_on_request(struct ipc *c, struct ipc_msg *m, void *arg)
 {
 	struct rjob	*j;
 	struct buf	 b;
+	char		 why[256];
 
 	(void)arg;
 	if (m->fd == -1 || (j = rjob_parse(m)) == NULL) {
@@ -336,21 +716,27 @@ relay_on_request(struct ipc *c, struct ipc_msg *m, void *arg)
 	j->c = c;
 	j->id = m->id;
 	j->fd = m->fd;
-	j->nextjob = jobs;
-	jobs = j;
-	if (resolver == NULL || dns_mx(resolver, j->domain, relay_on_mx, j) ==
-	    -1)
-		rjob_settle(j, RCPT_DEFERRED, "none",
-		    "4.4.3 cannot start a DNS lookup");
+	if ((j->d = rdest_get(j)) == NULL) {
+		rjob_settle(j, RCPT_DEFERRED, "none", "4.3.0 out of memory");
+		return;
+	}
+	if (j->rewrite_from[0] &&
+	    rjob_rewrite_from(j, why, sizeof(why)) == -1) {
+		rjob_settle(j, RCPT_DEFERRED, "none", why);
+		return;
+	}
+	rjob_resolve(j);
 }
 
 /* The queue died: the jobs finish, but nobody hears about them. */
 static void
 relay_peer_down(struct proc *p, enum ipc_role role)
 {
+	struct rjob	*j;
+
 	(void)p;
 	if (role == ROLE_QUEUE)
-		for (struct rjob *j = jobs; j; j = j->nextjob)
+		LIST_FOREACH(j, &jobs, all)
 			j->c = NULL;
 }
 
@@ -386,6 +772,16 @@ relay_setup(struct proc *p)
 	if ((resolver = dns_new(p->base, &dc, err, sizeof(err))) == NULL)
 		log_warnx("resolver: %s (outbound mail is deferred)", err);
 	relay_self(p->conf);
+	/* required TLS verifies against relay-ca-file or the system store;
+	   connections in flight keep their reference */
+	if (tls_ctx_verify)
+		SSL_CTX_free(tls_ctx_verify);
+	if ((tls_ctx_verify = smtp_client_tls_ctx(p->conf->relay_ca[0] ?
+	    p->conf->relay_ca : NULL)) == NULL)
+		log_warnx("TLS: cannot load %s: routes with tls required are "
+		    "deferred", p->conf->relay_ca[0] ? p->conf->relay_ca :
+		    "the system CA store");
+	relay_pump();		/* the limits may have grown */
 }
 
 static const struct ipc_handler queue_handlers[] = {

@@ -832,9 +832,9 @@ msg_size(const struct smtp_msg *m)
 
 	if (m->size)
 		return m->size;
-	if (fstat(m->fd, &st) == -1)
+	if (fstat(m->fd, &st) == -1 || (uint64_t)st.st_size < m->offset)
 		return m->headerslen;
-	return m->headerslen + (uint64_t)st.st_size;
+	return m->headerslen + (uint64_t)st.st_size - m->offset;
 }
 
 /*
@@ -1187,7 +1187,7 @@ body_start(struct smtp_client *c)
 	struct timeval	 tv;
 
 	c->hdr_off = 0;
-	c->off = 0;
+	c->off = (off_t)c->msg->offset;
 	c->bol = 1;
 	c->cr = 0;
 	c->state = CS_BODY;

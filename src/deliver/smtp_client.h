@@ -22,7 +22,8 @@
  * caller can retry the address without TLS.
  *
  * The message data file (LF line ends, without the queue's header lines)
- * is read with pread() from offset 0, so the caller may share the fd; the
+ * is read with pread() from msg->offset (the caller may have replaced the
+ * file's header section in the blob), so the caller may share the fd; the
  * header blob (lines ending in LF) is sent first. Both go out as canonical
  * CRLF with dot-stuffing (P6). The caller keeps the message, its strings
  * and the fd alive until on_msg for it.
@@ -85,6 +86,7 @@ struct smtp_msg {
 	int		 fd;		/* data file, LF line ends */
 	const char	*headers;	/* prepended lines, LF ended */
 	size_t		 headerslen;
+	uint64_t	 offset;	/* of the file's first byte to send */
 	uint64_t	 size;		/* for SIZE=; 0: headers + file size */
 	unsigned	 flags;		/* SMTP_MSG_* */
 	void		*arg;		/* the caller's */

@@ -51,8 +51,8 @@ bounce_status(const char *error, char *dst, size_t len)
 }
 
 int
-bounce_build(const struct qmsg *m, const char *hostname, struct envelope *dsn,
-    struct buf *data)
+bounce_build(const struct qmsg *m, const char *hostname, const char *to,
+    struct envelope *dsn, struct buf *data)
 {
 	const struct envelope	*env = &m->env;
 	char			 date[64], status[16];
@@ -68,7 +68,7 @@ bounce_build(const struct qmsg *m, const char *hostname, struct envelope *dsn,
 	snprintf(dsn->client_addr, sizeof(dsn->client_addr), "MAILER-DAEMON");
 	snprintf(dsn->proto, sizeof(dsn->proto), "LOCAL");
 	dsn->flags = ENV_F_LOCAL;
-	if (envelope_add_rcpt(dsn, env->from, env->from) == -1)
+	if (envelope_add_rcpt(dsn, to, to) == -1)
 		return -1;
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
@@ -77,7 +77,7 @@ bounce_build(const struct qmsg *m, const char *hostname, struct envelope *dsn,
 	    "Date: %s\nMessage-ID: <%s@%s>\nAuto-Submitted: auto-replied\n"
 	    "MIME-Version: 1.0\nContent-Type: multipart/report; "
 	    "report-type=delivery-status;\n\tboundary=\"%s/%s\"\n\n",
-	    hostname, env->from, date, dsn->id, hostname, dsn->id, hostname);
+	    hostname, to, date, dsn->id, hostname, dsn->id, hostname);
 	buf_addf(data, "--%s/%s\nContent-Type: text/plain; charset=us-ascii\n\n"
 	    "This is the mail system at host %s.\n\n"
 	    "Your message could not be delivered to one or more recipients.\n"

@@ -79,6 +79,7 @@ static const char *const state_words[] = {
 	[RCPT_DEFERRED] = "deferred",
 	[RCPT_DELIVERED] = "delivered",
 	[RCPT_BOUNCED] = "bounced",
+	[RCPT_WAITING] = "waiting",
 };
 #define NSTATES	(sizeof(state_words) / sizeof(state_words[0]))
 
@@ -208,7 +209,8 @@ envelope_pending(const struct envelope *e)
 
 	for (i = 0; i < e->nrcpts; i++)
 		if (e->rcpts[i].state == RCPT_PENDING ||
-		    e->rcpts[i].state == RCPT_DEFERRED)
+		    e->rcpts[i].state == RCPT_DEFERRED ||
+		    e->rcpts[i].state == RCPT_WAITING)
 			n++;
 	return n;
 }

@@ -35,6 +35,7 @@ enum rcpt_state {
 	RCPT_DEFERRED,		/* temporary failure: retry at next_try */
 	RCPT_DELIVERED,
 	RCPT_BOUNCED,		/* permanent failure, DSN due or sent */
+	RCPT_WAITING,		/* no route usable in this online state */
 };
 
 /* envelope flags */
@@ -43,6 +44,7 @@ enum rcpt_state {
 #define ENV_F_8BITMIME	0x04
 #define ENV_F_SCANNED	0x08	/* scanner done: hdr records are complete */
 #define ENV_F_HELD	0x10	/* on hold: not delivered until released */
+#define ENV_F_DOUBLE	0x20	/* a double-bounce notice: never bounced */
 
 struct env_rcpt {
 	char		 addr[ADDR_STR_MAX + 1];	/* final recipient */

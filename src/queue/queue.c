@@ -81,6 +81,9 @@ static void	qmsg_done(struct qmsg *);
 static void	qmsg_finish(struct qmsg *);
 static void	qmsg_dsn_done(struct qmsg *, int);
 static void	queue_on_retry(int, short, void *);
+static void	qmsg_idle(struct qmsg *);
+static void	qmsg_unidle(struct qmsg *);
+static time_t	wake_at;	/* when ev_retry fires; 0: not armed */
 static void	queue_recover(void);
 
 double
@@ -423,7 +426,7 @@ queue_flush(int fd, short ev, void *arg)
 			if (started)
 				qmsg_start(m);
 			else
-				TAILQ_INSERT_TAIL(&deferred, m, entry);
+				qmsg_idle(m);
 		}
 		qopen_free(o, 0);
 	}
@@ -504,7 +507,7 @@ qreq_finish(struct qreq *r)
  */
 static void
 qmsg_send_chunk(struct qmsg *m, enum ipc_role peer, const char *domain,
-    const size_t *idx, size_t n)
+    const struct route *rt, const size_t *idx, size_t n)
 {
 	struct qreq	*r;
 	struct buf	 b;
@@ -521,13 +524,22 @@ qmsg_send_chunk(struct qmsg *m, enum ipc_role peer, const char *domain,
 	r->nrcpts = n;
 	buf_init(&b, IPC_FRAME_MAX);
 	ipc_put_str(&b, m->env.id);
-	ipc_put_str(&b, m->env.from);
+	/* a route may send as another address, never a bounce */
+	ipc_put_str(&b, rt && rt->rewrite_sender[0] && m->env.from[0] ?
+	    rt->rewrite_sender : m->env.from);
 	ipc_put_mem(&b, m->env.hdrs.data ? m->env.hdrs.data : "",
 	    m->env.hdrs.len);
 	if (peer == ROLE_RELAY) {
 		ipc_put_u32(&b, m->env.flags);
 		ipc_put_u64(&b, m->env.size + m->env.hdrs.len);
 		ipc_put_str(&b, domain);
+		/* the route: the relay needs no config of its own for it */
+		ipc_put_u32(&b, rt && rt->kind == ROUTE_HOST);
+		ipc_put_str(&b, rt ? rt->host : "");
+		ipc_put_str(&b, rt ? rt->port : "");
+		ipc_put_u32(&b, rt ? rt->tls : ROUTE_TLS_OPPORTUNISTIC);
+		ipc_put_str(&b, rt ? rt->auth : "");
+		ipc_put_str(&b, rt ? rt->rewrite_from : "");
 	}
 	ipc_put_u32(&b, (uint32_t)n);
 	for (i = 0; i < n; i++) {
@@ -551,35 +563,90 @@ qmsg_send_chunk(struct qmsg *m, enum ipc_role peer, const char *domain,
 	buf_free(&b);
 }
 
-/* The remote recipients, one request per domain (and per 50). */
+#define ROUTE_DEFAULT	(-1)	/* no route matched: by MX */
+#define ROUTE_NONE	(-2)	/* not for the relay, or waiting */
+
+/* Which way each remote recipient goes now; ri[i] is a route index. */
+static void
+qmsg_route(struct qmsg *m, int *ri)
+{
+	const struct config	*c = qp->conf;
+	const struct route	*rt;
+	char			 why[256];
+	int			 wait;
+
+	for (size_t i = 0; i < m->env.nrcpts; i++) {
+		ri[i] = ROUTE_NONE;
+		if (!m->mbox[i].remote)
+			continue;
+		rt = route_select(c->routes, c->nroutes, online_has_source(),
+		    online_state(), m->env.from, m->env.rcpts[i].addr, &wait);
+		if (wait) {
+			m->mbox[i].remote = 0;
+			snprintf(why, sizeof(why), "4.4.0 waiting for a route "
+			    "(online state %s)", online_state());
+			rcpt_outcome(m, i, RCPT_WAITING, "none", why);
+			continue;
+		}
+		ri[i] = rt ? (int)(rt - c->routes) : ROUTE_DEFAULT;
+	}
+}
+
+static const char *
+rcpt_domain(const struct qmsg *m, size_t i)
+{
+	const char	*at = strrchr(m->env.rcpts[i].addr, '@');
+
+	return at ? at + 1 : "";
+}
+
+/*
+ * The remote recipients, one request per route and, for MX delivery, per
+ * domain (and per 50).
+ */
 static void
 qmsg_relay_all(struct qmsg *m)
 {
-	size_t		 idx[DELIVER_RCPTS_MAX], n;
-	const char	*dom, *d;
+	size_t			 idx[DELIVER_RCPTS_MAX], n;
+	const struct route	*rt;
+	const char		*dom;
+	int			*ri;
 
+	if ((ri = calloc(m->env.nrcpts, sizeof(*ri))) == NULL) {
+		for (size_t i = 0; i < m->env.nrcpts; i++)
+			if (m->mbox[i].remote) {
+				m->mbox[i].remote = 0;
+				rcpt_outcome(m, i, RCPT_DEFERRED, "none",
+				    "4.3.0 out of memory");
+			}
+		return;
+	}
+	qmsg_route(m, ri);
 	for (size_t i = 0; i < m->env.nrcpts; i++) {
-		if (!m->mbox[i].remote)
+		if (ri[i] == ROUTE_NONE)
 			continue;
-		dom = strrchr(m->env.rcpts[i].addr, '@');
-		dom = dom ? dom + 1 : "";
+		rt = ri[i] >= 0 ? &qp->conf->routes[ri[i]] : NULL;
+		dom = rcpt_domain(m, i);
 		n = 0;
 		for (size_t k = i; k < m->env.nrcpts; k++) {
-			if (!m->mbox[k].remote)
-				continue;
-			d = strrchr(m->env.rcpts[k].addr, '@');
-			if (strcasecmp(d ? d + 1 : "", dom) != 0)
+			if (ri[k] != ri[i] || ((rt == NULL ||
+			    rt->kind == ROUTE_MX) &&
+			    strcasecmp(rcpt_domain(m, k), dom) != 0))
 				continue;
 			m->mbox[k].remote = 0;
+			if (k != i)
+				ri[k] = ROUTE_NONE;
 			idx[n++] = k;
 			if (n == DELIVER_RCPTS_MAX) {
-				qmsg_send_chunk(m, ROLE_RELAY, dom, idx, n);
+				qmsg_send_chunk(m, ROLE_RELAY, dom, rt, idx, n);
 				n = 0;
 			}
 		}
+		ri[i] = ROUTE_NONE;
 		if (n)
-			qmsg_send_chunk(m, ROLE_RELAY, dom, idx, n);
+			qmsg_send_chunk(m, ROLE_RELAY, dom, rt, idx, n);
 	}
+	free(ri);
 }
 
 /*
@@ -598,12 +665,12 @@ qmsg_deliver_all(struct qmsg *m)
 		m->mbox[i].local = 0;
 		idx[n++] = i;
 		if (n == DELIVER_RCPTS_MAX) {
-			qmsg_send_chunk(m, ROLE_DELIVER, NULL, idx, n);
+			qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, idx, n);
 			n = 0;
 		}
 	}
 	if (n)
-		qmsg_send_chunk(m, ROLE_DELIVER, NULL, idx, n);
+		qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, idx, n);
 	if (m->mbox)
 		qmsg_relay_all(m);
 }
@@ -649,7 +716,7 @@ qmsg_start(struct qmsg *m)
 		log_warnx("%s: out of memory", m->env.id);
 		m->outstanding = 0;
 		m->active = 0;
-		TAILQ_INSERT_TAIL(&deferred, m, entry);
+		qmsg_idle(m);
 		return;
 	}
 	m->lookups = 1;		/* held until all lookups are out */
@@ -790,12 +857,20 @@ qmsg_bounce(struct qmsg *m)
 	struct buf	 data;
 	int		 fd, r = -1;
 
-	if (m->env.from[0] == '\0') {
-		log_info("%s: double bounce dropped (null sender)", m->env.id);
-		return 0;
+	const char	*to = m->env.from;
+
+	if (to[0] == '\0') {
+		/* a bounce bounced: to the postmaster once, never again */
+		if (qp->conf->double_bounce[0] == '\0' ||
+		    (m->env.flags & ENV_F_DOUBLE)) {
+			log_info("%s: double bounce dropped (null sender)",
+			    m->env.id);
+			return 0;
+		}
+		to = qp->conf->double_bounce;
 	}
 	buf_init(&data, 1024 * 1024);
-	if (bounce_build(m, qp->conf->hostname, &dsn, &data) == -1) {
+	if (bounce_build(m, qp->conf->hostname, to, &dsn, &data) == -1) {
 		log_warnx("%s: cannot build DSN", m->env.id);
 		goto out;
 	}
@@ -810,7 +885,10 @@ qmsg_bounce(struct qmsg *m)
 		goto out;
 	}
 	dsn.size = data.len;
-	log_info("%s: sender non-delivery notification: %s", m->env.id, dsn.id);
+	if (to != m->env.from)
+		dsn.flags |= ENV_F_DOUBLE;
+	log_info("%s: %s non-delivery notification: %s", m->env.id,
+	    to != m->env.from ? "double-bounce" : "sender", dsn.id);
 	queue_commit_internal(&dsn, fd, NULL, m);
 	r = 1;
 out:
@@ -871,7 +949,8 @@ qmsg_done(struct qmsg *m)
 	m->active = 0;
 	for (i = 0; i < m->env.nrcpts; i++) {
 		struct env_rcpt *r = &m->env.rcpts[i];
-		if (r->state != RCPT_DEFERRED && r->state != RCPT_PENDING)
+		if (r->state != RCPT_DEFERRED && r->state != RCPT_PENDING &&
+		    r->state != RCPT_WAITING)
 			continue;
 		if (now - m->env.created > (time_t)qp->conf->max_queue_lifetime) {
 			char why[ENV_TEXT_MAX];
@@ -880,6 +959,8 @@ qmsg_done(struct qmsg *m)
 			rcpt_outcome(m, i, RCPT_BOUNCED, "none", why);
 			continue;
 		}
+		if (r->state == RCPT_WAITING)
+			continue;	/* no attempt was made */
 		r->state = RCPT_DEFERRED;
 		r->attempts++;
 		r->next_try = now + retry_delay(r->attempts,
@@ -899,13 +980,10 @@ qmsg_done(struct qmsg *m)
 static void
 qmsg_finish(struct qmsg *m)
 {
-	size_t	 i, left = 0;
+	size_t	 left;
 	int	 dirfd;
 
-	for (i = 0; i < m->env.nrcpts; i++)
-		if (m->env.rcpts[i].state == RCPT_DEFERRED ||
-		    m->env.rcpts[i].state == RCPT_PENDING)
-			left++;
+	left = envelope_pending(&m->env);
 	dirfd = m->where == Q_INCOMING ? queue_spool.incoming :
 	    queue_spool.outgoing;
 	if (left == 0) {
@@ -926,42 +1004,115 @@ qmsg_finish(struct qmsg *m)
 	}
 	close(m->datafd);
 	m->datafd = -1;
-	TAILQ_INSERT_TAIL(&deferred, m, entry);
+	qmsg_idle(m);
 }
 
-/* Periodic: start messages whose next try is due. */
+#define QUEUE_TICK	5	/* seconds: maildrop/ is looked at this often */
+
+/* Arm the retry timer for the first due message, or the next tick. */
+static void
+sched_arm(void)
+{
+	struct qmsg	*top = sched_top();
+	time_t		 now = time(NULL), at = now + QUEUE_TICK;
+	struct timeval	 tv = { 0, 0 };
+
+	if (top != NULL && top->due < at)
+		at = top->due > now ? top->due : now;
+	if (wake_at != 0 && wake_at <= at)
+		return;		/* already due to wake up sooner */
+	wake_at = at;
+	tv.tv_sec = at - now;
+	evtimer_add(ev_retry, &tv);
+}
+
+/* m waits: on the list of idle messages, in the heap if it will be due. */
+static void
+qmsg_idle(struct qmsg *m)
+{
+	TAILQ_INSERT_TAIL(&deferred, m, entry);
+	if (sched_update(m) == -1)
+		log_warnx("%s: out of memory for the schedule, waiting for a "
+		    "flush", m->env.id);
+	else if (ev_retry != NULL)
+		sched_arm();
+}
+
+static void
+qmsg_unidle(struct qmsg *m)
+{
+	TAILQ_REMOVE(&deferred, m, entry);
+	sched_del(m);
+}
+
+/* Something about an idle message changed (flush, release, routes). */
+static void
+qmsg_rescheduled(struct qmsg *m)
+{
+	if (sched_update(m) == -1)
+		log_warnx("%s: out of memory for the schedule", m->env.id);
+}
+
+/* Timer, or a request: start the messages that are due now. */
 static void
 queue_on_retry(int fd, short ev, void *arg)
 {
-	struct qmsg	*m, *next;
-	time_t		 now = time(NULL), due;
-	struct timeval	 tv = { 5, 0 };
-	size_t		 i;
+	TAILQ_HEAD(, qmsg)	 due = TAILQ_HEAD_INITIALIZER(due);
+	struct qmsg		*m;
+	time_t			 now = time(NULL);
 
 	(void)fd;
 	(void)ev;
 	(void)arg;
-	if (started && qp->peer[ROLE_LOOKUP] && qp->peer[ROLE_DELIVER] &&
-	    qp->peer[ROLE_RELAY]) {
-		for (m = TAILQ_FIRST(&deferred); m; m = next) {
-			next = TAILQ_NEXT(m, entry);
-			if (m->env.flags & ENV_F_HELD)
-				continue;
-			due = 0;
-			for (i = 0; i < m->env.nrcpts && !due; i++)
-				if ((m->env.rcpts[i].state == RCPT_DEFERRED &&
-				    m->env.rcpts[i].next_try <= now) ||
-				    m->env.rcpts[i].state == RCPT_PENDING)
-					due = 1;
-			if (!due)
-				continue;
-			TAILQ_REMOVE(&deferred, m, entry);
+	wake_at = 0;
+	if (!started || !qp->peer[ROLE_LOOKUP] || !qp->peer[ROLE_DELIVER] ||
+	    !qp->peer[ROLE_RELAY]) {
+		/* a peer is restarting: look again at the next tick */
+		struct timeval tv = { QUEUE_TICK, 0 };
+		wake_at = now + QUEUE_TICK;
+		evtimer_add(ev_retry, &tv);
+		return;
+	}
+	{
+		/* take them all first: a start may put one straight back */
+		while ((m = sched_top()) != NULL && m->due <= now) {
+			qmsg_unidle(m);
+			TAILQ_INSERT_TAIL(&due, m, entry);
+		}
+		while ((m = TAILQ_FIRST(&due)) != NULL) {
+			TAILQ_REMOVE(&due, m, entry);
 			qmsg_start(m);
 		}
 		if (TAILQ_EMPTY(&batch))
 			dir_walk(queue_spool.maildrop, maildrop_import);
 	}
-	evtimer_add(ev_retry, &tv);
+	sched_arm();
+}
+
+/*
+ * The online state or the routes changed: recipients waiting for a route
+ * are pending again, and routed afresh on their next pass (now).
+ */
+static void
+queue_routes_changed(void)
+{
+	struct qmsg	*m;
+	int		 n = 0;
+
+	TAILQ_FOREACH(m, &deferred, entry) {
+		int w = 0;
+		for (size_t i = 0; i < m->env.nrcpts; i++)
+			if (m->env.rcpts[i].state == RCPT_WAITING) {
+				m->env.rcpts[i].state = RCPT_PENDING;
+				w = 1;
+			}
+		if (w) {
+			qmsg_rescheduled(m);
+			n++;
+		}
+	}
+	if (n)
+		queue_on_retry(-1, 0, NULL);
 }
 
 /* A peer went away: what it owed us is a temporary failure. */
@@ -1053,11 +1204,24 @@ qmsg_has_domain(const struct qmsg *m, const char *domain)
 	const char	*at;
 
 	for (size_t i = 0; i < m->env.nrcpts; i++)
-		if (m->env.rcpts[i].state == RCPT_DEFERRED &&
+		if ((m->env.rcpts[i].state == RCPT_DEFERRED ||
+		    m->env.rcpts[i].state == RCPT_WAITING) &&
 		    (at = strrchr(m->env.rcpts[i].addr, '@')) != NULL &&
 		    strcasecmp(at + 1, domain) == 0)
 			return 1;
 	return 0;
+}
+
+/* Deferred recipients are due now; those waiting for a route, pending. */
+static void
+qmsg_due_now(struct qmsg *m)
+{
+	for (size_t i = 0; i < m->env.nrcpts; i++)
+		if (m->env.rcpts[i].state == RCPT_DEFERRED)
+			m->env.rcpts[i].next_try = 0;
+		else if (m->env.rcpts[i].state == RCPT_WAITING)
+			m->env.rcpts[i].state = RCPT_PENDING;
+	qmsg_rescheduled(m);
 }
 
 /* flush [ID|DOMAIN]: deferred recipients are due now. */
@@ -1067,15 +1231,15 @@ queue_flush_some(const char *arg)
 	struct qmsg	*m;
 	int		 n = 0, byid = queue_id_valid(arg);
 
+	if (!byid)
+		online_check();		/* the state may have changed */
 	TAILQ_FOREACH(m, &deferred, entry) {
 		if (m->env.flags & ENV_F_HELD)
 			continue;
 		if ((byid && strcmp(m->env.id, arg) != 0) ||
 		    (!byid && arg[0] && !qmsg_has_domain(m, arg)))
 			continue;
-		for (size_t i = 0; i < m->env.nrcpts; i++)
-			if (m->env.rcpts[i].state == RCPT_DEFERRED)
-				m->env.rcpts[i].next_try = 0;
+		qmsg_due_now(m);
 		n++;
 	}
 	if (n)
@@ -1123,26 +1287,33 @@ queue_control(const char *verb, const char *arg, char *err, size_t errlen)
 	}
 	if (strcmp(verb, "hold") == 0) {
 		m->env.flags |= ENV_F_HELD;
+		qmsg_rescheduled(m);
 		return qmsg_store(m, err, errlen);
 	}
 	if (strcmp(verb, "release") == 0) {
 		m->env.flags &= ~ENV_F_HELD;
-		for (size_t i = 0; i < m->env.nrcpts; i++)
-			if (m->env.rcpts[i].state == RCPT_DEFERRED)
-				m->env.rcpts[i].next_try = 0;
+		qmsg_due_now(m);
 		if (qmsg_store(m, err, errlen) == -1)
 			return -1;
 		queue_on_retry(-1, 0, NULL);
 		return 1;
 	}
 	/* delete: no DSN, the operator decided */
-	TAILQ_REMOVE(&deferred, m, entry);
+	qmsg_unidle(m);
 	unlinkat(m->where == Q_INCOMING ? queue_spool.incoming :
 	    queue_spool.outgoing, m->env.id, 0);
 	unlinkat(queue_spool.data, m->env.id, 0);
 	log_info("%s: deleted by the operator", m->env.id);
 	qmsg_free(m);
 	return 1;
+}
+
+/* SIGHUP: routes or the online source may have changed. */
+static void
+queue_reload(struct proc *p)
+{
+	online_start(p, queue_routes_changed);
+	queue_routes_changed();
 }
 
 int
@@ -1161,6 +1332,7 @@ queue_main(struct proc *p)
 	p->on_peer_up = queue_peer_up;
 	p->on_peer_down = queue_peer_down;
 	p->on_shutdown = queue_shutdown;
+	p->on_reload = queue_reload;
 	ev_flush = event_new(p->base, -1, 0, queue_flush, NULL);
 	ev_retry = evtimer_new(p->base, queue_on_retry, NULL);
 	if (ev_flush == NULL || ev_retry == NULL)
@@ -1168,6 +1340,7 @@ queue_main(struct proc *p)
 	event_priority_set(ev_flush, 1);	/* after all reads of a pass */
 	queue_recover();
 	control_listen(p->base, p->conf->spool);
+	online_start(p, queue_routes_changed);
 	return proc_run(p);
 }
 
@@ -1227,7 +1400,7 @@ recover_env(int dirfd, enum qwhere where, const char *name)
 	struct qmsg *m = qmsg_new(&env, where);
 	if (m == NULL)
 		log_fatalx("out of memory in recovery");
-	TAILQ_INSERT_TAIL(&deferred, m, entry);
+	qmsg_idle(m);
 }
 
 static void

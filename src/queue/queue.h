@@ -8,6 +8,7 @@
 #include <sys/queue.h>
 
 #include <stdint.h>
+#include <time.h>
 
 struct event_base;
 
@@ -38,6 +39,8 @@ struct qmsg {
 	struct qmbox		*mbox;		/* per rcpt: its mailbox */
 	unsigned		 lookups;	/* in flight this pass */
 	double			 started;	/* for delay= */
+	size_t			 hidx;		/* sched heap index + 1, 0: out */
+	time_t			 due;		/* its key there */
 };
 
 /* queue.c */
@@ -47,6 +50,20 @@ void		 queue_commit_internal(struct envelope *, int datafd,
 		    const char *maildrop, struct qmsg *parent);
 double		 queue_now(void);
 extern struct spool queue_spool;
+
+/* sched.c: the retry heap of waiting messages */
+#define SCHED_NEVER	((time_t)INT64_MAX)
+time_t		 sched_due(const struct qmsg *);
+int		 sched_update(struct qmsg *);
+void		 sched_del(struct qmsg *);
+struct qmsg	*sched_top(void);
+
+/* online.c: the online state for routes */
+struct proc;
+void		 online_start(struct proc *, void (*changed)(void));
+void		 online_check(void);
+const char	*online_state(void);
+int		 online_has_source(void);
 
 /* scanner.c: headers the queue adds; hop count */
 int	scanner_run(struct qmsg *, const char *hostname, unsigned max_hops,
@@ -63,6 +80,6 @@ void	maildrop_import(const char *name);
 
 /* bounce.c: build the DSN for rcpts bounced in this pass */
 int	bounce_build(const struct qmsg *, const char *hostname,
-	    struct envelope *dsn, struct buf *data);
+	    const char *to, struct envelope *dsn, struct buf *data);
 
 #endif

@@ -381,7 +381,7 @@ test_parse_numbers(void **state)
 	parse_fails_s(HEAD "rcpt pending 0 -5 a@b\nend\n", "rcpt: bad number");
 	parse_fails_s(HEAD "rcpt pending 0 0\nend\n", "too few fields");
 	parse_fails_s(HEAD "rcpt pending 0 0 \nend\n", "empty or too long");
-	parse_fails_s(HEAD "rcpt waiting 0 0 a@b\nend\n", "unknown state");
+	parse_fails_s(HEAD "rcpt snoozing 0 0 a@b\nend\n", "unknown state");
 	parse_fails_s(HEAD "rcpt  pending 0 0 a@b\nend\n", "unknown state");
 	assert_int_equal(parse_ok_s(HEAD "flags 4294967295\n"
 	    "size 18446744073709551615\nhops 0\n"
