@@ -250,6 +250,9 @@ online_tick(int fd, short ev, void *arg)
 void
 online_start(struct proc *p, void (*changed)(void))
 {
+	/* with a source, nothing leaves before its first answer */
+	if (op == NULL && p->conf->online.kind != ONLINE_ALWAYS)
+		snprintf(state, sizeof(state), "offline");
 	op = p;
 	on_change = changed;
 	if (ev_tick == NULL && ((ev_tick = evtimer_new(p->base, online_tick,

@@ -34,15 +34,15 @@ RCODE_NOERROR, RCODE_SERVFAIL, RCODE_NXDOMAIN, RCODE_REFUSED = 0, 2, 3, 5
 T_A, T_MX, T_AAAA = 1, 15, 28
 
 
-def free_udp_tcp_port():
-    """A port free for both UDP and TCP on 127.0.0.1 (dnsmasq needs both)."""
+def free_udp_tcp_port(host="127.0.0.1"):
+    """A port free for both UDP and TCP on host (dnsmasq needs both)."""
     for _ in range(100):
         with socket.socket() as t:
-            t.bind(("127.0.0.1", 0))
+            t.bind((host, 0))
             port = t.getsockname()[1]
             try:
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                    u.bind(("127.0.0.1", port))
+                    u.bind((host, port))
             except OSError:
                 continue
             return port
@@ -70,7 +70,8 @@ def query(port, name, qtype=T_A, timeout=1.0, host="127.0.0.1"):
 
 
 class DNSMasq:
-    def __init__(self, records=(), local=("test",), extra=()):
+    def __init__(self, records=(), local=("test",), extra=(), host="127.0.0.1"):
+        self.host = host            # the loopback address it listens on
         self.records = list(records)
         self.local = list(local)
         self.extra = list(extra)
@@ -81,11 +82,11 @@ class DNSMasq:
 
     @property
     def server(self):
-        return "127.0.0.1:%d" % self.port
+        return "%s:%d" % (self.host, self.port)
 
     def argv(self):
         a = [DNSMASQ, "--keep-in-foreground", "--log-facility=-", "--log-queries",
-             "--port=%d" % self.port, "--listen-address=127.0.0.1",
+             "--port=%d" % self.port, "--listen-address=%s" % self.host,
              "--bind-interfaces", "--no-resolv", "--no-hosts", "--no-poll",
              "--conf-file=/dev/null", "--pid-file", "--cache-size=0"]
         if os.geteuid() == 0:
@@ -95,14 +96,15 @@ class DNSMasq:
 
     def start(self):
         for _ in range(5):   # a port may be taken between choosing and binding
-            self.port = free_udp_tcp_port()
+            self.port = free_udp_tcp_port(self.host)
             log = open(self.logfile, "ab")
             self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=log,
                                          stdin=subprocess.DEVNULL)
             log.close()
             try:
                 wait_for(lambda: self.proc.poll() is not None or
-                         query(self.port, "ready.probe.invalid", timeout=0.2),
+                         query(self.port, "ready.probe.invalid", timeout=0.2,
+                               host=self.host),
                          what="dnsmasq to answer")
             except AssertionError:
                 self.stop()

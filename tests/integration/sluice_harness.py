@@ -132,9 +132,11 @@ class Sluice:
         self.cli("account", "add", addr, "--password-stdin", input=password + "\n")
 
     # ---- the daemon ----
-    def start(self, wait=True):
+    def start(self, wait=True, args=()):
+        """args: more sluiced options, e.g. ["-v"] for debug lines."""
         self.log = open(self.logfile, "ab")
-        self.proc = subprocess.Popen([SLUICED, "-c", self.conf, "-F"], stdout=self.log,
+        self.proc = subprocess.Popen([SLUICED, "-c", self.conf, "-F"] + list(args),
+                                     stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         if wait:
             wait_for(self.banner_ok, what="sluiced to answer on port %d" % self.smtp_port)
@@ -199,6 +201,15 @@ class Sluice:
                 return f.read().decode("utf-8", "replace")
         except FileNotFoundError:
             return ""
+
+    def log_search(self, pattern):
+        """The first match of a regular expression (multi-line) in the log."""
+        return re.search(pattern, self.read_log(), re.M)
+
+    def wait_log(self, pattern, what=None, timeout=WAIT):
+        """Wait for a log line matching pattern; returns the match."""
+        return wait_for(lambda: self.log_search(pattern), timeout=timeout,
+                        what=what or "log line /%s/" % pattern)
 
     def sanitizer_reports(self):
         """Log lines of ASan/UBSan reports: a child that aborts on one is

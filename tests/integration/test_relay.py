@@ -1,51 +1,14 @@
 """Outbound delivery end to end: a trusted client (or a local user) sends to
 another domain; sluice finds its MX in our own dnsmasq and hands the message
 to a real downstream server (aiosmtpd) on another loopback address."""
-import socket
 import smtplib
-import threading
 
 import pytest
 from aiosmtpd.controller import Controller
 
 from dns_harness import DNSMasq
-from sluice_harness import free_port, tag, wait_for
-
-
-class Recorder:
-    """aiosmtpd handler: keeps what it receives; `replies` maps a recipient
-    to the RCPT reply to give instead of 250."""
-
-    def __init__(self, replies=None):
-        self.messages = []
-        self.replies = replies or {}
-        self.lock = threading.Lock()
-
-    async def handle_RCPT(self, server, session, envelope, address, options):
-        if address in self.replies:
-            return self.replies[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
-                                  envelope.content))
-        return "250 2.0.0 stored"
-
-
-def common_port(*hosts):
-    """A port free on every one of the given loopback addresses."""
-    for _ in range(50):
-        p = free_port()
-        try:
-            for h in hosts:
-                with socket.socket() as s:
-                    s.bind((h, p))
-            return p
-        except OSError:
-            continue
-    raise AssertionError("no common free port")
+from sluice_harness import tag, wait_for
+from smtp_peers import Recorder, common_port
 
 
 @pytest.fixture
