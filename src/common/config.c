@@ -542,21 +542,58 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 	return config_load_fp(c, fp, copy, err, errlen);
 }
 
-/* Parse an open config file (closed here); path names it in messages. */
+/* One logical line: "name value..." (comments and ends already cut). */
+static int
+config_line(struct config *c, char *line, unsigned lineno, char *err,
+    size_t errlen)
+{
+	const struct param	*pm;
+	char			 msg[512], *name, *val;
+
+	c->lineno = lineno;
+	for (name = line; isspace((unsigned char)*name); name++)
+		;
+	for (val = name; *val && !isspace((unsigned char)*val); val++)
+		;
+	if (*val)
+		*val++ = '\0';
+	while (isspace((unsigned char)*val))
+		val++;
+	if ((pm = find_param(name)) == NULL) {
+		snprintf(err, errlen, "%s:%u: unknown directive \"%.64s\"",
+		    c->path, lineno, name);
+		return -1;
+	}
+	if (*val == '\0') {
+		snprintf(err, errlen, "%s:%u: %s: missing value", c->path,
+		    lineno, name);
+		return -1;
+	}
+	if (set_param(c, pm, val, msg, sizeof(msg)) == -1) {
+		snprintf(err, errlen, "%s:%u: %s", c->path, lineno, msg);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Parse an open config file (closed here); path names it in messages.
+ * As in Postfix's main.cf, a line that starts with white space continues
+ * the directive above it (a long route reads better over several lines).
+ */
 int
 config_load_fp(struct config *c, FILE *fp, const char *path, char *err,
     size_t errlen)
 {
-	char			 line[4096], msg[512], *p, *name, *val, *e;
-	unsigned		 lineno = 0;
-	const struct param	*pm;
+	char		 line[4096], logical[4096], *p, *e;
+	unsigned	 lineno = 0, start = 0;
+	size_t		 ll = 0, n;
 
 	config_defaults(c);
 	snprintf(c->path, sizeof(c->path), "%s", path);
 	path = c->path;
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		lineno++;
-		c->lineno = lineno;
 		if (strchr(line, '\n') == NULL && !feof(fp)) {
 			snprintf(err, errlen, "%s:%u: line too long", path,
 			    lineno);
@@ -567,35 +604,34 @@ config_load_fp(struct config *c, FILE *fp, const char *path, char *err,
 		for (e = line + strlen(line); e > line &&
 		    isspace((unsigned char)e[-1]); e--)
 			e[-1] = '\0';
-		for (name = line; isspace((unsigned char)*name); name++)
+		for (p = line; isspace((unsigned char)*p); p++)
 			;
-		if (*name == '\0')
+		if (*p == '\0')
 			continue;
-		for (val = name; *val && !isspace((unsigned char)*val); val++)
-			;
-		if (*val)
-			*val++ = '\0';
-		while (isspace((unsigned char)*val))
-			val++;
-		if ((pm = find_param(name)) == NULL) {
-			snprintf(err, errlen, "%s:%u: unknown directive \"%.64s\"",
-			    path, lineno, name);
-			goto fail;
+		n = strlen(p);
+		if (p != line && ll > 0) {	/* a continuation */
+			if (ll + 1 + n >= sizeof(logical)) {
+				snprintf(err, errlen, "%s:%u: directive too "
+				    "long", path, start);
+				goto fail;
+			}
+			logical[ll++] = ' ';
+			memcpy(logical + ll, p, n + 1);
+			ll += n;
+			continue;
 		}
-		if (*val == '\0') {
-			snprintf(err, errlen, "%s:%u: %s: missing value", path,
-			    lineno, name);
+		if (ll > 0 && config_line(c, logical, start, err, errlen) == -1)
 			goto fail;
-		}
-		if (set_param(c, pm, val, msg, sizeof(msg)) == -1) {
-			snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
-			goto fail;
-		}
+		memcpy(logical, p, n + 1);
+		ll = n;
+		start = lineno;
 	}
 	if (ferror(fp)) {
 		snprintf(err, errlen, "%s: read error", path);
 		goto fail;
 	}
+	if (ll > 0 && config_line(c, logical, start, err, errlen) == -1)
+		goto fail;
 	fclose(fp);
 	return config_validate(c, err, errlen);
 fail:

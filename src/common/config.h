@@ -2,7 +2,8 @@
  * config - the sluice configuration file, driven by one parameter table
  * (config.c): name, type, default, limits, whether SIGHUP reloads it.
  *
- * Syntax: one directive a line, "name value...", '#' starts a comment.
+ * Syntax: one directive a line, "name value...", '#' starts a comment; a
+ * line that starts with white space continues the directive above it.
  * Errors name FILE:LINE. config_load() fills a struct config with defaults
  * first, so every field is always set.
  */

@@ -151,6 +151,32 @@ test_full_file(void **state)
 }
 
 static void
+test_continuation_lines(void **state)
+{
+	struct config	*c = malloc(sizeof(*c));
+	char		 err[1024];
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(load("hostname a.test\n"
+	    "route *.lan via [10.0.0.1]:25   # the office\n"
+	    "    when *\n"
+	    "\n"
+	    "\t# a comment inside\n"
+	    "\tsenders *@home.test\n"
+	    "retry-interval 2m\n", c, err, sizeof(err)), 0);
+	assert_int_equal(c->nroutes, 1);
+	assert_string_equal(c->routes[0].when, "*");
+	assert_string_equal(c->routes[0].senders, "*@home.test");
+	assert_int_equal(c->routes[0].line, 2);
+	assert_int_equal(c->retry_interval, 120);
+	/* an error in a continued directive names its first line */
+	expect_error("hostname a.test\nroute * via mx\n  tls maybe\n", 2,
+	    "required, optional");
+	free(c);
+}
+
+static void
 test_errors(void **state)
 {
 	(void)state;
@@ -366,6 +392,7 @@ main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_continuation_lines),
 		cmocka_unit_test(test_cross_checks),
 		cmocka_unit_test(test_line_too_long),
 		cmocka_unit_test(test_missing_file),
