@@ -93,8 +93,14 @@ queue_slurp(const char *path, struct buf *b, size_t max)
 }
 
 /* Load and parse one envelope; -1 with the reason in err. */
+/*
+ * Load the envelope of q; -1 with err (corrupt, unreadable), or
+ * QUEUE_GONE when the message left the queue meanwhile. The queue moves
+ * messages from incoming/ to outgoing/ while we read: q->dir follows.
+ */
+#define QUEUE_GONE	(-2)
 static int
-queue_load(const char *spool, const struct queue_ent *q, struct envelope *e,
+queue_load(const char *spool, struct queue_ent *q, struct envelope *e,
     char *err, size_t errlen)
 {
 	char		 path[PATH_MAX];
@@ -102,14 +108,21 @@ queue_load(const char *spool, const struct queue_ent *q, struct envelope *e,
 	int		 rc;
 
 	envelope_init(e);
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s/%s", spool,
-	    queue_dirs[q->dir], q->id) >= sizeof(path)) {
-		snprintf(err, errlen, "path too long");
-		return -1;
-	}
-	if (queue_slurp(path, &b, QUEUE_ENV_MAX) == -1) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		return -1;
+	for (;;) {
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s/%s", spool,
+		    queue_dirs[q->dir], q->id) >= sizeof(path)) {
+			snprintf(err, errlen, "path too long");
+			return -1;
+		}
+		if (queue_slurp(path, &b, QUEUE_ENV_MAX) == 0)
+			break;
+		if (errno != ENOENT) {
+			snprintf(err, errlen, "%s", strerror(errno));
+			return -1;
+		}
+		if (q->dir == 1)
+			return QUEUE_GONE;
+		q->dir = 1;
 	}
 	rc = envelope_parse(e, b.data ? b.data : "", b.len, err, errlen);
 	buf_free(&b);
@@ -167,6 +180,14 @@ queue_scan(const char *spool, struct queue_ent **out, size_t *nout)
 	}
 	if (n > 1)
 		qsort(v, n, sizeof(*v), queue_ent_cmp);
+	/* moved between the two directory reads: listed once, as outgoing */
+	for (size_t k = 0, w = 0; k < n; k++) {
+		if (k + 1 < n && strcmp(v[k].id, v[k + 1].id) == 0)
+			continue;
+		v[w++] = v[k];
+		if (k + 1 == n)
+			n = w;
+	}
 	*out = v;
 	*nout = n;
 	return 0;
@@ -221,13 +242,22 @@ queue_print_json(const struct queue_ent *q, const struct envelope *e)
 }
 
 /* One message of the listing, corrupt or not. */
-static void
-queue_list_one(const char *spool, const struct queue_ent *q, int json)
+static int
+queue_list_one(const char *spool, struct queue_ent *q, int json,
+    size_t shown)
 {
 	struct envelope	 e;
 	char		 err[512];
+	int		 rc;
 
-	if (queue_load(spool, q, &e, err, sizeof(err)) == -1) {
+	rc = queue_load(spool, q, &e, err, sizeof(err));
+	if (rc == QUEUE_GONE)
+		return 0;
+	if (json)
+		fputs(shown ? ",\n  " : "\n  ", stdout);
+	else if (shown)
+		putchar('\n');
+	if (rc == -1) {
 		if (json) {
 			printf("{\"id\": \"%s\", \"queue\": \"%s\", "
 			    "\"corrupt\": ", q->id, queue_dirs[q->dir]);
@@ -240,31 +270,27 @@ queue_list_one(const char *spool, const struct queue_ent *q, int json)
 	else
 		queue_print_text(q, &e);
 	envelope_free(&e);
+	return 1;
 }
 
 static int
 queue_list(struct cli *cli, int json)
 {
 	struct queue_ent	*v;
-	size_t			 n, i;
+	size_t			 n, i, shown = 0;
 
 	if (queue_scan(cli->cfg.spool, &v, &n) == -1)
 		return EX_IOERR;
 	if (json)
 		fputs("[", stdout);
-	else if (n == 0)
-		printf("Mail queue is empty\n");
-	for (i = 0; i < n; i++) {
-		if (json)
-			fputs(i ? ",\n  " : "\n  ", stdout);
-		else if (i)
-			putchar('\n');
-		queue_list_one(cli->cfg.spool, &v[i], json);
-	}
+	for (i = 0; i < n; i++)
+		shown += queue_list_one(cli->cfg.spool, &v[i], json, shown);
 	if (json)
-		fputs(n ? "\n]\n" : "]\n", stdout);
-	else if (n > 0)
-		printf("-- %zu messages\n", n);
+		fputs(shown ? "\n]\n" : "]\n", stdout);
+	else if (shown == 0)
+		printf("Mail queue is empty\n");
+	else
+		printf("-- %zu messages\n", shown);
 	free(v);
 	return EX_OK;
 }

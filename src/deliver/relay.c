@@ -390,6 +390,21 @@ read_auth(const char *path, char *user, size_t ulen, char *pass,
 	return 0;
 }
 
+/* RFC 5321's timeouts, none longer than smtp-out-timeout. */
+static void
+relay_timeouts(struct smtp_timeouts *t)
+{
+	unsigned	 cap = rp->conf->smtp_out_timeout * 1000;
+	unsigned	*v[] = { &t->connect, &t->banner, &t->helo, &t->mail,
+		&t->rcpt, &t->data_init, &t->data_block, &t->data_end,
+		&t->quit };
+
+	smtp_timeouts_default(t);
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (*v[i] > cap)
+			*v[i] = cap;
+}
+
 /* Open a connection to j's current address and hand it j; -1 if not. */
 static int
 rconn_open(struct rjob *j)
@@ -440,7 +455,7 @@ rconn_open(struct rjob *j)
 		cp.tls_ctx = tls_ctx;
 	}
 	cp.log_id = j->qid;
-	smtp_timeouts_default(&cp.timeouts);
+	relay_timeouts(&cp.timeouts);
 	rjob_prepare_msg(j);
 	cn->d = j->d;
 	cn->cur = j;

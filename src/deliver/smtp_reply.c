@@ -187,10 +187,13 @@ smtp_reply_format(const struct smtp_reply *r, char *dst, size_t dstlen)
 	o = strlen(dst);
 	log_sanitize(dst + o, dstlen - o, r->text.data ? r->text.data : "",
 	    r->text.len);
-	/* line breaks become spaces, not '?' */
+	/* line breaks become spaces, not '?'; a reply is ASCII (RFC 5321
+	   4.2): other bytes become '?' too, for the logs, JSON and DSNs */
 	for (i = o; dst[i] != '\0'; i++)
 		if (r->text.data[i - o] == '\n')
 			dst[i] = ' ';
+		else if ((unsigned char)dst[i] >= 0x80)
+			dst[i] = '?';
 }
 
 /* Mechanism names, space separated, into SMTP_AUTH_* bits. */
