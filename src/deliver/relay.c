@@ -259,9 +259,11 @@ rjob_prepare_msg(struct rjob *j)
 static void
 rjob_attempted(struct rjob *j, const struct smtp_conn_result *res)
 {
-	if (res && res->status == SMTP_CONN_TLS_FAILED && !j->notls)
+	if (res && res->status == SMTP_CONN_TLS_FAILED && !j->notls) {
+		log_info("%s: relay=%s STARTTLS failed (%s), trying again "
+		    "without TLS", j->qid, res->relay, res->text);
 		j->notls = 1;		/* same address, without TLS */
-	else {
+	} else {
 		j->notls = 0;
 		j->next++;
 	}

@@ -3,6 +3,7 @@
  * failed permanently in this pass (m->fresh). One DSN per pass, none to the null
  * sender (P8): the caller checks that before asking.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -50,6 +51,14 @@ bounce_status(const char *error, char *dst, size_t len)
 		snprintf(dst, len, "5.0.0");
 }
 
+/* "550 5.1.1 text": the text of a remote server's reply */
+static int
+bounce_is_reply(const char *e)
+{
+	return e[0] >= '2' && e[0] <= '5' && isdigit((unsigned char)e[1]) &&
+	    isdigit((unsigned char)e[2]) && (e[3] == ' ' || e[3] == '\0');
+}
+
 int
 bounce_build(const struct qmsg *m, const char *hostname, const char *to,
     struct envelope *dsn, struct buf *data)
@@ -92,11 +101,14 @@ bounce_build(const struct qmsg *m, const char *hostname, const char *to,
 	for (i = 0; i < env->nrcpts; i++) {
 		if (m->fresh == NULL || !m->fresh[i])
 			continue;
-		bounce_status(env->rcpts[i].error, status, sizeof(status));
+		const char *e = env->rcpts[i].error;
+		bounce_status(e, status, sizeof(status));
+		/* a remote server's reply ("550 5.1.1 ...") is an smtp code */
 		buf_addf(data, "Final-Recipient: rfc822; %s\nOriginal-Recipient:"
 		    " rfc822; %s\nAction: failed\nStatus: %s\n"
-		    "Diagnostic-Code: x-sluice; %s\n\n", env->rcpts[i].addr,
-		    env->rcpts[i].orig, status, env->rcpts[i].error);
+		    "Diagnostic-Code: %s; %s\n\n", env->rcpts[i].addr,
+		    env->rcpts[i].orig, status, bounce_is_reply(e) ? "smtp" :
+		    "x-sluice", e);
 	}
 	buf_addf(data, "--%s/%s\nContent-Type: text/rfc822-headers\n\n",
 	    dsn->id, hostname);

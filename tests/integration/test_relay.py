@@ -98,7 +98,7 @@ def test_permanent_failure_bounces_to_the_sender(world):
     send(s, ["gone@remote.test"], t)
     dsn = s.wait_messages("sender@example.test", 1)[0]
     assert b"multipart/report" in dsn and b"Status: 5.1.1" in dsn
-    assert b"no such user here" in dsn
+    assert b"Diagnostic-Code: smtp; 550 5.1.1 no such user here" in dsn
     assert t.encode() in dsn                 # the original headers
     wait_for(s.queue_empty, what="the queue to empty")
 
