@@ -60,6 +60,7 @@ static const struct param params[] = {
 	{ "relay-messages-per-connection", P_UINT, N(relay_reuse), 1, 100000,
 	    "100", 1 },
 	{ "double-bounce-to", P_STR, S(double_bounce), 0, 0, NULL, 1 },
+	{ "delay-warning", P_TIME, N(delay_warning), 0, 30 * 86400, "0", 1 },
 	{ "smtp-out-timeout", P_TIME, N(smtp_out_timeout), 1, 3600, "10m", 1 },
 	{ "smtp-out-port", P_UINT, N(smtp_out_port), 1, 65535, "25", 1 },
 	{ "log",	P_STR,	S(log),		0, 0, "syslog", 0 },

@@ -77,6 +77,7 @@ struct config {
 	unsigned	 retry_interval;	/* seconds, first deferral */
 	unsigned	 retry_max;		/* seconds, backoff cap */
 	unsigned	 max_queue_lifetime;	/* seconds, then bounce */
+	unsigned	 delay_warning;		/* seconds, 0: no warning */
 	unsigned	 delivery_batch;	/* messages per delivery batch */
 };
 

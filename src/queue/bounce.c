@@ -1,6 +1,7 @@
 /*
  * bounce - the delivery status notification (RFC 3464) for recipients that
- * failed permanently in this pass (m->fresh). One DSN per pass, none to the null
+ * failed permanently in this pass (m->fresh), or (delayed) the warning
+ * for those still being retried. One DSN per pass, none to the null
  * sender (P8): the caller checks that before asking.
  */
 #include <ctype.h>
@@ -35,9 +36,10 @@ bounce_copy_headers(int fd, struct buf *data)
 	}
 }
 
-/* Status code from a "5.1.1 text" error, else a generic one. */
+/* Status code from a "5.1.1 text" error, else a generic one; class 4
+   (delayed) or 5 (failed). */
 static void
-bounce_status(const char *error, char *dst, size_t len)
+bounce_status(const char *error, unsigned cls, char *dst, size_t len)
 {
 	unsigned	 a, b, c;
 
@@ -46,9 +48,20 @@ bounce_status(const char *error, char *dst, size_t len)
 	    strspn(error, "0123456789") == 3)
 		error += 4;
 	if (sscanf(error, "%1u.%3u.%3u", &a, &b, &c) == 3 && (a == 5 || a == 4))
-		snprintf(dst, len, "5.%u.%u", b, c);
+		snprintf(dst, len, "%u.%u.%u", cls, b, c);
 	else
-		snprintf(dst, len, "5.0.0");
+		snprintf(dst, len, "%u.0.0", cls);
+}
+
+/* Is recipient i in this DSN? */
+static int
+bounce_has(const struct qmsg *m, size_t i, int delayed)
+{
+	enum rcpt_state	 st = m->env.rcpts[i].state;
+
+	if (delayed)
+		return st == RCPT_DEFERRED || st == RCPT_WAITING;
+	return m->fresh != NULL && m->fresh[i];
 }
 
 /* "550 5.1.1 text": the text of a remote server's reply */
@@ -61,7 +74,7 @@ bounce_is_reply(const char *e)
 
 int
 bounce_build(const struct qmsg *m, const char *hostname, const char *to,
-    struct envelope *dsn, struct buf *data)
+    int delayed, struct envelope *dsn, struct buf *data)
 {
 	const struct envelope	*env = &m->env;
 	char			 date[64], status[16];
@@ -82,33 +95,38 @@ bounce_build(const struct qmsg *m, const char *hostname, const char *to,
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_addf(data, "From: MAILER-DAEMON@%s (Mail Delivery System)\n"
-	    "To: <%s>\nSubject: Undelivered Mail Returned to Sender\n"
+	    "To: <%s>\nSubject: %s\n"
 	    "Date: %s\nMessage-ID: <%s@%s>\nAuto-Submitted: auto-replied\n"
 	    "MIME-Version: 1.0\nContent-Type: multipart/report; "
 	    "report-type=delivery-status;\n\tboundary=\"%s/%s\"\n\n",
-	    hostname, to, date, dsn->id, hostname, dsn->id, hostname);
-	buf_addf(data, "--%s/%s\nContent-Type: text/plain; charset=us-ascii\n\n"
-	    "This is the mail system at host %s.\n\n"
+	    hostname, to, delayed ? "Delayed Mail (still being retried)" :
+	    "Undelivered Mail Returned to Sender", date, dsn->id, hostname,
+	    dsn->id, hostname);
+	buf_addf(data, "--%s/%s\nContent-Type: text/plain; charset=utf-8\n\n"
+	    "This is the mail system at host %s.\n\n%s", dsn->id, hostname,
+	    hostname, delayed ? "Your message could not be delivered to one "
+	    "or more recipients yet.\nIt is still being retried; you need not "
+	    "send it again.\nIts headers are attached below.\n\n" :
 	    "Your message could not be delivered to one or more recipients.\n"
-	    "It is attached below.\n\n", dsn->id, hostname, hostname);
+	    "It is attached below.\n\n");
 	for (i = 0; i < env->nrcpts; i++)
-		if (m->fresh && m->fresh[i])
+		if (bounce_has(m, i, delayed))
 			buf_addf(data, "<%s>: %s\n", env->rcpts[i].orig,
 			    env->rcpts[i].error);
 	buf_addf(data, "\n--%s/%s\nContent-Type: message/delivery-status\n\n"
 	    "Reporting-MTA: dns; %s\nX-Sluice-Queue-ID: %s\n\n",
 	    dsn->id, hostname, hostname, env->id);
 	for (i = 0; i < env->nrcpts; i++) {
-		if (m->fresh == NULL || !m->fresh[i])
+		if (!bounce_has(m, i, delayed))
 			continue;
 		const char *e = env->rcpts[i].error;
-		bounce_status(e, status, sizeof(status));
+		bounce_status(e, delayed ? 4 : 5, status, sizeof(status));
 		/* a remote server's reply ("550 5.1.1 ...") is an smtp code */
 		buf_addf(data, "Final-Recipient: rfc822; %s\nOriginal-Recipient:"
-		    " rfc822; %s\nAction: failed\nStatus: %s\n"
+		    " rfc822; %s\nAction: %s\nStatus: %s\n"
 		    "Diagnostic-Code: %s; %s\n\n", env->rcpts[i].addr,
-		    env->rcpts[i].orig, status, bounce_is_reply(e) ? "smtp" :
-		    "x-sluice", e);
+		    env->rcpts[i].orig, delayed ? "delayed" : "failed", status,
+		    bounce_is_reply(e) ? "smtp" : "x-sluice", e);
 	}
 	buf_addf(data, "--%s/%s\nContent-Type: text/rfc822-headers\n\n",
 	    dsn->id, hostname);

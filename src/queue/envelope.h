@@ -45,6 +45,7 @@ enum rcpt_state {
 #define ENV_F_SCANNED	0x08	/* scanner done: hdr records are complete */
 #define ENV_F_HELD	0x10	/* on hold: not delivered until released */
 #define ENV_F_DOUBLE	0x20	/* a double-bounce notice: never bounced */
+#define ENV_F_WARNED	0x40	/* the sender was told of the delay */
 
 struct env_rcpt {
 	char		 addr[ADDR_STR_MAX + 1];	/* final recipient */

@@ -870,7 +870,7 @@ qmsg_bounce(struct qmsg *m)
 		to = qp->conf->double_bounce;
 	}
 	buf_init(&data, 1024 * 1024);
-	if (bounce_build(m, qp->conf->hostname, to, &dsn, &data) == -1) {
+	if (bounce_build(m, qp->conf->hostname, to, 0, &dsn, &data) == -1) {
 		log_warnx("%s: cannot build DSN", m->env.id);
 		goto out;
 	}
@@ -936,6 +936,40 @@ retry_delay(unsigned attempts, unsigned base, unsigned max)
 }
 
 /*
+ * delay-warning: tell the sender, once, that some recipients are still
+ * being retried. Nothing waits for it (the message stays queued anyway);
+ * a crash before the flag is stored may warn twice, never lose mail.
+ */
+static void
+qmsg_delay_warning(struct qmsg *m)
+{
+	struct envelope	 dsn;
+	struct buf	 data;
+	int		 fd = -1;
+
+	buf_init(&data, 1024 * 1024);
+	if (bounce_build(m, qp->conf->hostname, m->env.from, 1, &dsn,
+	    &data) == -1 || (fd = openat(queue_spool.data, dsn.id, O_RDWR |
+	    O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1 ||
+	    write_all(fd, data.data, data.len) == -1) {
+		log_warnx("%s: cannot write the delay warning (next pass)",
+		    m->env.id);
+		if (fd != -1) {
+			close(fd);
+			unlinkat(queue_spool.data, dsn.id, 0);
+		}
+	} else {
+		dsn.size = data.len;
+		m->env.flags |= ENV_F_WARNED;
+		log_info("%s: sender delay notification: %s", m->env.id,
+		    dsn.id);
+		queue_commit_internal(&dsn, fd, NULL, NULL);
+	}
+	envelope_free(&dsn);
+	buf_free(&data);
+}
+
+/*
  * Every recipient has an outcome for this pass: schedule the deferred ones,
  * bounce the expired ones, send one DSN for this pass's bounces, then
  * remove or store the message (qmsg_finish, after the DSN is committed).
@@ -966,6 +1000,10 @@ qmsg_done(struct qmsg *m)
 		r->next_try = now + retry_delay(r->attempts,
 		    qp->conf->retry_interval, qp->conf->retry_max);
 	}
+	if (qp->conf->delay_warning && !(m->env.flags & ENV_F_WARNED) &&
+	    m->env.from[0] && now - m->env.created >=
+	    (time_t)qp->conf->delay_warning && envelope_pending(&m->env))
+		qmsg_delay_warning(m);
 	if (m->newly_bounced) {
 		m->newly_bounced = 0;
 		if (qmsg_bounce(m))

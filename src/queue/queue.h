@@ -80,6 +80,7 @@ void	maildrop_import(const char *name);
 
 /* bounce.c: build the DSN for rcpts bounced in this pass */
 int	bounce_build(const struct qmsg *, const char *hostname,
-	    const char *to, struct envelope *dsn, struct buf *data);
+	    const char *to, int delayed, struct envelope *dsn,
+	    struct buf *data);
 
 #endif

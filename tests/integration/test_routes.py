@@ -424,3 +424,27 @@ def test_double_bounce_notice_that_bounces_is_dropped(make_sluice, net):
     s.wait_log(r"double bounce dropped \(null sender\)")
     wait_for(s.queue_empty, what="the queue to empty (no loop)")
     assert s.read_log().count("double-bounce non-delivery notification") == 1
+
+
+def test_delay_warning_once(make_sluice, net):
+    # nothing listens at the route's host: every try is deferred
+    s = make_sluice(conf(net, "route far.test via %s:%d\ndelay-warning 1s\n"
+                         % (HOSTS[3], net["port"])))
+    t = tag()
+    send(s, "demo@example.test", ["x@far.test"], t)
+    warn = s.wait_messages("demo@example.test", 1)[0]
+    assert b"Subject: Delayed Mail (still being retried)" in warn
+    assert b"Action: delayed" in warn and b"Status: 4.4.1" in warn
+    assert b"Final-Recipient: rfc822; x@far.test" in warn
+    assert t.encode() in warn                       # its headers
+    qid = s.wait_log(r"(\w+): sender delay notification: \w+").group(1)
+    # more tries: still deferred, never a second warning
+    for n in range(2):
+        s.cli("queue", "flush")
+        s.wait_log(r"%s: to=<x@far.test>.*status=deferred" % qid)
+    attempts = rcpt_states(s)["x@far.test"]
+    assert attempts[0] == "deferred"
+    wait_for(lambda: s.read_log().count("%s: to=<x@far.test>" % qid) >= 4,
+             what="two more tries")
+    assert len(s.messages("demo@example.test")) == 1
+    assert s.read_log().count("sender delay notification") == 1
