@@ -448,3 +448,20 @@ def test_delay_warning_once(make_sluice, net):
              what="two more tries")
     assert len(s.messages("demo@example.test")) == 1
     assert s.read_log().count("sender delay notification") == 1
+
+
+def test_route_to_an_ipv6_host(make_sluice, net):
+    from sluice_harness import free_port
+    port = free_port()
+    rec = Rec()
+    ctl = Controller(rec, hostname="::1", port=port)
+    ctl.start()
+    try:
+        s = make_sluice(conf(net, "route v6.test via [::1]:%d\n" % port))
+        t = tag()
+        send(s, "demo@example.test", ["x@v6.test"], t)
+        wait_for(lambda: rec.messages, what="the message over IPv6")
+        wait_for(s.queue_empty, what="the queue to empty")
+        assert "relay=::1[::1]:%d" % port in s.read_log()
+    finally:
+        ctl.stop()
