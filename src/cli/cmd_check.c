@@ -5,7 +5,9 @@
  * EX_CONFIG). Then the environment: the spool and mailboxes directories
  * (missing: a warning if their parent exists, since sluiced creates them),
  * files the config names (aliases, TLS certificate and key; a key readable
- * by others is refused), and the database (opened; a SQLite file that does
+ * by others is refused; the routes' AUTH files, which must belong to the
+ * queue's user alone; relay-ca-file; the online-state source), and the
+ * database (opened; a SQLite file that does
  * not exist yet is a warning, it is created on first use; failure exits 69,
  * EX_UNAVAILABLE). On success prints "FILE: configuration ok"; --dump then
  * prints the settings that differ from the defaults.
@@ -15,6 +17,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sysexits.h>
@@ -49,6 +52,49 @@ check_dir(const char *what, const char *path)
 	else
 		cli_err("warning: %s %s does not exist, nor does its parent",
 		    what, path);
+}
+
+/* The routes' AUTH files, the CA file, the online-state source. */
+static int
+check_routes(const struct config *c)
+{
+	struct stat	 st;
+	struct passwd	*pw;
+	uid_t		 owner = geteuid() == 0 && (pw = getpwnam(c->user)) ?
+	    pw->pw_uid : geteuid();
+
+	for (size_t i = 0; i < c->nroutes; i++) {
+		const struct route *r = &c->routes[i];
+		if (r->auth[0] == '\0')
+			continue;
+		if (stat(r->auth, &st) == -1) {
+			fprintf(stderr, "%s:%u: auth %s: %s\n", c->path,
+			    r->line, r->auth, strerror(errno));
+			return -1;
+		}
+		if (st.st_uid != owner || (st.st_mode & 077)) {
+			fprintf(stderr, "%s:%u: auth %s must belong to %s and "
+			    "be readable by it alone (chown %s; chmod 600)\n",
+			    c->path, r->line, r->auth, c->user, c->user);
+			return -1;
+		}
+	}
+	if (c->relay_ca[0] && access(c->relay_ca, R_OK) == -1) {
+		fprintf(stderr, "%s: relay-ca-file %s: %s\n", c->path,
+		    c->relay_ca, strerror(errno));
+		return -1;
+	}
+	if (c->online.kind == ONLINE_COMMAND &&
+	    access(c->online.path, X_OK) == -1) {
+		fprintf(stderr, "%s: online-state command %s: %s\n", c->path,
+		    c->online.path, strerror(errno));
+		return -1;
+	}
+	if (c->online.kind == ONLINE_FILE && access(c->online.path, F_OK) ==
+	    -1)
+		cli_err("warning: online-state file %s does not exist: the "
+		    "state is \"offline\" until it does", c->online.path);
+	return 0;
 }
 
 /* files the config names: 0 ok, -1 after printing "FILE: message" */
@@ -127,7 +173,7 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	}
 	if ((rc = cli_config(cli)) != 0)
 		return rc;
-	if (check_files(&cli->cfg) == -1)
+	if (check_files(&cli->cfg) == -1 || check_routes(&cli->cfg) == -1)
 		return EX_CONFIG;
 	check_dir("spool", cli->cfg.spool);
 	check_dir("mailboxes", cli->cfg.mailboxes);

@@ -138,6 +138,39 @@ def test_check_dump(env):
     assert "max-recipients" not in out(r)   # a default: not dumped
 
 
+def test_check_routes(env):
+    auth = env.path / "isp.auth"
+    auth.write_text("laptop secret\n")
+    os.chmod(auth, 0o644)
+    if os.geteuid() == 0:
+        shutil.chown(auth, RUN_USER, RUN_USER)
+    with open(env.config, "a") as f:
+        f.write("route *.lan via [10.0.0.1]:25 when *\n"
+                f"relay-host smtp.isp.test:587\n    auth {auth}\n"
+                f"online-state file {env.path}/online\n")
+    r = env.run("check")
+    assert r.returncode == EX_CONFIG
+    assert f"{env.config}:8: auth {auth} must belong to {RUN_USER}" in err(r)
+    os.chmod(auth, 0o600)
+    r = env.run("check", "--dump")
+    assert r.returncode == 0, err(r)
+    assert "online-state file" in err(r) and "offline" in err(r)   # warning
+    assert "route *.lan via [10.0.0.1]:25 when *" in out(r)
+    assert f"relay-host smtp.isp.test:587 auth {auth}" in out(r)
+    with open(env.config, "a") as f:
+        f.write(f"relay-ca-file {env.path}/nope.pem\n")
+    r = env.run("check")
+    assert r.returncode == EX_CONFIG and "relay-ca-file" in err(r)
+
+
+def test_check_online_command_not_executable(env):
+    with open(env.config, "a") as f:
+        f.write(f"online-state command {env.path}/which-net\n")
+    r = env.run("check")
+    assert r.returncode == EX_CONFIG
+    assert "online-state command" in err(r)
+
+
 def test_check_postgresql_not_built(env):
     with open(env.config, "a") as f:
         f.write("database postgresql://u@localhost/db\n")
