@@ -57,6 +57,7 @@ static const struct param params[] = {
 	{ "relay-connections", P_UINT, N(relay_conns), 1, 10000, "100", 1 },
 	{ "relay-destination-connections", P_UINT, N(relay_dest_conns), 1,
 	    1000, "10", 1 },
+	{ "relay-idle-time", P_TIME, N(relay_idle), 0, 300, "2s", 1 },
 	{ "relay-messages-per-connection", P_UINT, N(relay_reuse), 1, 100000,
 	    "100", 1 },
 	{ "double-bounce-to", P_STR, S(double_bounce), 0, 0, NULL, 1 },

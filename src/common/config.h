@@ -61,6 +61,8 @@ struct config {
 	unsigned	 relay_conns;		/* outbound connections, all */
 	unsigned	 relay_dest_conns;	/* per destination */
 	unsigned	 relay_reuse;		/* messages per connection */
+	unsigned	 relay_idle;		/* seconds a connection waits
+						   for the next message */
 	unsigned	 smtp_out_timeout;	/* seconds, caps every client
 						   timeout (RFC 5321 4.5.3.2) */
 	char		 double_bounce[CONFIG_STR_MAX];	/* "": drop them */

@@ -19,8 +19,10 @@
  * most relay-destination-connections each and relay-connections in all;
  * jobs beyond that wait in their destination's queue. A connection that
  * finishes a message takes the next waiting job of its destination
- * (up to relay-messages-per-connection), so a burst to one destination
- * shares a few connections instead of one per message.
+ * (up to relay-messages-per-connection), or stays open for
+ * relay-idle-time in case one comes (a connection cache), so a stream of
+ * messages to one destination shares a few connections instead of one
+ * per message.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -97,8 +99,11 @@ struct rjob {
 };
 
 /* where connections go: jobs share them and their limits */
+struct rconn;
+
 struct rdest {
 	LIST_ENTRY(rdest)	 entry;
+	LIST_HEAD(, rconn)	 idle;		/* connections between messages */
 	TAILQ_ENTRY(rdest)	 pending;	/* has jobs over the limit */
 	int			 on_pending;
 	char			 key[1400];
@@ -108,6 +113,9 @@ struct rdest {
 };
 
 struct rconn {
+	LIST_ENTRY(rconn)	 idle;
+	int			 is_idle;
+	struct smtp_client	*cl;
 	struct rdest		*d;
 	struct rjob		*cur;		/* its message is on the wire */
 	struct rjob		*ended;		/* finished; fate decided when
@@ -149,6 +157,7 @@ rdest_get(const struct rjob *j)
 		return NULL;
 	snprintf(d->key, sizeof(d->key), "%s", key);
 	TAILQ_INIT(&d->wait);
+	LIST_INIT(&d->idle);
 	d->refs = 1;
 	LIST_INSERT_HEAD(&dests, d, entry);
 	return d;
@@ -315,6 +324,14 @@ relay_on_msg(struct smtp_client *cl, struct smtp_msg *msg,
 			rjob_attempted(j, NULL);	/* it is alive */
 			return;
 		}
+	if (rp->conf->relay_idle && cn->nmsgs < rp->conf->relay_reuse &&
+	    smtp_client_alive(cl)) {
+		/* cached for relay-idle-time: the next job may come soon */
+		cn->is_idle = 1;
+		LIST_INSERT_HEAD(&cn->d->idle, cn, idle);
+		rjob_attempted(j, NULL);
+		return;
+	}
 	cn->ended = j;
 }
 
@@ -326,6 +343,8 @@ relay_on_conn(struct smtp_client *cl, const struct smtp_conn_result *res,
 	struct rdest	*d = cn->d;
 
 	(void)cl;
+	if (cn->is_idle)
+		LIST_REMOVE(cn, idle);
 	nconns--;
 	d->nconn--;
 	if (!TAILQ_EMPTY(&d->wait) && !d->on_pending) {
@@ -457,6 +476,7 @@ rconn_open(struct rjob *j)
 		cp.tls_ctx = tls_ctx;
 	}
 	cp.log_id = j->qid;
+	cp.idle_ms = rp->conf->relay_idle * 1000;
 	relay_timeouts(&cp.timeouts);
 	rjob_prepare_msg(j);
 	cn->d = j->d;
@@ -469,10 +489,30 @@ rconn_open(struct rjob *j)
 		free(cn);
 		return -1;
 	}
+	cn->cl = cl;
 	cn->d->refs++;
 	cn->d->nconn++;
 	nconns++;
 	return 0;
+}
+
+/* A fresh job takes a cached connection of its destination; 0 if so. */
+static int
+rconn_reuse_idle(struct rjob *j)
+{
+	struct rconn	*cn;
+
+	while (!j->tried && (cn = LIST_FIRST(&j->d->idle)) != NULL) {
+		LIST_REMOVE(cn, idle);
+		cn->is_idle = 0;
+		rjob_prepare_msg(j);
+		if (smtp_client_send(cn->cl, &j->msg) == 0) {
+			cn->cur = j;
+			return 0;
+		}
+		j->tried = 0;	/* that one was closing: not an attempt */
+	}
+	return -1;
 }
 
 /*
@@ -508,6 +548,8 @@ rjob_dispatch(struct rjob *j)
 			rjob_finish(j);
 			return;
 		}
+		if (rconn_reuse_idle(j) == 0)
+			return;
 		if (!rdest_has_room(j->d)) {
 			TAILQ_INSERT_TAIL(&j->d->wait, j, wait);
 			if (!j->d->on_pending) {

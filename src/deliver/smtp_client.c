@@ -107,6 +107,7 @@ struct smtp_client {
 	struct smtp_ext			 ext;
 	int				 tls, tls_tried, esmtp, pipelining;
 	int				 need_rset, in_msg_cb;
+	int				 idling;
 	unsigned			 nmsgs;
 	/* the transaction */
 	struct smtp_msg			*msg, *next;
@@ -474,7 +475,17 @@ smtp_client_send(struct smtp_client *c, struct smtp_msg *m)
 		return -1;
 	}
 	c->next = m;
+	if (c->idling && !c->in_msg_cb) {
+		struct timeval tv;
+		evtimer_add(c->kick, ms_tv(&tv, 0));	/* wake up now */
+	}
 	return 0;
+}
+
+int
+smtp_client_alive(const struct smtp_client *c)
+{
+	return !c->dead && c->state != CS_DONE;
 }
 
 static void
@@ -1329,9 +1340,14 @@ on_kick(evutil_socket_t fd, short ev, void *arg)
 	if (c->state == CS_INIT)
 		client_connect(c);
 	else if (c->state == CS_READY) {
-		if (c->next)
+		struct timeval tv;
+		if (c->next) {
+			c->idling = 0;
 			tx_start(c);
-		else
+		} else if (c->p.idle_ms && !c->idling) {
+			c->idling = 1;	/* the connection cache */
+			evtimer_add(c->kick, ms_tv(&tv, c->p.idle_ms));
+		} else
 			send_quit(c);
 	}
 	leave(c);

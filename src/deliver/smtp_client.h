@@ -8,7 +8,8 @@
  *  - on_msg: once per handed message, with a result per recipient
  *    (delivered / temp / perm, the sanitised remote reply, the relay).
  *    Inside on_msg the caller may hand the next message; if it does not,
- *    the client says QUIT.
+ *    the client says QUIT, or with idle_ms waits that long for one
+ *    (smtp_client_send() on an idle client starts it at once).
  *  - on_conn: once, when the connection is over; the client frees itself
  *    after on_conn returns, so the pointer is dead from then on.
  * Callbacks never run inside smtp_client_new() or smtp_client_send().
@@ -74,6 +75,10 @@ struct smtp_client_params {
 	const char		*auth_pass;
 	struct smtp_timeouts	 timeouts;
 	const char		*log_id;	/* prefix for log lines */
+	unsigned		 idle_ms;	/* after a message, wait this
+						   long for the next before QUIT
+						   (a connection cache); 0: QUIT
+						   at once */
 };
 
 #define SMTP_MSG_8BITMIME	0x01
@@ -135,6 +140,8 @@ struct smtp_client *smtp_client_new(struct event_base *,
 	    const struct smtp_client_params *, const struct smtp_client_cbs *,
 	    void *);
 int	smtp_client_send(struct smtp_client *, struct smtp_msg *);
+/* may the client still take a message (not failed, not closing)? */
+int	smtp_client_alive(const struct smtp_client *);
 void	smtp_client_free(struct smtp_client *);
 
 #endif

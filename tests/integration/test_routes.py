@@ -8,6 +8,7 @@ smarthost so its certificate can be verified by name.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -391,8 +392,12 @@ def test_connection_reuse_under_a_destination_limit(make_sluice, net):
         th.join()
     wait_for(lambda: len(h.messages) == n, what="all messages downstream")
     wait_for(s.queue_empty, what="the queue to empty")
-    sessions = {m["session"] for m in h.messages}
+    seq = [m["session"] for m in h.messages]
+    sessions = set(seq)
     assert len(sessions) < n, "one connection per message: no reuse"
+    # one connection at a time: each session's messages are contiguous
+    blocks = [x for i, x in enumerate(seq) if i == 0 or seq[i - 1] != x]
+    assert len(blocks) == len(sessions), seq
     for t in sent:
         assert sum(t.encode() in m["content"] for m in h.messages) == 1
 
@@ -465,3 +470,34 @@ def test_route_to_an_ipv6_host(make_sluice, net):
         assert "relay=::1[::1]:%d" % port in s.read_log()
     finally:
         ctl.stop()
+
+
+def test_many_messages_to_smtp_sink_over_few_connections(make_sluice, net):
+    """Postfix's smtp-sink as the downstream: everything arrives, over
+    reused connections (smtp-sink -c counts them)."""
+    sink_bin = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    args = [sink_bin, "-c", "%s:%d" % (HOSTS[3], net["port"]), "100"]
+    if os.geteuid() == 0:
+        args[1:1] = ["-u", "nobody"]
+    sink = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        s = make_sluice(conf(net, "route sink.test via %s:%d\n"
+                             "relay-destination-connections 2\n"
+                             % (HOSTS[3], net["port"])))
+        n = 30
+        with smtplib.SMTP("127.0.0.1", s.smtp_port) as c:
+            for i in range(n):
+                c.sendmail("demo@example.test", ["x%d@sink.test" % i],
+                           b"Subject: sink %d\r\n\r\nbody\r\n" % i)
+        wait_for(s.queue_empty, what="the queue to empty")
+        log = s.read_log()
+        assert log.count("status=sent") == n
+        assert "status=deferred" not in log and "status=bounced" not in log
+    finally:
+        sink.terminate()
+        out = sink.communicate()[0].decode("utf-8", "replace")
+    # its count lines: "sess=S quit=Q mesg=M" (sessions so far, messages)
+    counts = re.findall(r"sess=(\d+) quit=\d+ mesg=(\d+)", out)
+    assert counts and int(counts[-1][1]) == n, out[-500:]
+    assert int(counts[-1][0]) < n / 2, "few connections for %d messages: %s" % (
+        n, counts[-1])
