@@ -5,6 +5,10 @@
 #   throughput  peers.sh local TARGET SESSIONS MESSAGES 4096: smtp-source, one message
 #               per connection, timed until every message is a file in the Maildir
 #   latency     BUILD/bench/smtp-load: time from the final "." to the 250, per message
+#   relay       peers.sh relay TARGET SESSIONS MESSAGES 4096: smtp-source sends to
+#               x@sink.test, each server relays it to smtp-sink on 127.0.0.1:2599 (sluice
+#               by "route sink.test via 127.0.0.1:2599"), timed until the sink has them
+#               all; every measurement BENCH_RELAY_RUNS times, targets taking turns
 #
 # Writes bench/results/latest.txt (raw lines) and rewrites the section of
 # docs/BENCHMARKS.md between <!-- bench:begin --> and <!-- bench:end -->; prints the
@@ -12,7 +16,14 @@
 # Knobs (environment): BENCH_MESSAGES (5000), BENCH_SIZE (4096), BENCH_SESSIONS
 # ("1 4 10 50"), BENCH_LAT_SESSIONS ("10 50"), BENCH_OSD_MESSAGES (500: OpenSMTPD at 10+
 # sessions, see below), BENCH_PORT (2527), BENCH_DIR (peers.sh work dir), BENCH_KEEP=1
-# keeps sluice's temporary directory.
+# keeps sluice's temporary directory, BENCH_PARTS ("local latency relay": the parts to
+# run; the rows of a part not run are carried over from the previous latest.txt),
+# BENCH_RELAY_SESSIONS ("10 50"), BENCH_RELAY_RUNS (2), BENCH_OSD_RELAY_MESSAGES (500:
+# OpenSMTPD relays about 15 msg/s, see docs/BENCHMARKS.md), BENCH_RELAY_TUNED (one
+# config line for a second sluice, "sluice-tuned", measured beside the default one;
+# default "relay-destination-connections 20", empty for none), BENCH_TUNED_PORT (2529),
+# BENCH_SLUICE_REV (what the results call the sluice build; default git describe).
+# BUILD may be relative to the repository or absolute.
 #
 # OpenSMTPD 6.8 listens with a backlog of 5: at 10 or more sessions connection attempts
 # are dropped and retried by the kernel after a second, so it is measured there with
@@ -32,12 +43,20 @@ SESSIONS=${BENCH_SESSIONS:-1 4 10 50}
 LAT_SESSIONS=${BENCH_LAT_SESSIONS:-10 50}
 OSD_MESSAGES=${BENCH_OSD_MESSAGES:-500}
 PORT=${BENCH_PORT:-2527}
+PARTS=${BENCH_PARTS:-local latency relay}
+RELAY_SESSIONS=${BENCH_RELAY_SESSIONS:-10 50}
+RELAY_RUNS=${BENCH_RELAY_RUNS:-2}
+OSD_RELAY_MESSAGES=${BENCH_OSD_RELAY_MESSAGES:-500}
+RELAY_TUNED=${BENCH_RELAY_TUNED-relay-destination-connections 20}
+TUNED_PORT=${BENCH_TUNED_PORT:-2529}
+SLUICE_REV=${BENCH_SLUICE_REV:-$(git describe --always --dirty 2>/dev/null || echo '?')}
 export BENCH_DIR=${BENCH_DIR:-/tmp/peers-bench}
 SDIR=
-SPID=
+SPIDS=
 
 die() { echo "bench: $*" >&2; exit 1; }
 peers() { bash "$PEERS" "$@"; }
+part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # ---- report: markdown tables from the raw result lines ----
 report() {
@@ -52,6 +71,7 @@ report() {
 		if (!((t, s) in rate)) return "–"
 		return rate[t, s] " msg/s, " cpu[t, s] " ms" (msgs[t, s] != full ? " (" msgs[t, s] " msgs)¹" : "")
 	}
+	/^# relay tuned: / { tuned = $0; sub(/^# relay tuned: /, "", tuned) }
 	/^#/ { sub(/^# ?/, ""); hdr = hdr "    " $0 "\n"; next }
 	$1 == "tput" {
 		t = $2; s = kv($0, "sessions"); seen[s] = 1
@@ -60,6 +80,43 @@ report() {
 		if (kv($0, "delivered") != msgs[t, s]) short[t, s] = kv($0, "delivered")
 	}
 	$1 == "lat" { lat[++nl] = $0 }
+	$1 == "relay" {
+		t = $2; s = kv($0, "sessions"); rseen[s] = 1; r = kv($0, "msgs/s") + 0
+		rn[t, s]++; if (t == "sluice") MSGS = kv($0, "messages")
+		if (!((t, s) in rbest) || r > rbest[t, s]) {
+			rbest[t, s] = r; rcpu[t, s] = kv($0, "cpu_ms/msg"); rmsgs[t, s] = kv($0, "messages")
+		}
+		if (!((t, s) in rlo) || r < rlo[t, s]) rlo[t, s] = r
+		if (kv($0, "delivered") != kv($0, "messages"))
+			rshort[++nrs] = t " at " s " sessions, run " kv($0, "run") ": " kv($0, "delivered") " of " kv($0, "messages")
+	}
+	function rcell(t, s) {
+		if (!((t, s) in rbest)) return "–"
+		return rbest[t, s] " msg/s, " rcpu[t, s] " ms" (rn[t, s] > 1 ? " (" rlo[t, s] "–" rbest[t, s] ", " rn[t, s] " runs)" : "") (rmsgs[t, s] != MSGS ? " (" rmsgs[t, s] " msgs)³" : "")
+	}
+	function rratio(a, s, b) {
+		return ((a, s) in rbest && rbest[b, s] > 0) ? sprintf("%.2f×", rbest[a, s] / rbest[b, s]) : "–"
+	}
+	function relay_table(    ns, i, j, s, x, ss, k) {
+		ns = 0; for (s in rseen) ss[++ns] = s + 0
+		if (ns == 0) return
+		for (i = 1; i <= ns; i++) for (j = i + 1; j <= ns; j++) if (ss[j] < ss[i]) { x = ss[i]; ss[i] = ss[j]; ss[j] = x }
+		print "\n**Relay** (" MSGS " messages of 4 KB unless marked to x@sink.test, one per inbound connection, relayed to smtp-sink on 127.0.0.1:2599, timed until the sink has them all; best msg/s of the runs, machine CPU ms per message of that run, and the range over the runs):\n"
+		print "| sessions | Postfix | OpenSMTPD | sluice | sluice/Postfix | sluice/OpenSMTPD |"
+		print "| ---: | ---: | ---: | ---: | ---: | ---: |"
+		for (i = 1; i <= ns; i++) {
+			s = ss[i]
+			printf "| %d | %s | %s | %s | %s | %s |\n", s, rcell("postfix", s), rcell("opensmtpd", s), rcell("sluice", s), rratio("sluice", s, "postfix"), rratio("sluice", s, "opensmtpd")
+		}
+		for (i = 1; i <= ns; i++) {
+			s = ss[i]
+			if (("sluice-tuned", s) in rbest)
+				printf "| %d, sluice tuned⁴ | (as above) | (as above) | %s | %s | %s |\n", s, rcell("sluice-tuned", s), rratio("sluice-tuned", s, "postfix"), rratio("sluice-tuned", s, "opensmtpd")
+		}
+		for (k = 1; k <= nrs; k++) printf "\nWARNING: %s delivered.\n", rshort[k]
+		print "\n³ OpenSMTPD relays one connection at a time at about 15 msg/s (see notes): fewer messages."
+		if (tuned != "") print "\n⁴ " tuned "; measured in the same rounds as the default one."
+	}
 	END {
 		print "Run of:\n\n" hdr
 		print "**Throughput** (5,000 messages of 4 KB unless marked, one per connection, timed until all are in the Maildir; msg/s and machine CPU ms per message):\n"
@@ -82,6 +139,7 @@ report() {
 			printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", f[2], kv(l, "sessions"), kv(l, "accepted") "/" kv(l, "messages"), kv(l, "msgs/s"), kv(l, "p50_ms"), kv(l, "p90_ms"), kv(l, "p99_ms"), kv(l, "max_ms"), kv(l, "reconnects")
 		}
 		print "\n² connections given up after 5 s without a banner and made again (a full listen queue)."
+		relay_table()
 	}' "$RESULTS" > "$RESULTS.md"
 	cat "$RESULTS.md"
 	if [ -f "$DOC" ] && grep -q '<!-- bench:begin -->' "$DOC" && grep -q '<!-- bench:end -->' "$DOC"; then
@@ -106,16 +164,19 @@ fi
 [ -x "$BUILD/sluiced" ] && [ -x "$BUILD/sluice" ] || die "$BUILD/sluiced not built: run make"
 [ -x "$BUILD/bench/smtp-load" ] || die "$BUILD/bench/smtp-load not built: run make"
 command -v bash >/dev/null || die "bash is needed by peers.sh"
-LOAD=$TOP/$BUILD/bench/smtp-load
+case $BUILD in /*) LOAD=$BUILD/bench/smtp-load ;; *) LOAD=$TOP/$BUILD/bench/smtp-load ;; esac
+part local || part latency || part relay || die "BENCH_PARTS=\"$PARTS\": nothing to run (local, latency, relay)"
 
+stop_sluice() {
+	kill -0 "$1" 2>/dev/null || return 0
+	kill -TERM "$1"
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	if kill -0 "$1" 2>/dev/null; then kill -KILL -- "-$1"; fi
+}
 cleanup() {
 	set +e
-	if [ -n "$SPID" ] && kill -0 "$SPID" 2>/dev/null; then
-		kill -TERM "$SPID"
-		i=0
-		while kill -0 "$SPID" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-		kill -0 "$SPID" 2>/dev/null && kill -KILL -- "-$SPID"
-	fi
+	for p in $SPIDS; do stop_sluice "$p"; done
 	peers stop
 	if [ -n "$SDIR" ] && [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$SDIR"; fi
 }
@@ -132,29 +193,42 @@ id _sluice >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /none
     --shell /usr/sbin/nologin _sluice
 SDIR=$(mktemp -d /tmp/sluice-bench-XXXXXX)
 chmod 755 "$SDIR"
-mkdir "$SDIR/spool" "$SDIR/mail" "$SDIR/db"
-chown _sluice: "$SDIR/spool" "$SDIR/mail" "$SDIR/db"
-cat > "$SDIR/sluice.conf" <<EOF
-hostname bench.localhost
-spool $SDIR/spool
-mailboxes $SDIR/mail
-database sqlite:$SDIR/db/sluice.db
-user _sluice
-listen 127.0.0.1:$PORT smtp
-EOF
-SLUICE="$BUILD/sluice -c $SDIR/sluice.conf"
-$SLUICE check >/dev/null
-$SLUICE domain add bench.test >/dev/null 2>&1
-echo pw-long-enough | $SLUICE account add u@bench.test --password-stdin >/dev/null 2>&1
-setsid "$BUILD/sluiced" -c "$SDIR/sluice.conf" -F > "$SDIR/sluiced.log" 2>&1 &
-SPID=$!
-i=0
-until "$LOAD" -s 1 -m 1 -T 5 "127.0.0.1:$PORT" >/dev/null 2>&1; do
-	i=$((i + 1))
-	[ $i -lt 50 ] && kill -0 "$SPID" 2>/dev/null || { cat "$SDIR/sluiced.log" >&2; die "sluiced did not start on 127.0.0.1:$PORT"; }
-	sleep 0.1
-done
-SLUICE_MAILDIR=$SDIR/mail/bench.test/u
+# start_sluice NAME PORT [CONFIG-LINE]: sluiced on 127.0.0.1:PORT with its own spool,
+# database and Maildir under $SDIR/NAME, default settings (plus CONFIG-LINE). It relays
+# for loopback clients and routes sink.test to the smtp-sink of `peers.sh relay`.
+start_sluice() {
+	d=$SDIR/$1
+	mkdir "$d" "$d/spool" "$d/mail" "$d/db"
+	chown _sluice: "$d/spool" "$d/mail" "$d/db"
+	cat > "$d/sluice.conf" <<-EOF
+	hostname bench.localhost
+	spool $d/spool
+	mailboxes $d/mail
+	database sqlite:$d/db/sluice.db
+	user _sluice
+	listen 127.0.0.1:$2 smtp
+	trusted-networks 127.0.0.0/8
+	route sink.test via 127.0.0.1:2599
+	EOF
+	if [ -n "${3:-}" ]; then echo "$3" >> "$d/sluice.conf"; fi
+	"$BUILD/sluice" -c "$d/sluice.conf" check >/dev/null
+	"$BUILD/sluice" -c "$d/sluice.conf" domain add bench.test >/dev/null 2>&1
+	echo pw-long-enough | "$BUILD/sluice" -c "$d/sluice.conf" account add u@bench.test --password-stdin >/dev/null 2>&1
+	setsid "$BUILD/sluiced" -c "$d/sluice.conf" -F > "$d/sluiced.log" 2>&1 &
+	pid=$!
+	SPIDS="$SPIDS $pid"
+	i=0
+	until "$LOAD" -s 1 -m 1 -T 5 "127.0.0.1:$2" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -lt 50 ] && kill -0 "$pid" 2>/dev/null || { cat "$d/sluiced.log" >&2; die "sluiced did not start on 127.0.0.1:$2"; }
+		sleep 0.1
+	done
+}
+start_sluice default "$PORT"
+SLUICE_MAILDIR=$SDIR/default/mail/bench.test/u
+if part relay && [ -n "$RELAY_TUNED" ]; then
+	start_sluice tuned "$TUNED_PORT" "$RELAY_TUNED"
+fi
 
 echo "bench: starting Postfix (127.0.0.1:2525) and OpenSMTPD (127.0.0.1:2526)"
 peers start postfix >/dev/null
@@ -192,12 +266,27 @@ drain() {
 }
 
 mkdir -p "$(dirname "$RESULTS")"
+OLD=
+if [ -f "$RESULTS" ]; then OLD=$RESULTS.prev; cp "$RESULTS" "$OLD"; fi
 {
 	echo "# $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), /tmp on $(df -T /tmp | awk 'NR == 2 {print $2}')"
-	echo "# Postfix $(postconf -h mail_version), OpenSMTPD $(dpkg-deb -f "$BENCH_DIR"/opensmtpd_*.deb Version 2>/dev/null || echo '?'), sluice $(git describe --always --dirty 2>/dev/null || echo '?')"
+	echo "# Postfix $(postconf -h mail_version), OpenSMTPD $(dpkg-deb -f "$BENCH_DIR"/opensmtpd_*.deb Version 2>/dev/null || echo '?'), sluice $SLUICE_REV"
 	echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "# parts run: $PARTS"
+	if part relay && [ -n "$RELAY_TUNED" ]; then echo "# relay tuned: sluice-tuned is sluice with \"$RELAY_TUNED\""; fi
 } > "$RESULTS"
+# carry KIND PART: the rows of a part not run this time, from the previous results
+carry() {
+	if part "$2" || [ -z "$OLD" ] || ! grep -q "^$1 " "$OLD"; then return 0; fi
+	echo "# $2 rows carried over from the run of $(sed -n '1s/^# //p' "$OLD")" >> "$RESULTS"
+	if [ "$1" = relay ]; then grep '^# relay tuned:' "$OLD" >> "$RESULTS" || true; fi
+	grep "^$1 " "$OLD" >> "$RESULTS"
+}
+carry tput local
+carry lat latency
+carry relay relay
 
+if part local; then
 echo "bench: throughput (peers.sh local, $MESSAGES x $SIZE bytes)"
 for s in $SESSIONS; do
 	for t in postfix opensmtpd sluice; do
@@ -213,7 +302,9 @@ for s in $SESSIONS; do
 		echo "tput $t $line" >> "$RESULTS"
 	done
 done
+fi
 
+if part latency; then
 echo "bench: accept latency (smtp-load)"
 for s in $LAT_SESSIONS; do
 	for t in postfix opensmtpd sluice; do
@@ -233,6 +324,45 @@ line=$("$LOAD" -s 4 -m "$MESSAGES" -l "$SIZE" -T 300 127.0.0.1:2526) || true
 echo "  $line"
 drain opensmtpd "$(echo "$line" | sed -n 's/.* accepted=\([0-9]*\) .*/\1/p')" "$before"
 echo "lat opensmtpd $line" >> "$RESULTS"
+fi
+
+# peers.sh counts smtp-sink's messages by grepping the sink's whole output every 50 ms, and
+# that output grows by about 40 bytes a message: after a few runs of 5,000 each poll costs
+# tens of ms of CPU beside the target. Stopping the sink (by the PID peers.sh wrote) before
+# every relay run makes peers.sh start a fresh one, so the harness costs every run the same.
+fresh_sink() {
+	if [ -f "$BENCH_DIR/sink.pid" ]; then
+		kill "$(cat "$BENCH_DIR/sink.pid")" 2>/dev/null || true
+		rm -f "$BENCH_DIR/sink.pid"
+	fi
+	i=0
+	while ss -Hltn 'sport = :2599' | grep -q . && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+}
+if part relay; then
+echo "bench: relay (peers.sh relay, $MESSAGES x $SIZE bytes to smtp-sink, $RELAY_RUNS runs each)"
+targets="postfix opensmtpd sluice"
+[ -n "$RELAY_TUNED" ] && targets="$targets sluice-tuned"
+for s in $RELAY_SESSIONS; do
+	r=1
+	while [ $r -le "$RELAY_RUNS" ]; do
+		for t in $targets; do
+			n=$MESSAGES
+			[ "$t" = opensmtpd ] && n=$OSD_RELAY_MESSAGES
+			fresh_sink
+			settle
+			l1=$(cut -d' ' -f1 /proc/loadavg)
+			case $t in
+			sluice) line=$(peers relay endpoint "127.0.0.1:$PORT" "$SLUICE_MAILDIR" "$s" "$n" "$SIZE") ;;
+			sluice-tuned) line=$(peers relay endpoint "127.0.0.1:$TUNED_PORT" "$SDIR/tuned/mail/bench.test/u" "$s" "$n" "$SIZE") ;;
+			*) line=$(peers relay "$t" "$s" "$n" "$SIZE") ;;
+			esac
+			echo "  $t run $r: $line"
+			echo "relay $t run=$r load1=$l1 $line" >> "$RESULTS"
+		done
+		r=$((r + 1))
+	done
+done
+fi
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RESULTS"
 
 echo

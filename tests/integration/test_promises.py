@@ -550,6 +550,10 @@ def test_privilege_separation(sluice):
     s = sluice
     pw = pwd.getpwnam(RUN_USER)
     kids = wait_for(lambda: (lambda k: len(k) == len(ROLES) and k)(s.children()), what="children")
+    # a child just forked drops its privileges a moment later: wait for
+    # that (the deadline fails a child that never does), then check it all
+    wait_for(lambda: all(proc_status(p)["Uid"].split()[0] != "0"
+                         for p in kids.values()), what="children unprivileged")
     assert proc_status(s.proc.pid)["Uid"].split()[0] == "0"     # the master only
     for role, pid in kids.items():
         st = proc_status(pid)

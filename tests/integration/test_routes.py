@@ -501,3 +501,17 @@ def test_many_messages_to_smtp_sink_over_few_connections(make_sluice, net):
     assert counts and int(counts[-1][1]) == n, out[-500:]
     assert int(counts[-1][0]) < n / 2, "few connections for %d messages: %s" % (
         n, counts[-1])
+
+
+@pytest.mark.parametrize("idle,same", [("60s", True), ("0", False)])
+def test_connection_cache(make_sluice, net, idle, same):
+    """With relay-idle-time, a connection waits after a message for the
+    next one to its destination; with 0 it says QUIT at once."""
+    h = net["server"](HOSTS[1])
+    s = make_sluice(conf(net, "route * via %s:%d\nrelay-idle-time %s\n"
+                         % (HOSTS[1], net["port"], idle)))
+    for n in (1, 2):
+        send(s, "demo@example.test", ["x@far.test"], tag())
+        wait_for(lambda: len(h.messages) == n, what="message %d" % n)
+        wait_for(s.queue_empty, what="the queue to empty")
+    assert (h.messages[0]["session"] == h.messages[1]["session"]) == same
