@@ -169,6 +169,38 @@ def mini_smtp(srv, c, ext=(), pipelining=False, greet=True):
             c.send("502 5.5.1 no")
 
 
+def until_data(c):
+    """Serve a client up to its DATA (250 to every command, 354 to DATA)
+    and read the first piece of the body; the caller decides what then
+    (stall, close)."""
+    c.send("220 raw.test ESMTP")
+    while True:
+        line = c.line().upper()
+        if line.startswith("EHLO"):
+            c.send("250 raw.test")
+        elif line.startswith("DATA"):
+            c.send("354 go ahead")
+            c.recv()
+            return
+        else:
+            c.send("250 2.0.0 Ok")
+
+
+class Auth:
+    """aiosmtpd authenticator with one account; `calls` lists the SASL
+    mechanisms the client used."""
+
+    def __init__(self, user=b"relayuser", password=b"s3cret pass"):
+        self.calls = []
+        self.user, self.password = user, password
+
+    def __call__(self, server, session, envelope, mechanism, data):
+        from aiosmtpd.smtp import AuthResult
+        self.calls.append(mechanism)
+        ok = data.login == self.user and data.password == self.password
+        return AuthResult(success=ok, handled=False)
+
+
 def starttls_then_garbage(srv, c, n):
     """Offers STARTTLS and breaks the handshake; a connection that does
     not ask for TLS gets ordinary service (mini_smtp)."""

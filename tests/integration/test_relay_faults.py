@@ -30,7 +30,7 @@ from aiosmtpd.controller import Controller
 from dns_harness import DNSMasq
 from sluice_harness import RUN_USER, tag, wait_for
 from smtp_peers import (Recorder, RawServer, common_port, mini_smtp,
-                        starttls_then_garbage)
+                        starttls_then_garbage, until_data)
 
 SENDER = "sender@example.test"
 DNS_HOST = "127.0.0.59"
@@ -362,20 +362,10 @@ def test_421_at_banner(world):
 def test_timeout_mid_data(world):
     """The exchanger stops reading in the middle of the body."""
     def stalls(srv, c, n):
-        c.send("220 raw.test ESMTP")
-        while True:
-            line = c.line().upper()
-            if line.startswith("EHLO"):
-                c.send("250 raw.test")
-            elif line.startswith("DATA"):
-                c.send("354 go ahead")
-                c.recv()
-                srv.record["stalled"] = n
-                # read no more until the test is done with the timeout
-                wait_for(lambda: getattr(srv, "healed", False), timeout=3600)
-                return
-            else:
-                c.send("250 2.0.0 Ok")
+        until_data(c)
+        srv.record["stalled"] = n
+        # read no more until the test is done with the timeout
+        wait_for(lambda: getattr(srv, "healed", False), timeout=3600)
     w = world(H["slow"], conf=(OUT_TIMEOUT_CONF or "") + "\n")
     srv = w.raw(H["slow"], healing(stalls))
     t = tag()

@@ -19,11 +19,10 @@ import threading
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
 
 from dns_harness import DNSMasq
 from sluice_harness import RUN_USER, tag, wait_for
-from smtp_peers import common_port
+from smtp_peers import Auth, common_port
 
 HOSTS = ["127.0.0.%d" % n for n in range(70, 76)]
 
@@ -52,17 +51,6 @@ class Rec:
                 "tls": session.ssl is not None,
                 "auth": session.authenticated})
         return "250 2.0.0 stored"
-
-
-class Auth:
-    def __init__(self, user=b"laptop", password=b"isp pass word"):
-        self.calls = []
-        self.user, self.password = user, password
-
-    def __call__(self, server, session, envelope, mechanism, data):
-        self.calls.append(mechanism)
-        ok = data.login == self.user and data.password == self.password
-        return AuthResult(success=ok, handled=False)
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +151,7 @@ def test_route_for_one_domain_others_by_mx(make_sluice, net):
 
 
 def test_smarthost_starttls_auth(make_sluice, net, cert):
-    auth = Auth()
+    auth = Auth(b"laptop", b"isp pass word")
     h = net["server"](HOSTS[0], tls_context=cert["ctx"], require_starttls=True,
                       authenticator=auth, auth_required=True)
     s = make_sluice("", start=False)
@@ -183,7 +171,7 @@ def test_smarthost_starttls_auth(make_sluice, net, cert):
 
 
 def test_smarthost_auth_file_others_can_read_defers(make_sluice, net, cert):
-    auth = Auth()
+    auth = Auth(b"laptop", b"isp pass word")
     h = net["server"](HOSTS[0], tls_context=cert["ctx"], authenticator=auth,
                       auth_required=True)
     s = make_sluice("", start=False)
@@ -209,7 +197,8 @@ def test_smarthost_auth_file_others_can_read_defers(make_sluice, net, cert):
 
 @pytest.mark.parametrize("content", ["laptop\n", "", " nopass\n"])
 def test_smarthost_bad_auth_file_defers(make_sluice, net, cert, content):
-    h = net["server"](HOSTS[0], tls_context=cert["ctx"], authenticator=Auth(),
+    h = net["server"](HOSTS[0], tls_context=cert["ctx"],
+                      authenticator=Auth(b"laptop", b"isp pass word"),
                       auth_required=True)
     s = make_sluice("", start=False)
     authfile = owned_file(s, "isp.auth", content)

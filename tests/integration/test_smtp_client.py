@@ -12,10 +12,10 @@ import subprocess
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult
+from aiosmtpd.smtp import SMTP
 
 from sluice_harness import BUILD, free_port, wait_for
-from smtp_peers import RawServer, mini_smtp, starttls_then_garbage
+from smtp_peers import Auth, RawServer, mini_smtp, starttls_then_garbage, until_data
 
 SMTP_SEND = os.path.join(BUILD, "tests", "tools", "smtp-send")
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -123,17 +123,6 @@ class Handler:
         return "250 2.0.0 Ok: queued"
 
 
-class Auth:
-    def __init__(self, user=b"relayuser", password=b"s3cret pass"):
-        self.calls = []
-        self.user, self.password = user, password
-
-    def __call__(self, server, session, envelope, mechanism, data):
-        self.calls.append(mechanism)
-        ok = data.login == self.user and data.password == self.password
-        return AuthResult(success=ok, handled=False)
-
-
 @pytest.fixture
 def aiosmtp():
     """Factory: an aiosmtpd server on a free loopback port."""
@@ -218,19 +207,7 @@ def test_timeout_mid_data(aiosmtp, files):
 
 
 def test_close_mid_data(raw, files):
-    def script(srv, c, n):
-        c.send("220 raw.test ESMTP")
-        while True:
-            line = c.line().upper()
-            if line.startswith("EHLO"):
-                c.send("250 raw.test")
-            elif line.startswith("DATA"):
-                c.send("354 go ahead")
-                c.recv()
-                return      # closes mid-DATA
-            else:
-                c.send("250 Ok")
-    srv = raw(script)
+    srv = raw(lambda srv, c, n: until_data(c))     # then closes mid-DATA
     r = send(srv.port, files)
     assert r.rc == 75, r
     assert r.status("b@example.test")[0] == "temp", r
