@@ -62,6 +62,7 @@ queue_state(enum rcpt_state s)
 	case RCPT_DELIVERED:	return "delivered";
 	case RCPT_BOUNCED:	return "bounced";
 	case RCPT_WAITING:	return "waiting";
+	case RCPT_EXPANDED:	return "expanded";
 	}
 	return "unknown";
 }

@@ -80,7 +80,17 @@ static const char *const state_words[] = {
 	[RCPT_DELIVERED] = "delivered",
 	[RCPT_BOUNCED] = "bounced",
 	[RCPT_WAITING] = "waiting",
+	[RCPT_EXPANDED] = "expanded",
 };
+
+static const char *const via_words[] = {
+	[VIA_NONE] = "none",
+	[VIA_MAILBOX] = "mailbox",
+	[VIA_REMOTE] = "remote",
+	[VIA_PIPE] = "pipe",
+	[VIA_FILE] = "file",
+};
+#define NVIAS	(sizeof(via_words) / sizeof(via_words[0]))
 #define NSTATES	(sizeof(state_words) / sizeof(state_words[0]))
 
 /* Parser position: which part of the file the next record may belong to. */
@@ -91,7 +101,8 @@ struct pstate {
 	enum phase	 phase;
 	int		 lastfield;	/* index in fields[] of the last single */
 	int		 seen[NFIELDS];
-	int		 rcptsub;	/* 0 rcpt, 1 rcpt-orig, 2 rcpt-error seen */
+	int		 rcptsub;	/* 0 rcpt, then 1 orig, 2 via, 3 target,
+					   4 error seen */
 	size_t		 lineno;
 	char		*err;
 	size_t		 errlen;
@@ -124,6 +135,8 @@ envelope_init(struct envelope *e)
 void
 envelope_free(struct envelope *e)
 {
+	for (size_t i = 0; i < e->nrcpts; i++)
+		free(e->rcpts[i].target);
 	free(e->rcpts);
 	buf_free(&e->hdrs);
 	envelope_init(e);
@@ -181,6 +194,30 @@ envelope_add_rcpt(struct envelope *e, const char *addr, const char *orig)
 	memcpy(r->orig, orig, olen + 1);
 	r->state = RCPT_PENDING;
 	e->nrcpts++;
+	return 0;
+}
+
+int
+envelope_add_target(struct envelope *e, const char *addr, const char *orig,
+    enum rcpt_via via, unsigned owner, const char *ext, const char *target)
+{
+	struct env_rcpt	*r;
+	size_t		 tl = target ? strlen(target) : 0;
+
+	if ((unsigned)via >= NVIAS || strlen(ext) > ADDR_LOCAL_MAX ||
+	    tl > ENV_TARGET_MAX || ((via == VIA_PIPE || via == VIA_FILE) !=
+	    (tl > 0)))
+		return -1;
+	if (envelope_add_rcpt(e, addr, orig) == -1)
+		return -1;
+	r = &e->rcpts[e->nrcpts - 1];
+	if (tl && (r->target = strdup(target)) == NULL) {
+		e->nrcpts--;
+		return -1;
+	}
+	r->via = via;
+	r->owner = owner;
+	snprintf(r->ext, sizeof(r->ext), "%s", ext);
 	return 0;
 }
 
@@ -300,6 +337,19 @@ check_rcpt(const struct env_rcpt *r, size_t i, char *err, size_t errlen)
 	snprintf(name, sizeof(name), "rcpt %zu error", i + 1);
 	if (check_text(r->error, sizeof(r->error), name, err, errlen) == -1)
 		return -1;
+	snprintf(name, sizeof(name), "rcpt %zu ext", i + 1);
+	if (check_text(r->ext, sizeof(r->ext), name, err, errlen) == -1 ||
+	    strchr(r->ext, ' ') != NULL) {
+		seterr(err, errlen, "rcpt %zu: bad extension", i + 1);
+		return -1;
+	}
+	if ((unsigned)r->via >= NVIAS || ((r->via == VIA_PIPE ||
+	    r->via == VIA_FILE) != (r->target != NULL && r->target[0])) ||
+	    (r->target && (strlen(r->target) > ENV_TARGET_MAX ||
+	    strpbrk(r->target, "\r\n") != NULL))) {
+		seterr(err, errlen, "rcpt %zu: bad via or target", i + 1);
+		return -1;
+	}
 	if ((unsigned)r->state >= NSTATES || r->next_try < 0) {
 		seterr(err, errlen, "rcpt %zu: bad state or next try", i + 1);
 		return -1;
@@ -392,6 +442,11 @@ emit_rcpt(const struct env_rcpt *r, struct buf *out)
 	    r->attempts, (long long)r->next_try, r->addr);
 	if (r->orig[0] != '\0' && strcmp(r->orig, r->addr) != 0)
 		buf_addf(out, "rcpt-orig %s\n", r->orig);
+	if (r->via != VIA_NONE)
+		buf_addf(out, "rcpt-via %s %u%s%s\n", via_words[r->via],
+		    r->owner, r->ext[0] ? " " : "", r->ext);
+	if (r->target != NULL)
+		buf_addf(out, "rcpt-target %s\n", r->target);
 	if (r->error[0] != '\0')
 		buf_addf(out, "rcpt-error %s\n", r->error);
 }
@@ -598,23 +653,76 @@ parse_rcpt(struct pstate *ps, const char *v, size_t n)
 	return 0;
 }
 
-/* rcpt-orig (sub 1) and rcpt-error (sub 2) amend the last rcpt, in order. */
+/* "rcpt-via KIND OWNER [EXT]" */
+static int
+parse_rcpt_via(struct pstate *ps, struct env_rcpt *r, const char *v,
+    size_t n)
+{
+	const char		*k, *o, *e = "";
+	size_t			 kl, ol, el = 0, i;
+	unsigned long long	 owner;
+
+	if (token(&v, &n, &k, &kl) == -1)
+		return perr(ps, "rcpt-via: too few fields");
+	if (token(&v, &n, &o, &ol) == -1) {
+		o = v;			/* no extension */
+		ol = n;
+	} else {
+		e = v;
+		el = n;
+		if (el == 0 || memchr(e, ' ', el) != NULL)
+			return perr(ps, "rcpt-via: bad extension");
+	}
+	for (i = 1; i < NVIAS; i++)
+		if (strlen(via_words[i]) == kl && memcmp(via_words[i], k, kl) ==
+		    0)
+			break;
+	if (i == NVIAS)
+		return perr(ps, "rcpt-via: unknown kind");
+	if (parse_num(o, ol, UINT_MAX, &owner) == -1)
+		return perr(ps, "rcpt-via: bad owner");
+	if (copy_field(r->ext, sizeof(r->ext), e, el) == -1)
+		return perr(ps, "rcpt-via: extension too long");
+	r->via = (enum rcpt_via)i;
+	r->owner = (unsigned)owner;
+	return 0;
+}
+
+/* rcpt-orig (1), rcpt-via (2), rcpt-target (3) and rcpt-error (4) amend
+   the last rcpt, in that order. */
 static int
 parse_rcpt_extra(struct pstate *ps, int sub, const char *v, size_t n)
 {
+	static const char *const names[] = { "", "rcpt-orig", "rcpt-via",
+	    "rcpt-target", "rcpt-error" };
 	struct env_rcpt	*r;
-	const char	*name = sub == 1 ? "rcpt-orig" : "rcpt-error";
+	const char	*name = names[sub];
 
 	if (ps->phase != PH_RCPT || ps->rcptsub >= sub)
 		return perr(ps, "record \"%s\" out of order", name);
 	ps->rcptsub = sub;
 	r = &ps->e->rcpts[ps->e->nrcpts - 1];
-	if (sub == 1) {
+	switch (sub) {
+	case 1:
 		if (n == 0 || copy_field(r->orig, sizeof(r->orig), v, n) == -1)
 			return perr(ps, "rcpt-orig: empty or too long");
-	} else if (copy_field(r->error, sizeof(r->error), v, n) == -1)
-		return perr(ps, "rcpt-error: too long");
-	return 0;
+		return 0;
+	case 2:
+		return parse_rcpt_via(ps, r, v, n);
+	case 3:
+		if (n == 0 || n > ENV_TARGET_MAX || memchr(v, '\0', n))
+			return perr(ps, "rcpt-target: empty or too long");
+		if ((r->target = strndup(v, n)) == NULL)
+			return perr(ps, "out of memory");
+		if (r->via != VIA_PIPE && r->via != VIA_FILE)
+			return perr(ps, "rcpt-target without a pipe or file "
+			    "rcpt-via");
+		return 0;
+	default:
+		if (copy_field(r->error, sizeof(r->error), v, n) == -1)
+			return perr(ps, "rcpt-error: too long");
+		return 0;
+	}
 }
 
 /* The first line: magic and version. */
@@ -657,8 +765,12 @@ parse_record(struct pstate *ps, const char *line, size_t n)
 		return parse_rcpt(ps, v, vl);
 	if (nl == 9 && memcmp(line, "rcpt-orig", 9) == 0)
 		return parse_rcpt_extra(ps, 1, v, vl);
-	if (nl == 10 && memcmp(line, "rcpt-error", 10) == 0)
+	if (nl == 8 && memcmp(line, "rcpt-via", 8) == 0)
 		return parse_rcpt_extra(ps, 2, v, vl);
+	if (nl == 11 && memcmp(line, "rcpt-target", 11) == 0)
+		return parse_rcpt_extra(ps, 3, v, vl);
+	if (nl == 10 && memcmp(line, "rcpt-error", 10) == 0)
+		return parse_rcpt_extra(ps, 4, v, vl);
 	if (nl == 3 && memcmp(line, "hdr", 3) == 0) {
 		ps->phase = PH_HDR;
 		if (envelope_add_hdr(ps->e, v, vl) == -1)
@@ -756,7 +868,11 @@ envelope_equal(const struct envelope *a, const struct envelope *b)
 		y = &b->rcpts[i];
 		if (strcmp(x->addr, y->addr) || strcmp(x->orig, y->orig) ||
 		    x->state != y->state || x->attempts != y->attempts ||
-		    x->next_try != y->next_try || strcmp(x->error, y->error))
+		    x->next_try != y->next_try || strcmp(x->error, y->error) ||
+		    x->via != y->via || x->owner != y->owner ||
+		    strcmp(x->ext, y->ext) || (x->target == NULL) !=
+		    (y->target == NULL) || (x->target &&
+		    strcmp(x->target, y->target)))
 			return 0;
 	}
 	return 1;

@@ -36,7 +36,18 @@ enum rcpt_state {
 	RCPT_DELIVERED,
 	RCPT_BOUNCED,		/* permanent failure, DSN due or sent */
 	RCPT_WAITING,		/* no route usable in this online state */
+	RCPT_EXPANDED,		/* an alias: its targets follow as recipients */
 };
+
+/* how an expanded recipient is delivered (rcpt-via) */
+enum rcpt_via {
+	VIA_NONE = 0,		/* an address as received: look it up */
+	VIA_MAILBOX,		/* addr is the account's local@domain */
+	VIA_REMOTE,		/* addr is remote */
+	VIA_PIPE,		/* target is the command line of a robot */
+	VIA_FILE,		/* target is an mbox file */
+};
+#define ENV_TARGET_MAX	4096
 
 /* envelope flags */
 #define ENV_F_LOCAL	0x01	/* submitted locally (sendmail) or AUTH */
@@ -54,6 +65,11 @@ struct env_rcpt {
 	unsigned	 attempts;
 	time_t		 next_try;
 	char		 error[ENV_TEXT_MAX];	/* last error, sanitised */
+	/* alias expansion (rcpt-via, rcpt-target) */
+	enum rcpt_via	 via;
+	unsigned	 owner;			/* uid a pipe/file runs as */
+	char		 ext[ADDR_LOCAL_MAX + 1];	/* EXTENSION */
+	char		*target;		/* pipe/file, malloc'ed */
 };
 
 struct envelope {
@@ -80,6 +96,11 @@ void	envelope_free(struct envelope *);
 /* append a recipient in state PENDING; -1 on ENOMEM or too many */
 int	envelope_add_rcpt(struct envelope *, const char *addr,
 	    const char *orig);
+/* an alias's target (state pending); target is the pipe's command line or
+   the file's path, NULL otherwise; -1 when invalid or out of room */
+int	envelope_add_target(struct envelope *, const char *addr,
+	    const char *orig, enum rcpt_via, unsigned owner, const char *ext,
+	    const char *target);
 /* append one header line (without LF); -1 if it holds CR/LF/NUL or too big */
 int	envelope_add_hdr(struct envelope *, const char *line, size_t len);
 /* serialise into out; -1 with err filled if a field holds CR, LF or NUL */

@@ -144,6 +144,80 @@ test_roundtrip(void **state)
 	buf_free(&out2);
 }
 
+/* alias targets: rcpt-via and rcpt-target survive a round trip */
+static void
+test_targets(void **state)
+{
+	struct envelope	 e, p;
+	struct buf	 out;
+	char		 err[256];
+
+	(void)state;
+	fill(&e);
+	e.rcpts[0].state = RCPT_EXPANDED;
+	assert_int_equal(envelope_add_target(&e, "bob@example.test",
+	    "bob@example.test", VIA_PIPE, 1000, "tag",
+	    "/usr/local/bin/robot --queue \"a b\" 'x;y'"), 0);
+	assert_int_equal(envelope_add_target(&e, "bob@example.test", NULL,
+	    VIA_FILE, 0, "", "/var/mail/bob.mbox"), 0);
+	assert_int_equal(envelope_add_target(&e, "carl@example.test",
+	    "bob@example.test", VIA_MAILBOX, 0, "x-y", NULL), 0);
+	assert_int_equal(envelope_add_target(&e, "far@remote.test",
+	    "bob@example.test", VIA_REMOTE, 0, "", NULL), 0);
+	/* a pipe needs its command, a mailbox must not have one */
+	assert_int_equal(envelope_add_target(&e, "b@example.test", NULL,
+	    VIA_PIPE, 0, "", NULL), -1);
+	assert_int_equal(envelope_add_target(&e, "b@example.test", NULL,
+	    VIA_MAILBOX, 0, "", "/x"), -1);
+	assert_int_equal(envelope_add_target(&e, "b@example.test", NULL,
+	    VIA_MAILBOX, 0, "has space", NULL), 0);
+	buf_init(&out, OUT_MAX);
+	/* an extension with a space cannot be written */
+	assert_int_equal(envelope_write(&e, &out, err, sizeof(err)), -1);
+	free(e.rcpts[--e.nrcpts].target);
+	buf_reset(&out);
+	assert_int_equal(envelope_write(&e, &out, err, sizeof(err)), 0);
+	assert_non_null(strstr(out.data, "rcpt expanded 0 0 bob@example.test\n"
+	    "rcpt deferred"));
+	assert_non_null(strstr(out.data, "rcpt pending 0 0 bob@example.test\n"
+	    "rcpt-via pipe 1000 tag\nrcpt-target /usr/local/bin/robot --queue "
+	    "\"a b\" 'x;y'\n"));
+	assert_non_null(strstr(out.data, "rcpt-via file 0\nrcpt-target "
+	    "/var/mail/bob.mbox\n"));
+	assert_non_null(strstr(out.data, "rcpt-orig bob@example.test\n"
+	    "rcpt-via mailbox 0 x-y\n"));
+	assert_non_null(strstr(out.data, "rcpt-via remote 0\n"));
+	assert_int_equal(envelope_parse(&p, out.data, out.len, err,
+	    sizeof(err)), 0);
+	assert_true(envelope_equal(&e, &p));
+	assert_int_equal(p.rcpts[3].via, VIA_PIPE);
+	assert_string_equal(p.rcpts[3].ext, "tag");
+	assert_int_equal(p.rcpts[3].owner, 1000);
+	/* expanded is final: not pending */
+	assert_int_equal(envelope_pending(&p), 1 + 4);
+	/* a newline in a target cannot be written */
+	e.rcpts[3].target[3] = '\n';
+	buf_reset(&out);
+	assert_int_equal(envelope_write(&e, &out, err, sizeof(err)), -1);
+	envelope_free(&e);
+	envelope_free(&p);
+	buf_free(&out);
+	parse_fails_s(HEAD "rcpt pending 0 0 a@b\nrcpt-target /x\nend\n",
+	    "rcpt-target without a pipe or file");
+	parse_fails_s(HEAD "rcpt pending 0 0 a@b\nrcpt-via rocket 0\nend\n",
+	    "rcpt-via: unknown kind");
+	parse_fails_s(HEAD "rcpt pending 0 0 a@b\nrcpt-via pipe x\nend\n",
+	    "rcpt-via: bad owner");
+	parse_fails_s(HEAD "rcpt pending 0 0 a@b\nrcpt-via pipe\nend\n",
+	    "rcpt-via: too few fields");
+	parse_fails_s(HEAD "rcpt pending 0 0 a@b\nrcpt-via pipe 0 a b\nend\n",
+	    "rcpt-via: bad extension");
+	parse_fails_s(HEAD "rcpt pending 0 0 a@b\nrcpt-error x\n"
+	    "rcpt-via pipe 0\nend\n", "out of order");
+	parse_fails_s(HEAD "rcpt pending 0 0 a@b\nrcpt-via pipe 0\n"
+	    "rcpt-target /x\nrcpt-target /y\nend\n", "out of order");
+}
+
 static void
 test_null_sender_and_omitted(void **state)
 {
@@ -665,6 +739,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_targets),
 		cmocka_unit_test(test_null_sender_and_omitted),
 		cmocka_unit_test(test_injection),
 		cmocka_unit_test(test_writer_other_checks),
