@@ -48,6 +48,7 @@ static const struct { enum ipc_role a, b; } edges[] = {
 	{ ROLE_QUEUE, ROLE_LOOKUP },
 	{ ROLE_QUEUE, ROLE_DELIVER },
 	{ ROLE_QUEUE, ROLE_RELAY },
+	{ ROLE_QUEUE, ROLE_PIPE },
 };
 
 static struct config	 conf;
@@ -198,6 +199,11 @@ child_run(enum ipc_role role, int ctlfd)
 		if (privsep_drop(conf.user, NULL) == -1)
 			exit(1);
 		r = relay_main(&p);
+		break;
+	case ROLE_PIPE:
+		/* keeps root, to run each robot as its own user (like
+		   Postfix's local); it has no socket but its queue channel */
+		r = pipe_main(&p);
 		break;
 	default:
 		break;

@@ -22,5 +22,6 @@ int	queue_main(struct proc *);
 int	lookup_main(struct proc *);
 int	deliver_main(struct proc *);
 int	relay_main(struct proc *);
+int	pipe_main(struct proc *);
 
 #endif

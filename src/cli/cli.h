@@ -34,6 +34,9 @@ int	cmd_domain(struct cli *, int, char **);
 int	cmd_account(struct cli *, int, char **);
 int	cmd_queue(struct cli *, int, char **);
 int	cmd_sendmail(struct cli *, int, char **);
+int	cmd_robot(struct cli *, int, char **);
+int	cmd_alias(struct cli *, int, char **);
+int	cmd_db(struct cli *, int, char **);
 
 /* load the config once; 0 or EX_CONFIG after printing the error */
 int	cli_config(struct cli *);

@@ -23,6 +23,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "aliases.h"
 #include "cli.h"
 
 static const char usage_check[] =
@@ -103,10 +104,20 @@ check_files(const struct config *c)
 {
 	struct stat	 st;
 
-	if (c->aliases[0] && access(c->aliases, R_OK) == -1) {
-		fprintf(stderr, "%s: aliases %s: %s\n", c->path, c->aliases,
-		    strerror(errno));
-		return -1;
+	if (c->aliases[0]) {
+		struct aliases	*al;
+		char		 err[1024];
+
+		if ((al = aliases_load(c->aliases, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "%s\n", err);
+			return -1;
+		}
+		if (aliases_check_loops(al, err, sizeof(err)) == -1) {
+			fprintf(stderr, "%s\n", err);
+			aliases_free(al);
+			return -1;
+		}
+		aliases_free(al);
 	}
 	if (c->tls_cert[0] && access(c->tls_cert, R_OK) == -1) {
 		fprintf(stderr, "%s: tls-cert %s: %s\n", c->path, c->tls_cert,

@@ -30,6 +30,9 @@ static const char usage_main[] =
     "  account add|del|passwd|list    manage mail accounts\n"
     "  queue [list|show|flush|hold|release|delete]  inspect and control the queue\n"
     "  sendmail [OPTIONS] [RCPT...]   submit a message read from stdin\n"
+    "  alias add|del|list             aliases in the database\n"
+    "  db migrate                     create or update the database schema\n"
+    "  robot test ADDRESS < MESSAGE   dry run of delivery to a robot\n"
     "\n"
     "options:\n"
     "  -c FILE    configuration file (default $SLUICE_CONFIG, then "
@@ -45,6 +48,9 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "account",	cmd_account },
 	{ "queue",	cmd_queue },
 	{ "sendmail",	cmd_sendmail },
+	{ "robot",	cmd_robot },
+	{ "alias",	cmd_alias },
+	{ "db",		cmd_db },
 };
 
 void

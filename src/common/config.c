@@ -21,7 +21,7 @@
 #include "config.h"
 
 enum ptype { P_STR, P_PATH, P_SIZE, P_UINT, P_TIME, P_LISTEN, P_NETS, P_FMT,
-	P_ROUTE, P_RELAYHOST, P_ONLINE };
+	P_ROUTE, P_RELAYHOST, P_ONLINE, P_BOOL };
 
 struct param {
 	const char	*name;
@@ -61,6 +61,14 @@ static const struct param params[] = {
 	{ "relay-messages-per-connection", P_UINT, N(relay_reuse), 1, 100000,
 	    "100", 1 },
 	{ "double-bounce-to", P_STR, S(double_bounce), 0, 0, NULL, 1 },
+	{ "robot-user",	P_STR,	S(robot_user),	0, 0, "nobody", 1 },
+	{ "alias-database-commands", P_BOOL, N(alias_db_commands), 0, 0, "no",
+	    1 },
+	{ "robot-timeout", P_TIME, N(robot_timeout), 1, 86400, "5m", 1 },
+	{ "robot-concurrency", P_UINT, N(robot_concurrency), 1, 1000, "4", 1 },
+	{ "robot-max-failures", P_UINT, N(robot_max_failures), 1, 10000, "5",
+	    1 },
+	{ "recipient-delimiter", P_STR, S(recipient_delimiter), 0, 0, "+", 1 },
 	{ "delay-warning", P_TIME, N(delay_warning), 0, 30 * 86400, "0", 1 },
 	{ "smtp-out-timeout", P_TIME, N(smtp_out_timeout), 1, 3600, "10m", 1 },
 	{ "smtp-out-port", P_UINT, N(smtp_out_port), 1, 65535, "25", 1 },
@@ -468,6 +476,13 @@ set_param(struct config *c, const struct param *p, char *v, char *err,
 		return set_route(c, p, v, err, errlen);
 	case P_ONLINE:
 		return online_parse(&c->online, v, err, errlen);
+	case P_BOOL:
+		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
+			snprintf(err, errlen, "%s: yes or no", p->name);
+			return -1;
+		}
+		*(int *)(void *)(base + p->off) = strcmp(v, "yes") == 0;
+		return 0;
 	}
 	return -1;
 }
@@ -512,6 +527,12 @@ config_validate(struct config *c, char *err, size_t errlen)
 	}
 	if (c->has_relay_host)
 		c->routes[c->nroutes++] = c->routes[ROUTE_MAX];
+	if (strlen(c->recipient_delimiter) != 1 ||
+	    strchr("+-=_.", c->recipient_delimiter[0]) == NULL) {
+		snprintf(err, errlen, "%s: recipient-delimiter: one of + - = "
+		    "_ .", c->path);
+		return -1;
+	}
 	if (c->double_bounce[0]) {
 		struct mailaddr a;
 		if (addr_parse(c->double_bounce, strlen(c->double_bounce),
@@ -695,6 +716,13 @@ config_dump(const struct config *c, int fd)
 					dprintf(fd, " %s", av[j]);
 				dprintf(fd, "\n");
 			}
+			break;
+		case P_BOOL:
+			if (*(const int *)(const void *)(b + p->off) !=
+			    *(const int *)(const void *)(d + p->off))
+				dprintf(fd, "%s %s\n", p->name,
+				    *(const int *)(const void *)(b + p->off) ?
+				    "yes" : "no");
 			break;
 		case P_FMT:
 			if (c->log_json)

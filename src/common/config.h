@@ -80,6 +80,13 @@ struct config {
 	unsigned	 retry_max;		/* seconds, backoff cap */
 	unsigned	 max_queue_lifetime;	/* seconds, then bounce */
 	unsigned	 delay_warning;		/* seconds, 0: no warning */
+	char		 robot_user[64];	/* robots owned by root run as */
+	int		 alias_db_commands;	/* pipes/files in db aliases */
+	unsigned	 robot_timeout;		/* seconds */
+	unsigned	 robot_concurrency;	/* runs of one robot at once */
+	unsigned	 robot_max_failures;	/* temporary failures in a row,
+						   then its mail is held */
+	char		 recipient_delimiter[8];	/* "+", "" for none */
 	unsigned	 delivery_batch;	/* messages per delivery batch */
 };
 

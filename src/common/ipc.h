@@ -30,6 +30,7 @@ enum ipc_role {
 	ROLE_LOOKUP,
 	ROLE_DELIVER,
 	ROLE_RELAY,
+	ROLE_PIPE,
 	ROLE_MAX
 };
 
@@ -51,7 +52,11 @@ enum ipc_type {
 	QUEUE_MSG_ABORT,	/* str id */
 	/* queue -> lookup, and the answer */
 	LOOKUP_RCPT_RESOLVE,	/* str addr */
-	QUEUE_RCPT_RESOLVED,	/* u32 lookup_rcpt; str domain; str user */
+	QUEUE_RCPT_TARGETS,	/* u32 n; n x (u32 rcpt_via; str addr;
+				   str target; u32 owner; str ext): part of
+				   an expansion, before its RESOLVED */
+	QUEUE_RCPT_RESOLVED,	/* u32 lookup_rcpt; str domain; str user;
+				   str text; u32 ntargets (LOOKUP_EXPANDED) */
 	/* queue -> deliver, and the answer */
 	DELIVER_MAILDIR,	/* str id; str from; mem hdrs; u32 n;
 				   n x (str rcpt; str domain; str user);
@@ -63,6 +68,14 @@ enum ipc_type {
 				   fd: data file (read) */
 	QUEUE_RELAY_RESULT,	/* u32 n; n x (u32 rcpt_state; str relay;
 				   str text) */
+	/* queue -> pipe (robots, mbox files), and the answer */
+	DELIVER_PIPE,		/* str id; str from; mem hdrs; str rcpt;
+				   str orig; u32 via; str target; u32 owner;
+				   str ext; u32 force (released by the
+				   operator); fd: data file (read) */
+	QUEUE_PIPE_RESULT,	/* as QUEUE_RELAY_RESULT, n = 1, then u32
+				   stop (exit 99: no further targets), u32
+				   hold (the robot keeps failing) */
 	IMSG_MAX
 };
 
@@ -72,6 +85,8 @@ enum lookup_rcpt {
 	LOOKUP_NOUSER,		/* local domain, no such user */
 	LOOKUP_REMOTE,		/* not a local domain */
 	LOOKUP_TEMPFAIL,	/* the table failed: try later (P3) */
+	LOOKUP_EXPANDED,	/* an alias (or extension): targets sent */
+	LOOKUP_FAILED,		/* permanent (alias loop...): text says */
 };
 
 struct ipc;

@@ -20,7 +20,7 @@
 struct proc	*proc_self;
 
 static const char *const role_names[ROLE_MAX] = {
-	"master", "smtp", "queue", "lookup", "deliver", "relay"
+	"master", "smtp", "queue", "lookup", "deliver", "relay", "pipe"
 };
 
 const char *

@@ -7,12 +7,18 @@
  * deferral in the queue, never a bounce (P3).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "addr.h"
+#include "aliases.h"
+#include "envelope.h"
+#include "expand.h"
+#include "resolve.h"
 #include "ipc.h"
 #include "log.h"
 #include "proc.h"
@@ -34,84 +40,239 @@ lookup_table(void)
 	return tbl;
 }
 
-/* Classify one address; fills mailbox domain/user for LOOKUP_LOCAL. */
-static enum lookup_rcpt
-lookup_rcpt(const char *addrstr, char *domain, size_t dlen, char *user,
-    size_t ulen)
-{
-	struct mailaddr	 a;
-	enum table_res	 r;
+/*
+ * The aliases file: loaded at start and on SIGHUP, and again when it
+ * changes (looked at once a second at most); a file that does not load
+ * leaves the previous table in use (logged).
+ */
+static struct aliases	*aliases;
+static time_t		 aliases_failed;	/* last failed load */
 
-	domain[0] = user[0] = '\0';
-	if (addr_parse(addrstr, strlen(addrstr), ADDR_F_UTF8, &a) != ADDR_OK)
-		return LOOKUP_NOUSER;
-	if (lookup_table() == NULL)
-		return LOOKUP_TEMPFAIL;
-	if ((r = table_domain_local(tbl, a.domain)) == TABLE_TEMPFAIL)
-		goto tempfail;
-	if (r == TABLE_NOTFOUND)
-		return LOOKUP_REMOTE;
-	if ((r = table_account_exists(tbl, a.local, a.domain)) ==
-	    TABLE_TEMPFAIL)
-		goto tempfail;
-	if (r == TABLE_NOTFOUND)
-		return LOOKUP_NOUSER;
-	snprintf(domain, dlen, "%s", a.domain);
-	snprintf(user, ulen, "%s", a.local);
-	for (char *p = user; *p; p++)	/* mailboxes are lower case */
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
-	return LOOKUP_LOCAL;
-tempfail:
-	/* reopen next time: the database may have been replaced */
-	table_close(tbl);
-	tbl = NULL;
-	return LOOKUP_TEMPFAIL;
+static void
+aliases_reload(int force)
+{
+	struct aliases	*na;
+	char		 err[512];
+	time_t		 now = time(NULL);
+
+	if (lp->conf->aliases[0] == '\0') {
+		if (aliases) {
+			aliases_free(aliases);
+			aliases = NULL;
+		}
+		return;
+	}
+	/* one stat(2) a lookup: a change is seen by the next message */
+	if (!force && aliases && aliases_changed(aliases, lp->conf->aliases) ==
+	    0)
+		return;
+	if (!force && aliases == NULL && now == aliases_failed)
+		return;		/* a broken file: retry once a second */
+	if ((na = aliases_load(lp->conf->aliases, err, sizeof(err))) == NULL) {
+		if (now != aliases_failed || force)
+			log_warnx("aliases: %s (%s)", err, aliases ? "keeping "
+			    "the previous table" : "no aliases until it is "
+			    "fixed");
+		aliases_failed = now;
+		return;
+	}
+	if (aliases)
+		aliases_free(aliases);
+	aliases = na;
+	log_info("aliases: %zu entries from %s", aliases_count(aliases),
+	    lp->conf->aliases);
 }
 
 /*
- * Read the address of a LOOKUP_RCPT_CHECK or LOOKUP_RCPT_RESOLVE and
- * answer with `type`; the queue also gets the mailbox (domain, user).
+ * Resolve one address: expand() over the tables. A table failure is
+ * temporary; reopen the table next time (it may have been replaced).
  */
-static void
-lookup_answer(struct ipc *c, struct ipc_msg *m, uint16_t type, int mailbox)
+static enum expand_res
+lookup_expand(const char *addrstr, struct xtarget **t, size_t *n, char *err,
+    size_t errlen)
 {
-	struct ipc_rd	 rd;
-	struct buf	 b;
-	char		 addr[ADDR_STR_MAX + 1], d[ADDR_DOMAIN_MAX + 1];
-	char		 u[ADDR_LOCAL_MAX + 1];
-	uint32_t	 res;
+	struct expand_src	 src;
+	struct resolver		 res;
+	enum expand_res		 r;
 
-	ipc_rd_init(&rd, m);
-	ipc_get_str(&rd, addr, sizeof(addr));
-	d[0] = u[0] = '\0';
-	if (ipc_get_end(&rd) == -1) {
-		log_warnx("bad %s", ipc_type_name(m->type));
-		res = LOOKUP_TEMPFAIL;
-	} else
-		res = lookup_rcpt(addr, d, sizeof(d), u, sizeof(u));
-	buf_init(&b, 1024);
-	ipc_put_u32(&b, res);
-	if (mailbox) {
-		ipc_put_str(&b, d);
-		ipc_put_str(&b, u);
+	aliases_reload(0);
+	memset(&res, 0, sizeof(res));
+	res.tbl = lookup_table();
+	res.aliases = aliases;
+	res.hostname = lp->conf->hostname;
+	res.db_commands = lp->conf->alias_db_commands;
+	resolver_src(&src, &res, lp->conf->recipient_delimiter[0],
+	    ENV_RCPT_MAX);
+	*t = NULL;
+	*n = 0;
+	r = expand(&src, addrstr, t, n, err, errlen);
+	resolver_free(&res);
+	if (r == EXPAND_TEMPFAIL && tbl != NULL) {
+		table_close(tbl);
+		tbl = NULL;
 	}
-	ipc_send_buf(c, type, m->id, -1, &b);
-	buf_free(&b);
+	return r;
 }
 
+/* The SMTP-time check: does the recipient exist (or is it remote)? */
 static void
 lookup_on_check(struct ipc *c, struct ipc_msg *m, void *arg)
 {
+	struct ipc_rd	 rd;
+	struct buf	 b;
+	struct xtarget	*t = NULL;
+	char		 addr[ADDR_STR_MAX + 1], err[ENV_TEXT_MAX];
+	size_t		 n;
+	uint32_t	 res;
+
 	(void)arg;
-	lookup_answer(c, m, SMTP_RCPT_RESULT, 0);
+	ipc_rd_init(&rd, m);
+	ipc_get_str(&rd, addr, sizeof(addr));
+	if (ipc_get_end(&rd) == -1) {
+		log_warnx("bad LOOKUP_RCPT_CHECK");
+		res = LOOKUP_TEMPFAIL;
+	} else switch (lookup_expand(addr, &t, &n, err, sizeof(err))) {
+	case EXPAND_REMOTE:
+		res = LOOKUP_REMOTE;
+		break;
+	case EXPAND_NOUSER:
+		res = LOOKUP_NOUSER;
+		break;
+	case EXPAND_TEMPFAIL:
+		res = LOOKUP_TEMPFAIL;
+		break;
+	default:
+		/* it exists; an alias that loops bounces with the reason */
+		res = LOOKUP_LOCAL;
+		break;
+	}
+	free(t);
+	buf_init(&b, 64);
+	ipc_put_u32(&b, res);
+	ipc_send_buf(c, SMTP_RCPT_RESULT, m->id, -1, &b);
+	buf_free(&b);
 }
 
+static const uint32_t via_of[] = {
+	[XT_MAILBOX] = VIA_MAILBOX, [XT_REMOTE] = VIA_REMOTE,
+	[XT_PIPE] = VIA_PIPE, [XT_FILE] = VIA_FILE,
+};
+
+/* Send targets in frames that fit; -1 if the queue is gone. */
+/* The address a robot stands for: its alias, or the recipient itself
+   (wildcard, catch-all). */
+static const char *
+rcpt_of(const char *key, const char *rcpt, char *buf, size_t len)
+{
+	const char	*at = strrchr(rcpt, '@');
+
+	if (key[0] == '\0' || key[0] == '@' || strchr(key, '*') != NULL)
+		snprintf(buf, len, "%s", rcpt);
+	else if (strchr(key, '@') != NULL)
+		snprintf(buf, len, "%s", key);
+	else
+		snprintf(buf, len, "%s@%s", key, at ? at + 1 : "");
+	return buf;
+}
+
+static int
+lookup_send_targets(struct ipc *c, uint32_t id, const char *rcpt,
+    const struct xtarget *t, size_t n)
+{
+	struct buf	 b;
+	size_t		 i = 0, k, size;
+	char		 name[ADDR_STR_MAX + 1];
+
+	while (i < n) {
+		/* as many as fit in a frame, with room for the count */
+		for (k = i, size = 64; k < n; k++) {
+			size_t one = 64 + strlen(t[k].addr) +
+			    strlen(t[k].text) + strlen(t[k].ext);
+			if (size + one > IPC_FRAME_MAX - 256)
+				break;
+			size += one;
+		}
+		buf_init(&b, IPC_FRAME_MAX);
+		ipc_put_u32(&b, (uint32_t)(k - i));
+		for (; i < k; i++) {
+			ipc_put_u32(&b, via_of[t[i].kind]);
+			/* a pipe or file stands for the alias that named it */
+			ipc_put_str(&b, t[i].addr[0] ? t[i].addr : rcpt_of(
+			    t[i].via, rcpt, name, sizeof(name)));
+			ipc_put_str(&b, t[i].text);
+			ipc_put_u32(&b, (uint32_t)t[i].owner);
+			ipc_put_str(&b, t[i].ext);
+		}
+		if (b.err || ipc_send_buf(c, QUEUE_RCPT_TARGETS, id, -1,
+		    &b) == -1) {
+			buf_free(&b);
+			return -1;
+		}
+		buf_free(&b);
+	}
+	return 0;
+}
+
+/*
+ * The queue's question: where does this recipient's mail go? An account
+ * is LOOKUP_LOCAL with its mailbox (the hot path); an alias, an extension
+ * or a wildcard is LOOKUP_EXPANDED after its targets.
+ */
 static void
 lookup_on_resolve(struct ipc *c, struct ipc_msg *m, void *arg)
 {
+	struct ipc_rd	 rd;
+	struct buf	 b;
+	struct xtarget	*t = NULL;
+	char		 addr[ADDR_STR_MAX + 1], err[ENV_TEXT_MAX];
+	char		 d[ADDR_DOMAIN_MAX + 1] = "", u[ADDR_LOCAL_MAX + 1] = "";
+	const char	*at;
+	size_t		 n = 0;
+	uint32_t	 res;
+
 	(void)arg;
-	lookup_answer(c, m, QUEUE_RCPT_RESOLVED, 1);
+	err[0] = '\0';
+	ipc_rd_init(&rd, m);
+	ipc_get_str(&rd, addr, sizeof(addr));
+	if (ipc_get_end(&rd) == -1) {
+		log_warnx("bad LOOKUP_RCPT_RESOLVE");
+		res = LOOKUP_TEMPFAIL;
+	} else switch (lookup_expand(addr, &t, &n, err, sizeof(err))) {
+	case EXPAND_REMOTE:
+		res = LOOKUP_REMOTE;
+		break;
+	case EXPAND_NOUSER:
+		res = LOOKUP_NOUSER;
+		break;
+	case EXPAND_TEMPFAIL:
+		res = LOOKUP_TEMPFAIL;
+		break;
+	case EXPAND_OK:
+		if (n == 1 && t[0].kind == XT_MAILBOX && t[0].ext[0] == '\0' &&
+		    t[0].via[0] == '\0' && (at = strrchr(t[0].addr, '@')) &&
+		    (size_t)(at - t[0].addr) < sizeof(u)) {
+			res = LOOKUP_LOCAL;	/* an account, as written */
+			snprintf(u, sizeof(u), "%.*s", (int)(at - t[0].addr),
+			    t[0].addr);
+			snprintf(d, sizeof(d), "%s", at + 1);
+		} else if (lookup_send_targets(c, m->id, addr, t, n) == -1)
+			res = LOOKUP_TEMPFAIL;
+		else
+			res = LOOKUP_EXPANDED;
+		break;
+	default:	/* loop, too deep, too many: the text says */
+		res = LOOKUP_FAILED;
+		break;
+	}
+	free(t);
+	buf_init(&b, 2048);
+	ipc_put_u32(&b, res);
+	ipc_put_str(&b, d);
+	ipc_put_str(&b, u);
+	ipc_put_str(&b, err);
+	ipc_put_u32(&b, res == LOOKUP_EXPANDED ? (uint32_t)n : 0);
+	ipc_send_buf(c, QUEUE_RCPT_RESOLVED, m->id, -1, &b);
+	buf_free(&b);
 }
 
 static const struct ipc_handler smtp_handlers[] = {
@@ -123,7 +284,8 @@ static const struct ipc_handler queue_handlers[] = {
 	{ 0, NULL }
 };
 
-/* The config changed (proc.c loaded it): reopen the table lazily. */
+/* The config changed (proc.c loaded it): reopen the table lazily, reload
+   the aliases. */
 static void
 lookup_reload(struct proc *p)
 {
@@ -132,6 +294,7 @@ lookup_reload(struct proc *p)
 		table_close(tbl);
 		tbl = NULL;
 	}
+	aliases_reload(1);
 }
 
 int
@@ -148,5 +311,6 @@ lookup_main(struct proc *p)
 		    p->conf->database, err);
 	else if (table_init_schema(tbl, err, sizeof(err)) == -1)
 		log_warnx("database schema: %s", err);
+	aliases_reload(1);
 	return proc_run(p);
 }

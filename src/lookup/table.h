@@ -17,8 +17,10 @@ struct table;
 
 struct table	*table_open(const char *dsn, char *err, size_t errlen);
 void		 table_close(struct table *);
-/* create the schema if missing (CLI and daemon both call it) */
+/* create the schema or migrate it to this version (CLI and daemon) */
 int		 table_init_schema(struct table *, char *err, size_t errlen);
+/* the database's schema version (0: empty), -1 on error */
+int		 table_schema_version(struct table *);
 
 /* lookups (the lookup process) */
 enum table_res	 table_domain_local(struct table *, const char *domain);
@@ -51,5 +53,24 @@ int	table_domain_accounts(struct table *, const char *domain,
 /* the stored password hash of an account (AUTH checks, via lookup) */
 enum table_res	 table_account_password(struct table *, const char *local,
 		    const char *domain, char *hash, size_t hashlen);
+
+/*
+ * aliases (schema 2): address is a key as in the aliases file but always
+ * with its domain ("name@domain", "prefix*@domain", "@domain"); target is
+ * one target ("addr", "|command", "/path"); owner a user name or "".
+ * table_alias_get: cb receives (target, owner) for each row, in insertion
+ * order. table_alias_wildcards: cb receives each "prefix*@domain" key.
+ */
+enum table_res	 table_alias_get(struct table *, const char *key,
+		    table_row_cb, void *);
+enum table_res	 table_alias_wildcards(struct table *, const char *domain,
+		    table_row_cb, void *);
+int	table_alias_add(struct table *, const char *key, const char *target,
+	    const char *owner, char *err, size_t);
+int	table_alias_del(struct table *, const char *key, const char *target,
+	    char *err, size_t);
+/* cols: address, target, owner, created */
+int	table_alias_list(struct table *, const char *domain, table_row_cb,
+	    void *, char *err, size_t);
 
 #endif

@@ -1,10 +1,13 @@
 /*
  * table_sqlite - the SQLite backend of table.h ("sqlite:/path/file.db").
  *
- * Schema (version 1, kept readable by Dovecot's passdb/userdb sql driver):
- *	meta(key, value)		schema_version = 1
+ * Schema (docs/database.md; kept readable by Dovecot's sql driver):
+ *	meta(key, value)		schema_version = 2
  *	domains(name, created)
  *	accounts(local, domain -> domains, password, created)
+ *	aliases(address, target, owner, created)	(version 2)
+ * table_init_schema() creates it or migrates an older one, one version a
+ * transaction, at start and by `sluice db migrate`.
  * Names are stored lower-cased (ASCII) and compared NOCASE. Every statement
  * is prepared with bound parameters (P7). Lookups map any SQLite error to
  * TABLE_TEMPFAIL, never TABLE_NOTFOUND (P3). Admin functions return 0 or -1
@@ -21,7 +24,7 @@
 
 #include "table.h"
 
-#define TABLE_SCHEMA_VERSION	1
+#define TABLE_SCHEMA_VERSION	2
 #define TABLE_NAME_MAX		255	/* longest domain or local we store */
 
 #define TABLE_CACHE	8	/* prepared lookup statements kept */
@@ -35,22 +38,26 @@ struct table {
 	} cache[TABLE_CACHE];
 };
 
-static const char table_schema[] =
-    "BEGIN IMMEDIATE;"
-    "CREATE TABLE IF NOT EXISTS meta ("
-    " key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');"
-    "CREATE TABLE IF NOT EXISTS domains ("
-    " name TEXT PRIMARY KEY COLLATE NOCASE,"
-    " created INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS accounts ("
-    " local TEXT NOT NULL COLLATE NOCASE,"
-    " domain TEXT NOT NULL COLLATE NOCASE REFERENCES domains(name),"
-    " password TEXT NOT NULL,"
-    " created INTEGER NOT NULL,"
-    " PRIMARY KEY (local, domain));"
-    "CREATE INDEX IF NOT EXISTS accounts_domain ON accounts(domain);"
-    "COMMIT;";
+/* migrations[v - 1] takes the schema from version v - 1 to v */
+static const char *const migrations[TABLE_SCHEMA_VERSION] = {
+	"CREATE TABLE IF NOT EXISTS domains ("
+	" name TEXT PRIMARY KEY COLLATE NOCASE,"
+	" created INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS accounts ("
+	" local TEXT NOT NULL COLLATE NOCASE,"
+	" domain TEXT NOT NULL COLLATE NOCASE REFERENCES domains(name),"
+	" password TEXT NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" PRIMARY KEY (local, domain));"
+	"CREATE INDEX IF NOT EXISTS accounts_domain ON accounts(domain);",
+	/* 2: aliases that scripts and web forms can change */
+	"CREATE TABLE aliases ("
+	" address TEXT NOT NULL COLLATE NOCASE,"
+	" target TEXT NOT NULL,"
+	" owner TEXT NOT NULL DEFAULT '',"
+	" created INTEGER NOT NULL,"
+	" PRIMARY KEY (address, target));",
+};
 
 struct table *
 table_open(const char *dsn, char *err, size_t errlen)
@@ -141,37 +148,70 @@ table_bind_name(sqlite3_stmt *st, int i, const char *name)
 	    SQLITE_OK ? 0 : -1;
 }
 
-int
-table_init_schema(struct table *t, char *err, size_t errlen)
+/* The schema version of the database: 0 for an empty one; -1 on error. */
+static int
+table_version(struct table *t, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
 	int		 rc, v;
 
-	if (sqlite3_exec(t->db, table_schema, NULL, NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_exec(t->db, "CREATE TABLE IF NOT EXISTS meta ("
+	    " key TEXT PRIMARY KEY, value TEXT NOT NULL);", NULL, NULL,
+	    NULL) != SQLITE_OK) {
 		table_error(t, err, errlen);
-		sqlite3_exec(t->db, "ROLLBACK;", NULL, NULL, NULL);
 		return -1;
 	}
 	if ((st = table_prepare(t, "SELECT value FROM meta WHERE key = ?1",
 	    err, errlen)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, "schema_version", -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		if (rc == SQLITE_DONE)
-			snprintf(err, errlen, "%s: no schema_version", t->path);
-		else
-			table_error(t, err, errlen);
-		sqlite3_finalize(st);
+	rc = sqlite3_step(st);
+	v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		table_error(t, err, errlen);
 		return -1;
 	}
-	v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	if (v != TABLE_SCHEMA_VERSION) {
-		snprintf(err, errlen, "%s: schema version %d, this sluice "
-		    "knows version %d", t->path, v, TABLE_SCHEMA_VERSION);
+	return v;
+}
+
+int
+table_init_schema(struct table *t, char *err, size_t errlen)
+{
+	char	 sql[128];
+	int	 v;
+
+	if ((v = table_version(t, err, errlen)) == -1)
 		return -1;
+	if (v > TABLE_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %d is newer than this "
+		    "sluice (version %d)", t->path, v, TABLE_SCHEMA_VERSION);
+		return -1;
+	}
+	for (; v < TABLE_SCHEMA_VERSION; v++) {
+		snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO meta (key, "
+		    "value) VALUES ('schema_version', '%d');", v + 1);
+		if (sqlite3_exec(t->db, "BEGIN IMMEDIATE;", NULL, NULL,
+		    NULL) != SQLITE_OK ||
+		    sqlite3_exec(t->db, migrations[v], NULL, NULL, NULL) !=
+		    SQLITE_OK ||
+		    sqlite3_exec(t->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(t->db, "COMMIT;", NULL, NULL, NULL) !=
+		    SQLITE_OK) {
+			table_error(t, err, errlen);
+			sqlite3_exec(t->db, "ROLLBACK;", NULL, NULL, NULL);
+			return -1;
+		}
 	}
 	return 0;
+}
+
+int
+table_schema_version(struct table *t)
+{
+	char	 err[256];
+
+	return table_version(t, err, sizeof(err));
 }
 
 /*
@@ -460,4 +500,147 @@ table_domain_accounts(struct table *t, const char *domain,
 	*count = (unsigned long)sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return 0;
+}
+
+/* ---- aliases (schema 2) ---- */
+
+enum table_res
+table_alias_get(struct table *t, const char *key, table_row_cb cb,
+    void *arg)
+{
+	sqlite3_stmt	*st;
+	const char	*cols[2];
+	int		 rc, found = 0;
+
+	if (strlen(key) > 2 * TABLE_NAME_MAX)
+		return TABLE_NOTFOUND;
+	if ((st = table_cached(t, "SELECT target, owner FROM aliases "
+	    "WHERE address = ?1 ORDER BY rowid")) == NULL)
+		return TABLE_TEMPFAIL;
+	if (sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+		return TABLE_TEMPFAIL;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		cols[0] = (const char *)sqlite3_column_text(st, 0);
+		cols[1] = (const char *)sqlite3_column_text(st, 1);
+		if (cols[0] == NULL)
+			continue;
+		if (cols[1] == NULL)
+			cols[1] = "";
+		cb(arg, cols, 2);
+		found = 1;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return TABLE_TEMPFAIL;
+	return found ? TABLE_FOUND : TABLE_NOTFOUND;
+}
+
+enum table_res
+table_alias_wildcards(struct table *t, const char *domain, table_row_cb cb,
+    void *arg)
+{
+	sqlite3_stmt	*st;
+	const char	*cols[1];
+	int		 rc, found = 0;
+
+	if (strlen(domain) > TABLE_NAME_MAX)
+		return TABLE_NOTFOUND;
+	if ((st = table_cached(t, "SELECT DISTINCT address FROM aliases "
+	    "WHERE address LIKE '%*@' || ?1")) == NULL)
+		return TABLE_TEMPFAIL;
+	if (table_bind_name(st, 1, domain) == -1)
+		return TABLE_TEMPFAIL;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((cols[0] = (const char *)sqlite3_column_text(st, 0)) ==
+		    NULL)
+			continue;
+		cb(arg, cols, 1);
+		found = 1;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return TABLE_TEMPFAIL;
+	return found ? TABLE_FOUND : TABLE_NOTFOUND;
+}
+
+int
+table_alias_add(struct table *t, const char *key, const char *target,
+    const char *owner, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = table_prepare(t, "INSERT INTO aliases (address, target, "
+	    "owner, created) VALUES (?1, ?2, ?3, ?4)", err, errlen)) == NULL)
+		return -1;
+	if (table_bind_name(st, 1, key) == -1) {
+		sqlite3_finalize(st);
+		snprintf(err, errlen, "address too long");
+		return -1;
+	}
+	sqlite3_bind_text(st, 2, target, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		if ((rc & 0xff) == SQLITE_CONSTRAINT)
+			snprintf(err, errlen, "%s already has target %s", key,
+			    target);
+		else
+			table_error(t, err, errlen);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int
+table_alias_del(struct table *t, const char *key, const char *target,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = table_prepare(t, "DELETE FROM aliases WHERE address = ?1 "
+	    "AND (?2 IS NULL OR target = ?2)", err, errlen)) == NULL)
+		return -1;
+	if (table_bind_name(st, 1, key) == -1) {
+		sqlite3_finalize(st);
+		snprintf(err, errlen, "address too long");
+		return -1;
+	}
+	if (target != NULL)
+		sqlite3_bind_text(st, 2, target, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+		table_error(t, err, errlen);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_changes(t->db) == 0) {
+		snprintf(err, errlen, "no such alias%s%s", target ? " target " :
+		    "", target ? target : "");
+		return -1;
+	}
+	return 0;
+}
+
+/* cols: address, target, owner, created */
+int
+table_alias_list(struct table *t, const char *domain, table_row_cb cb,
+    void *arg, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = table_prepare(t, "SELECT address, target, owner, created "
+	    "FROM aliases WHERE ?1 IS NULL OR address LIKE '%@' || ?1 "
+	    "ORDER BY address, rowid", err, errlen)) == NULL)
+		return -1;
+	if (domain != NULL && table_bind_name(st, 1, domain) == -1) {
+		snprintf(err, errlen, "domain name too long");
+		sqlite3_finalize(st);
+		return -1;
+	}
+	return table_rows(t, st, cb, arg, err, errlen);
 }

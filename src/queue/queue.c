@@ -61,6 +61,17 @@ struct qreq {
 	size_t			 rcpt;		/* a lookup: its recipient */
 	size_t			 rcpts[DELIVER_RCPTS_MAX];	/* a delivery */
 	size_t			 nrcpts;
+	struct qtarget		*targets;	/* an expansion, as it comes */
+	size_t			 ntargets, captargets;
+};
+
+/* one target of an alias expansion, from QUEUE_RCPT_TARGETS */
+struct qtarget {
+	enum rcpt_via	 via;
+	char		 addr[ADDR_STR_MAX + 1];
+	char		*target;
+	unsigned	 owner;
+	char		 ext[ADDR_LOCAL_MAX + 1];
 };
 
 struct spool			 queue_spool;
@@ -140,6 +151,7 @@ qmsg_free(struct qmsg *m)
 	envelope_free(&m->env);
 	free(m->fresh);
 	free(m->mbox);
+	free(m->dto);
 	free(m);
 }
 
@@ -463,6 +475,30 @@ qreq_take(uint32_t id, enum ipc_role peer)
 	return NULL;
 }
 
+/* The per-recipient arrays cover every recipient (expansions add some). */
+static int
+qmsg_fit(struct qmsg *m)
+{
+	size_t		 n = m->env.nrcpts;
+	struct qmbox	*mb;
+	unsigned char	*f;
+
+	if (m->mbox != NULL && m->nmbox >= n)
+		return 0;
+	if ((mb = reallocarray(m->mbox, n, sizeof(*mb))) == NULL)
+		return -1;
+	memset(mb + m->nmbox, 0, (n - m->nmbox) * sizeof(*mb));
+	m->mbox = mb;
+	if (m->fresh != NULL) {
+		if ((f = realloc(m->fresh, n)) == NULL)
+			return -1;
+		memset(f + m->nmbox, 0, n - m->nmbox);
+		m->fresh = f;
+	}
+	m->nmbox = n;
+	return 0;
+}
+
 static void
 rcpt_outcome(struct qmsg *m, size_t i, enum rcpt_state st, const char *relay,
     const char *text)
@@ -476,7 +512,8 @@ rcpt_outcome(struct qmsg *m, size_t i, enum rcpt_state st, const char *relay,
 		log_sanitize(r->error, sizeof(r->error), text, strlen(text));
 	if (st == RCPT_BOUNCED) {
 		if (m->fresh == NULL)
-			m->fresh = calloc(m->env.nrcpts, 1);
+			m->fresh = calloc(m->nmbox ? m->nmbox : m->env.nrcpts,
+			    1);
 		if (m->fresh)
 			m->fresh[i] = 1;
 		m->newly_bounced = 1;
@@ -487,7 +524,9 @@ rcpt_outcome(struct qmsg *m, size_t i, enum rcpt_state st, const char *relay,
 	    strcmp(r->orig, r->addr) ? ">" : "", relay,
 	    queue_now() - (double)m->env.created,
 	    st == RCPT_DELIVERED ? "sent" : st == RCPT_BOUNCED ? "bounced" :
-	    "deferred", st == RCPT_DELIVERED ? "delivered" : r->error);
+	    st == RCPT_EXPANDED ? "expanded" : "deferred",
+	    st == RCPT_DELIVERED ? (text && text[0] ? text : "delivered") :
+	    r->error);
 }
 
 static void
@@ -577,7 +616,7 @@ qmsg_route(struct qmsg *m, int *ri)
 
 	for (size_t i = 0; i < m->env.nrcpts; i++) {
 		ri[i] = ROUTE_NONE;
-		if (!m->mbox[i].remote)
+		if (!m->mbox[i].remote || m->mbox[i].later)
 			continue;
 		rt = route_select(c->routes, c->nroutes, online_has_source(),
 		    online_state(), m->env.from, m->env.rcpts[i].addr, &wait);
@@ -614,7 +653,7 @@ qmsg_relay_all(struct qmsg *m)
 
 	if ((ri = calloc(m->env.nrcpts, sizeof(*ri))) == NULL) {
 		for (size_t i = 0; i < m->env.nrcpts; i++)
-			if (m->mbox[i].remote) {
+			if (m->mbox[i].remote && !m->mbox[i].later) {
 				m->mbox[i].remote = 0;
 				rcpt_outcome(m, i, RCPT_DEFERRED, "none",
 				    "4.3.0 out of memory");
@@ -649,6 +688,148 @@ qmsg_relay_all(struct qmsg *m)
 	free(ri);
 }
 
+/* An expanded recipient: where it goes needs no lookup. */
+static void
+qmsg_route_target(struct qmsg *m, size_t i)
+{
+	struct env_rcpt	*rc = &m->env.rcpts[i];
+	struct qmbox	*mb = &m->mbox[i];
+	const char	*at;
+
+	if (rc->via != VIA_REMOTE && scanner_delivered_to(m, rc->addr)) {
+		rcpt_outcome(m, i, RCPT_BOUNCED, "none", "5.4.6 mail loop: "
+		    "the message was already delivered to this address "
+		    "(Delivered-To:)");
+		return;
+	}
+	switch (rc->via) {
+	case VIA_MAILBOX:
+		if ((at = strrchr(rc->addr, '@')) == NULL ||
+		    (size_t)(at - rc->addr) >= sizeof(mb->user)) {
+			rcpt_outcome(m, i, RCPT_BOUNCED, "none", "5.1.3 bad "
+			    "mailbox address");
+			return;
+		}
+		snprintf(mb->user, sizeof(mb->user), "%.*s",
+		    (int)(at - rc->addr), rc->addr);
+		snprintf(mb->domain, sizeof(mb->domain), "%s", at + 1);
+		mb->local = 1;
+		break;
+	case VIA_REMOTE:
+		mb->remote = 1;
+		break;
+	case VIA_PIPE:
+	case VIA_FILE:
+		mb->pipe = 1;
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * The targets of an alias that has a robot run in the alias's order, one
+ * at a time (a robot's exit 99 stops the rest): all but the first due one
+ * wait (later) for the one before them.
+ */
+static void
+qmsg_sequence(struct qmsg *m)
+{
+	for (size_t i = 0; i < m->env.nrcpts; i++) {
+		struct env_rcpt *a = &m->env.rcpts[i];
+		struct qmbox *ma = &m->mbox[i];
+		int robot = 0, first = 1;
+		if (a->via == VIA_NONE || ma->later ||
+		    !(ma->local || ma->remote || ma->pipe))
+			continue;
+		for (size_t k = 0; k < m->env.nrcpts && !robot; k++)
+			robot = m->env.rcpts[k].via == VIA_PIPE &&
+			    strcmp(m->env.rcpts[k].orig, a->orig) == 0;
+		if (!robot)
+			continue;
+		for (size_t k = i; k < m->env.nrcpts; k++) {
+			struct qmbox *mk = &m->mbox[k];
+			if (strcmp(m->env.rcpts[k].orig, a->orig) != 0 ||
+			    !(mk->local || mk->remote || mk->pipe))
+				continue;
+			if (!first)
+				mk->later = 1;
+			first = 0;
+		}
+	}
+}
+
+/* Hand one pipe or file target to the pipe process. */
+static void
+qmsg_send_pipe(struct qmsg *m, size_t i)
+{
+	struct env_rcpt	*rc = &m->env.rcpts[i];
+	struct qreq	*r;
+	struct buf	 b;
+	int		 fd;
+
+	m->mbox[i].pipe = 0;
+	if ((r = qreq_new(m, i, ROLE_PIPE)) == NULL) {
+		rcpt_outcome(m, i, RCPT_DEFERRED, "none", "4.3.0 out of memory");
+		return;
+	}
+	r->rcpts[0] = i;
+	r->nrcpts = 1;
+	buf_init(&b, IPC_FRAME_MAX);
+	ipc_put_str(&b, m->env.id);
+	ipc_put_str(&b, m->env.from);
+	ipc_put_mem(&b, m->env.hdrs.data ? m->env.hdrs.data : "",
+	    m->env.hdrs.len);
+	ipc_put_str(&b, rc->addr);
+	ipc_put_str(&b, rc->orig);
+	ipc_put_u32(&b, rc->via);
+	ipc_put_str(&b, rc->target ? rc->target : "");
+	ipc_put_u32(&b, rc->owner);
+	ipc_put_str(&b, rc->ext);
+	ipc_put_u32(&b, m->released);
+	fd = fcntl(m->datafd, F_DUPFD_CLOEXEC, 0);
+	if (fd == -1 || b.err || ipc_send_buf(qp->peer[ROLE_PIPE],
+	    DELIVER_PIPE, r->id, fd, &b) == -1) {
+		LIST_REMOVE(r, entry);
+		m->outstanding--;
+		free(r);
+		rcpt_outcome(m, i, RCPT_DEFERRED, "none", "4.3.0 pipe process "
+		    "unavailable");
+	}
+	buf_free(&b);
+}
+
+/*
+ * A target of a sequential alias is done: start the next one of its
+ * alias, or (a robot said stop) close them all as delivered.
+ */
+static void
+qmsg_sequence_next(struct qmsg *m, size_t done, int stop)
+{
+	const char	*orig = m->env.rcpts[done].orig;
+
+	for (size_t k = 0; k < m->env.nrcpts; k++) {
+		struct qmbox *mk = &m->mbox[k];
+		if (!mk->later || strcmp(m->env.rcpts[k].orig, orig) != 0)
+			continue;
+		mk->later = 0;
+		if (stop) {
+			mk->local = mk->remote = mk->pipe = 0;
+			rcpt_outcome(m, k, RCPT_DELIVERED, "none", "skipped: "
+			    "a robot before it exited 99");
+			continue;
+		}
+		if (mk->pipe)
+			qmsg_send_pipe(m, k);
+		else if (mk->local) {
+			mk->local = 0;
+			qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, &k, 1);
+		} else
+			qmsg_relay_all(m);
+		return;
+	}
+}
+
 /*
  * Every lookup of this pass is answered: hand the local recipients to the
  * delivery process together, so that it reads the message once for all,
@@ -659,8 +840,14 @@ qmsg_deliver_all(struct qmsg *m)
 {
 	size_t	 idx[DELIVER_RCPTS_MAX], n = 0;
 
+	if (m->mbox == NULL)
+		return;
+	qmsg_sequence(m);
+	for (size_t i = 0; i < m->env.nrcpts; i++)
+		if (m->mbox[i].pipe && !m->mbox[i].later)
+			qmsg_send_pipe(m, i);
 	for (size_t i = 0; i < m->env.nrcpts; i++) {
-		if (m->mbox == NULL || !m->mbox[i].local)
+		if (!m->mbox[i].local || m->mbox[i].later)
 			continue;
 		m->mbox[i].local = 0;
 		idx[n++] = i;
@@ -671,8 +858,7 @@ qmsg_deliver_all(struct qmsg *m)
 	}
 	if (n)
 		qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, idx, n);
-	if (m->mbox)
-		qmsg_relay_all(m);
+	qmsg_relay_all(m);
 }
 
 /* A lookup of m is over (answered or failed). */
@@ -711,24 +897,29 @@ qmsg_start(struct qmsg *m)
 	if (scanner_run(m, qp->conf->hostname, qp->conf->max_hops, err,
 	    sizeof(err)) == -1)
 		log_warnx("%s: scanner: %s", m->env.id, err);
-	if (m->mbox == NULL &&
-	    (m->mbox = calloc(m->env.nrcpts, sizeof(*m->mbox))) == NULL) {
+	if (qmsg_fit(m) == -1) {
 		log_warnx("%s: out of memory", m->env.id);
 		m->outstanding = 0;
 		m->active = 0;
 		qmsg_idle(m);
 		return;
 	}
+	memset(m->mbox, 0, m->nmbox * sizeof(*m->mbox));	/* a new pass */
 	m->lookups = 1;		/* held until all lookups are out */
 	buf_init(&b, 1024);
 	for (i = 0; i < m->env.nrcpts; i++) {
 		struct env_rcpt *rc = &m->env.rcpts[i];
 		if (rc->state == RCPT_DELIVERED || rc->state == RCPT_BOUNCED ||
+		    rc->state == RCPT_EXPANDED || rc->state == RCPT_WAITING ||
 		    (rc->state == RCPT_DEFERRED && rc->next_try > now))
 			continue;
 		if (m->env.hops > qp->conf->max_hops) {
 			rcpt_outcome(m, i, RCPT_BOUNCED, "none", "5.4.6 mail "
 			    "loop: too many Received: headers");
+			continue;
+		}
+		if (rc->via != VIA_NONE) {	/* expanded: no lookup */
+			qmsg_route_target(m, i);
 			continue;
 		}
 		if ((r = qreq_new(m, i, ROLE_LOOKUP)) == NULL) {
@@ -755,12 +946,125 @@ qmsg_start(struct qmsg *m)
 }
 
 static void
+qreq_free_targets(struct qreq *r)
+{
+	for (size_t i = 0; i < r->ntargets; i++)
+		free(r->targets[i].target);
+	free(r->targets);
+	r->targets = NULL;
+	r->ntargets = r->captargets = 0;
+}
+
+/* Part of an expansion: keep the targets until the answer ends it. */
+static void
+queue_on_targets(struct ipc *c, struct ipc_msg *msg, void *arg)
+{
+	struct ipc_rd	 rd;
+	struct qreq	*r;
+	struct qtarget	*t;
+	char		 target[ENV_TARGET_MAX + 1];
+	uint32_t	 n;
+
+	(void)c;
+	(void)arg;
+	LIST_FOREACH(r, &reqs, entry)
+		if (r->id == msg->id && r->peer == ROLE_LOOKUP)
+			break;
+	if (r == NULL) {
+		log_warnx("unexpected QUEUE_RCPT_TARGETS");
+		return;
+	}
+	ipc_rd_init(&rd, msg);
+	n = ipc_get_u32(&rd);
+	for (uint32_t i = 0; i < n && !rd.err; i++) {
+		if (r->ntargets == r->captargets) {
+			size_t cap = r->captargets ? r->captargets * 2 : 16;
+			if (cap > ENV_RCPT_MAX ||
+			    (t = reallocarray(r->targets, cap,
+			    sizeof(*t))) == NULL) {
+				rd.err = 1;
+				break;
+			}
+			r->targets = t;
+			r->captargets = cap;
+		}
+		t = &r->targets[r->ntargets];
+		memset(t, 0, sizeof(*t));
+		t->via = (enum rcpt_via)ipc_get_u32(&rd);
+		ipc_get_str(&rd, t->addr, sizeof(t->addr));
+		ipc_get_str(&rd, target, sizeof(target));
+		t->owner = ipc_get_u32(&rd);
+		ipc_get_str(&rd, t->ext, sizeof(t->ext));
+		if (rd.err)
+			break;
+		if (target[0] && (t->target = strdup(target)) == NULL) {
+			rd.err = 1;
+			break;
+		}
+		r->ntargets++;
+	}
+	if (rd.err || ipc_get_end(&rd) == -1) {
+		log_warnx("%s: bad QUEUE_RCPT_TARGETS (or out of memory)",
+		    r->m->env.id);
+		r->ntargets = SIZE_MAX;		/* the answer defers it */
+	}
+}
+
+/*
+ * The recipient is an alias (or had an extension): it is done as such
+ * (state expanded), and its targets become recipients of their own,
+ * delivered in this pass and remembered in the envelope.
+ */
+static void
+qmsg_expand(struct qmsg *m, size_t i, struct qreq *r)
+{
+	size_t	 first = m->env.nrcpts, k;
+	char	 why[128];
+
+	if (r->ntargets == SIZE_MAX || r->ntargets == 0) {
+		rcpt_outcome(m, i, RCPT_DEFERRED, "none", "4.3.0 alias "
+		    "expansion incomplete");
+		return;
+	}
+	if (scanner_delivered_to(m, m->env.rcpts[i].addr)) {
+		rcpt_outcome(m, i, RCPT_BOUNCED, "none", "5.4.6 mail loop: "
+		    "the message was already delivered to this address "
+		    "(Delivered-To:)");
+		return;
+	}
+	if (m->env.nrcpts + r->ntargets > ENV_RCPT_MAX) {
+		rcpt_outcome(m, i, RCPT_BOUNCED, "none", "5.3.3 alias expands "
+		    "to more recipients than one message may have");
+		return;
+	}
+	for (k = 0; k < r->ntargets; k++) {
+		struct qtarget *t = &r->targets[k];
+		if (envelope_add_target(&m->env, t->addr, m->env.rcpts[i].orig,
+		    t->via, t->owner, t->ext, t->target) == -1)
+			break;
+	}
+	if (k < r->ntargets || qmsg_fit(m) == -1) {
+		while (m->env.nrcpts > first)
+			free(m->env.rcpts[--m->env.nrcpts].target);
+		rcpt_outcome(m, i, RCPT_DEFERRED, "none", "4.3.0 out of memory "
+		    "expanding the alias");
+		return;
+	}
+	snprintf(why, sizeof(why), "alias to %zu target%s", r->ntargets,
+	    r->ntargets == 1 ? "" : "s");
+	rcpt_outcome(m, i, RCPT_EXPANDED, "none", why);
+	for (k = first; k < m->env.nrcpts; k++)
+		qmsg_route_target(m, k);
+}
+
+static void
 queue_on_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
 {
 	struct ipc_rd	 rd;
 	struct qreq	*r;
-	uint32_t	 res;
+	uint32_t	 res, ntargets;
 	char		 domain[ADDR_DOMAIN_MAX + 1], user[ADDR_LOCAL_MAX + 1];
+	char		 text[ENV_TEXT_MAX];
 
 	(void)c;
 	(void)arg;
@@ -768,6 +1072,8 @@ queue_on_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
 	res = ipc_get_u32(&rd);
 	ipc_get_str(&rd, domain, sizeof(domain));
 	ipc_get_str(&rd, user, sizeof(user));
+	ipc_get_str(&rd, text, sizeof(text));
+	ntargets = ipc_get_u32(&rd);
 	if ((r = qreq_take(msg->id, ROLE_LOOKUP)) == NULL) {
 		log_warnx("unexpected QUEUE_RCPT_RESOLVED");
 		return;
@@ -775,6 +1081,7 @@ queue_on_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
 	if (ipc_get_end(&rd) == -1) {
 		log_warnx("bad QUEUE_RCPT_RESOLVED");
 		res = LOOKUP_TEMPFAIL;
+		text[0] = '\0';
 	}
 	switch (res) {
 	case LOOKUP_LOCAL:
@@ -784,18 +1091,25 @@ queue_on_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
 		snprintf(r->m->mbox[r->rcpt].user,
 		    sizeof(r->m->mbox[r->rcpt].user), "%s", user);
 		break;
+	case LOOKUP_EXPANDED:
+		if (r->ntargets != ntargets)
+			r->ntargets = SIZE_MAX;
+		qmsg_expand(r->m, r->rcpt, r);
+		break;
 	case LOOKUP_NOUSER:
-		rcpt_outcome(r->m, r->rcpt, RCPT_BOUNCED, "none",
-		    "5.1.1 user unknown");
+	case LOOKUP_FAILED:
+		rcpt_outcome(r->m, r->rcpt, RCPT_BOUNCED, "none", text[0] ?
+		    text : "5.1.1 user unknown");
 		break;
 	case LOOKUP_REMOTE:
 		r->m->mbox[r->rcpt].remote = 1;
 		break;
 	default:
-		rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "none",
-		    "4.3.0 temporary lookup failure");
+		rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "none", text[0] ?
+		    text : "4.3.0 temporary lookup failure");
 		break;
 	}
+	qreq_free_targets(r);
 	qmsg_lookup_done(r->m);
 	qreq_finish(r);
 }
@@ -839,10 +1153,56 @@ queue_on_result(struct ipc *c, struct ipc_msg *msg, void *arg)
 			    "from the %s process", proc_role_name(peer));
 		}
 	}
-	for (i = 0; i < r->nrcpts; i++)
+	for (i = 0; i < r->nrcpts; i++) {
 		rcpt_outcome(r->m, r->rcpts[i], st[i] == RCPT_DELIVERED ?
 		    RCPT_DELIVERED : st[i] == RCPT_BOUNCED ? RCPT_BOUNCED :
 		    RCPT_DEFERRED, relay[i], text[i]);
+		qmsg_sequence_next(r->m, r->rcpts[i], 0);
+	}
+	qreq_finish(r);
+}
+
+/* A robot or mbox delivery is over: u32 1; u32 state; str relay; str text;
+   u32 stop (exit 99). */
+static void
+queue_on_pipe_result(struct ipc *c, struct ipc_msg *msg, void *arg)
+{
+	struct ipc_rd	 rd;
+	struct qreq	*r;
+	uint32_t	 n, st, stop, hold;
+	char		 text[ENV_TEXT_MAX], relay[300];
+
+	(void)c;
+	(void)arg;
+	if ((r = qreq_take(msg->id, ROLE_PIPE)) == NULL) {
+		log_warnx("unexpected QUEUE_PIPE_RESULT");
+		return;
+	}
+	ipc_rd_init(&rd, msg);
+	n = ipc_get_u32(&rd);
+	st = ipc_get_u32(&rd);
+	ipc_get_str(&rd, relay, sizeof(relay));
+	ipc_get_str(&rd, text, sizeof(text));
+	stop = ipc_get_u32(&rd);
+	hold = ipc_get_u32(&rd);
+	if (n != 1 || ipc_get_end(&rd) == -1) {
+		log_warnx("%s: bad answer from the pipe process", r->m->env.id);
+		st = RCPT_DEFERRED;
+		stop = hold = 0;
+		snprintf(relay, sizeof(relay), "pipe");
+		snprintf(text, sizeof(text), "4.3.0 bad answer from the pipe "
+		    "process");
+	}
+	rcpt_outcome(r->m, r->rcpts[0], st == RCPT_DELIVERED ? RCPT_DELIVERED :
+	    st == RCPT_BOUNCED ? RCPT_BOUNCED : RCPT_DEFERRED, relay, text);
+	qmsg_sequence_next(r->m, r->rcpts[0], st == RCPT_DELIVERED && stop);
+	if (hold && st == RCPT_DEFERRED && !(r->m->env.flags & ENV_F_HELD)) {
+		/* a broken robot does not spin: its mail waits for a human */
+		r->m->env.flags |= ENV_F_HELD;
+		log_warnx("%s: held: the robot of <%s> keeps failing (sluice "
+		    "queue release %s)", r->m->env.id,
+		    r->m->env.rcpts[r->rcpts[0]].addr, r->m->env.id);
+	}
 	qreq_finish(r);
 }
 
@@ -981,6 +1341,7 @@ qmsg_done(struct qmsg *m)
 	size_t		 i;
 
 	m->active = 0;
+	m->released = 0;	/* that pass was the operator's */
 	for (i = 0; i < m->env.nrcpts; i++) {
 		struct env_rcpt *r = &m->env.rcpts[i];
 		if (r->state != RCPT_DEFERRED && r->state != RCPT_PENDING &&
@@ -1104,7 +1465,7 @@ queue_on_retry(int fd, short ev, void *arg)
 	(void)arg;
 	wake_at = 0;
 	if (!started || !qp->peer[ROLE_LOOKUP] || !qp->peer[ROLE_DELIVER] ||
-	    !qp->peer[ROLE_RELAY]) {
+	    !qp->peer[ROLE_RELAY] || !qp->peer[ROLE_PIPE]) {
 		/* a peer is restarting: look again at the next tick */
 		struct timeval tv = { QUEUE_TICK, 0 };
 		wake_at = now + QUEUE_TICK;
@@ -1165,13 +1526,16 @@ queue_peer_down(struct proc *p, enum ipc_role role)
 		if (r->peer != role)
 			continue;
 		LIST_REMOVE(r, entry);
-		if (role == ROLE_DELIVER || role == ROLE_RELAY) {
+		if (role == ROLE_DELIVER || role == ROLE_RELAY ||
+		    role == ROLE_PIPE) {
 			for (size_t i = 0; i < r->nrcpts; i++)
 				rcpt_outcome(r->m, r->rcpts[i], RCPT_DEFERRED,
 				    "none", role == ROLE_RELAY ?
-				    "4.3.0 relay process died" :
+				    "4.3.0 relay process died" : role ==
+				    ROLE_PIPE ? "4.3.0 pipe process died" :
 				    "4.3.0 delivery process died");
 		} else {
+			qreq_free_targets(r);
 			rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "none",
 			    "4.3.0 lookup process died");
 			qmsg_lookup_done(r->m);
@@ -1195,7 +1559,7 @@ queue_peer_up(struct proc *p, enum ipc_role role)
 {
 	(void)role;
 	if (!started && p->peer[ROLE_LOOKUP] && p->peer[ROLE_DELIVER] &&
-	    p->peer[ROLE_RELAY]) {
+	    p->peer[ROLE_RELAY] && p->peer[ROLE_PIPE]) {
 		started = 1;
 		queue_on_retry(-1, 0, NULL);
 	}
@@ -1221,6 +1585,7 @@ static const struct ipc_handler smtp_handlers[] = {
 	{ 0, NULL }
 };
 static const struct ipc_handler lookup_handlers[] = {
+	{ QUEUE_RCPT_TARGETS, queue_on_targets },
 	{ QUEUE_RCPT_RESOLVED, queue_on_resolved },
 	{ 0, NULL }
 };
@@ -1230,6 +1595,10 @@ static const struct ipc_handler deliver_handlers[] = {
 };
 static const struct ipc_handler relay_handlers[] = {
 	{ QUEUE_RELAY_RESULT, queue_on_result },
+	{ 0, NULL }
+};
+static const struct ipc_handler pipe_handlers[] = {
+	{ QUEUE_PIPE_RESULT, queue_on_pipe_result },
 	{ 0, NULL }
 };
 
@@ -1330,6 +1699,7 @@ queue_control(const char *verb, const char *arg, char *err, size_t errlen)
 	}
 	if (strcmp(verb, "release") == 0) {
 		m->env.flags &= ~ENV_F_HELD;
+		m->released = 1;
 		qmsg_due_now(m);
 		if (qmsg_store(m, err, errlen) == -1)
 			return -1;
@@ -1367,6 +1737,7 @@ queue_main(struct proc *p)
 	p->handlers[ROLE_LOOKUP] = lookup_handlers;
 	p->handlers[ROLE_DELIVER] = deliver_handlers;
 	p->handlers[ROLE_RELAY] = relay_handlers;
+	p->handlers[ROLE_PIPE] = pipe_handlers;
 	p->on_peer_up = queue_peer_up;
 	p->on_peer_down = queue_peer_down;
 	p->on_shutdown = queue_shutdown;

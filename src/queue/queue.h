@@ -22,6 +22,9 @@ enum qwhere { Q_NONE = 0, Q_INCOMING, Q_OUTGOING };
 struct qmbox {
 	int	 local;				/* resolved, not yet sent */
 	int	 remote;			/* for the relay, not yet sent */
+	int	 pipe;				/* for the pipe process */
+	int	 later;				/* after the one before it in
+						   its alias (sequential) */
 	char	 domain[ADDR_DOMAIN_MAX + 1];
 	char	 user[ADDR_LOCAL_MAX + 1];
 };
@@ -37,6 +40,12 @@ struct qmsg {
 	int			 newly_bounced;
 	unsigned char		*fresh;		/* rcpts bounced this pass */
 	struct qmbox		*mbox;		/* per rcpt: its mailbox */
+	size_t			 nmbox;		/* entries in mbox and fresh */
+	int			 released;	/* by the operator: robots run
+						   even if they keep failing */
+	char			(*dto)[ADDR_STR_MAX + 1];	/* Delivered-To: */
+	size_t			 ndto;
+	int			 dto_scanned;
 	unsigned		 lookups;	/* in flight this pass */
 	double			 started;	/* for delay= */
 	size_t			 hidx;		/* sched heap index + 1, 0: out */
@@ -68,6 +77,8 @@ int		 online_has_source(void);
 /* scanner.c: headers the queue adds; hop count */
 int	scanner_run(struct qmsg *, const char *hostname, unsigned max_hops,
 	    char *err, size_t errlen);
+/* does the message already carry "Delivered-To: addr"? (a loop) */
+int	scanner_delivered_to(struct qmsg *, const char *addr);
 
 /* operator requests: messages affected, or -1 with err */
 int	queue_control(const char *verb, const char *arg, char *err,

@@ -170,3 +170,73 @@ toolong:
 	snprintf(err, errlen, "cannot add headers");
 	return -1;
 }
+
+/*
+ * The Delivered-To: lines of the message (lower-cased, at most
+ * SCAN_DTO_MAX), read once when first needed: mail that already went
+ * through an address here has looped back (P8, like Postfix and qmail).
+ */
+#define SCAN_DTO_MAX	64
+
+static void
+scan_delivered_to(struct qmsg *m)
+{
+	char		 buf[8192], line[ADDR_STR_MAX + 32];
+	size_t		 ll = 0, skip = 0;
+	off_t		 off = 0;
+	ssize_t		 n;
+	int		 bol = 1, done = 0;
+
+	m->dto_scanned = 1;
+	if ((m->dto = calloc(SCAN_DTO_MAX, sizeof(*m->dto))) == NULL)
+		return;
+	while (!done && off < HEADER_SCAN_MAX &&
+	    (n = pread(m->datafd, buf, sizeof(buf), off)) > 0) {
+		for (ssize_t i = 0; i < n && !done; i++) {
+			char c = buf[i];
+			if (c != '\n') {
+				bol = 0;
+				if (ll < sizeof(line) - 1)
+					line[ll++] = c;
+				else
+					skip = 1;	/* too long: not ours */
+				continue;
+			}
+			if (bol) {
+				done = 1;	/* end of the header */
+				break;
+			}
+			line[ll] = '\0';
+			if (!skip && hdr_is(line, ll, "Delivered-To") &&
+			    m->ndto < SCAN_DTO_MAX) {
+				char *v = line + 13;
+				while (*v == ' ' || *v == '\t')
+					v++;
+				for (char *e = v + strlen(v); e > v &&
+				    (e[-1] == ' ' || e[-1] == '\t' ||
+				    e[-1] == '\r'); e--)
+					e[-1] = '\0';
+				for (char *p = v; *p; p++)
+					if (*p >= 'A' && *p <= 'Z')
+						*p = (char)(*p - 'A' + 'a');
+				snprintf(m->dto[m->ndto++], sizeof(m->dto[0]),
+				    "%s", v);
+			}
+			ll = 0;
+			skip = 0;
+			bol = 1;
+		}
+		off += n;
+	}
+}
+
+int
+scanner_delivered_to(struct qmsg *m, const char *addr)
+{
+	if (!m->dto_scanned)
+		scan_delivered_to(m);
+	for (size_t i = 0; i < m->ndto; i++)
+		if (strcasecmp(m->dto[i], addr) == 0)
+			return 1;
+	return 0;
+}

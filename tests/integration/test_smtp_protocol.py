@@ -163,17 +163,15 @@ def test_relay_from_trusted_networks(make_sluice):
     assert s.all_messages() == []
 
 
-@pytest.mark.xfail(strict=True, reason="RCPT TO:<Postmaster> (RFC 5321 4.5.1) needs "
-                   "a postmaster mailbox for the hostname: comes with the aliases of "
-                   "issue 4; today it is qualified with the hostname and refused (554)")
 def test_postmaster_without_domain(sluice):
-    """RFC 5321 4.5.1: <Postmaster> is accepted without a domain. Here
-    there is no postmaster account: a clear refusal, not a relay denial."""
+    """RFC 5321 4.5.1: <Postmaster> is accepted without a domain: the host
+    name is always a local domain. Here there is no postmaster account nor
+    alias: a clear refusal (550), not a relay denial (554)."""
     c = RawSMTP(sluice.smtp_port)
     c.ehlo()
     c.expect(250, "2.1.0", "MAIL FROM:<a@client.test>")
     code, text = c.cmd("RCPT TO:<Postmaster>")
-    assert code in (250, 550), (code, text)
+    assert code == 550 and "5.1.1" in text, (code, text)
 
 
 # ---- pipelining ----

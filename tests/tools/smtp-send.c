@@ -82,7 +82,7 @@ parse_addr(const char *s, struct sockaddr_storage *ss)
 	struct sockaddr_in6	*in6 = (struct sockaddr_in6 *)ss;
 	char			 host[64];
 	const char		*colon = strrchr(s, ':');
-	size_t			 n;
+	size_t			 n = 0;
 
 	if (colon == NULL || (n = (size_t)(colon - s)) >= sizeof(host))
 		usage();

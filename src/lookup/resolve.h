@@ -1,0 +1,42 @@
+/*
+ * resolve - expand.c over sluice's tables: the database (domains,
+ * accounts) and the aliases file. Shared by the lookup process and
+ * `sluice robot test`, so a dry run resolves exactly as delivery does.
+ */
+#ifndef SLUICE_RESOLVE_H
+#define SLUICE_RESOLVE_H
+
+#include "aliases.h"
+#include "expand.h"
+#include "table.h"
+
+struct dbent {
+	struct alias_entry	 ent;
+	char			 key[600];
+	size_t			 cap;
+	struct dbent		*next;
+};
+
+struct resolver {
+	struct table		*tbl;		/* NULL: lookups fail for now */
+	const struct aliases	*aliases;	/* NULL: none */
+	const char		*hostname;	/* always a local domain */
+	int			 db_commands;	/* pipes and files allowed in
+						   database aliases */
+	/* database aliases read during one expansion: they stay valid until
+	   resolver_free() (expand() walks one while it looks up others) */
+	struct dbent		*dbents;
+	struct dbent		*dbcur;		/* being filled */
+	int			 dberr;
+	char			 dbwild[600];	/* best wildcard key so far */
+	size_t			 dbwildlen;
+	const char		*dblocal;
+};
+
+/* fill src with callbacks over r (delim: the recipient delimiter) */
+void	resolver_src(struct expand_src *, struct resolver *, char delim,
+	    size_t max_targets);
+/* free what the database lookups kept */
+void	resolver_free(struct resolver *);
+
+#endif
