@@ -2,6 +2,7 @@
 and file targets, :include:, extensions, wildcards, catch-all, loops,
 reload on change and SIGHUP; robots run by a real sluiced as their user
 with the contract's environment."""
+import json
 import os
 import pwd
 import shutil
@@ -332,3 +333,45 @@ def test_robot_test_dry_run(make_sluice):
     assert res.returncode == 67
     res = s.cli("robot", "test", "loop1@example.test", input=b"", check=False)
     assert res.returncode == 65
+
+
+def test_broken_robot_is_held_not_spun(make_sluice):
+    """After robot-max-failures temporary failures in a row the robot's
+    mail is held; release runs it again."""
+    s = make_sluice(start=False)
+    flag = os.path.join(s.dir, "out", "fixed")
+    r, out = robot(s, "flaky", "cat >/dev/null\n[ -e %s ] && exit 0\nexit 75\n" % flag)
+    path = write_aliases(s, 'flaky: "|%s"\n' % r)
+    with open(s.conf, "a") as f:
+        f.write("aliases %s\nretry-interval 1s\nretry-max 1s\nrobot-max-failures 2\n"
+                % path)
+    s.start()
+    send(s, ["flaky@example.test"], tag())
+    m = s.wait_log(r"(\w+): held: the robot of <flaky@example.test> keeps failing")
+    qid = m.group(1)
+    wait_for(lambda: any(e["held"] for e in json.loads(
+        s.cli("queue", "list", "--json").stdout)), what="the message held")
+    runs = s.read_log().count("to=<flaky@example.test>")
+    # held: no more runs however long we wait for the retry timer
+    s.cli("queue", "flush")
+    assert s.read_log().count("to=<flaky@example.test>") == runs
+    open(flag, "w").close()
+    os.chmod(flag, 0o644)
+    s.cli("queue", "release", qid)
+    wait_for(s.queue_empty, what="delivery after release")
+    assert "status=sent (delivered to command" in s.read_log()
+
+
+def test_shell_metacharacters_in_the_address_reach_the_robot_as_data(make_sluice):
+    s = make_sluice(start=False)
+    r, out = robot(s, "extbot", 'printf "%%s" "$EXTENSION" > %s/ext\n' % os.path.join(
+        s.dir, "out"))
+    path = write_aliases(s, 'bot: "|%s"\n' % r)
+    with open(s.conf, "a") as f:
+        f.write("aliases %s\n" % path)
+    s.start()
+    ext = "a'b`id`$HOME%c|d{e}"        # atext: legal in an address
+    send(s, ["bot+%s@example.test" % ext], tag())
+    wait_for(lambda: os.path.exists(os.path.join(out, "ext")), what="the robot")
+    assert open(os.path.join(out, "ext")).read() == ext
+    wait_for(s.queue_empty, what="the queue to empty")
