@@ -180,7 +180,7 @@ robot_test(struct cli *cli, const char *addr, const char *sender)
 	res.hostname = cli->cfg.hostname;
 	res.db_commands = cli->cfg.alias_db_commands;
 	resolver_src(&src, &res, cli->cfg.recipient_delimiter[0],
-	    ENV_RCPT_MAX);
+	    RESOLVE_TARGETS_MAX);
 	switch (expand(&src, addr, &t, &n, err, sizeof(err))) {
 	case EXPAND_OK:
 		break;

@@ -102,7 +102,7 @@ lookup_expand(const char *addrstr, struct xtarget **t, size_t *n, char *err,
 	res.hostname = lp->conf->hostname;
 	res.db_commands = lp->conf->alias_db_commands;
 	resolver_src(&src, &res, lp->conf->recipient_delimiter[0],
-	    ENV_RCPT_MAX);
+	    RESOLVE_TARGETS_MAX);
 	*t = NULL;
 	*n = 0;
 	r = expand(&src, addrstr, t, n, err, errlen);

@@ -10,6 +10,9 @@
 #include "expand.h"
 #include "table.h"
 
+/* the most targets one recipient may expand to */
+#define RESOLVE_TARGETS_MAX	10000
+
 struct dbent {
 	struct alias_entry	 ent;
 	char			 key[600];

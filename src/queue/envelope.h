@@ -27,7 +27,7 @@
 #define ENVELOPE_VERSION	1
 #define QUEUE_ID_LEN		20	/* hex chars, see queue_id_new() */
 #define ENV_TEXT_MAX		512	/* helo, client names, errors */
-#define ENV_RCPT_MAX		10000
+#define ENV_RCPT_MAX		20000	/* with alias targets */
 #define ENV_HDRS_MAX		(64 * 1024)
 
 enum rcpt_state {

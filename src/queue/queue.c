@@ -1019,7 +1019,7 @@ static void
 qmsg_expand(struct qmsg *m, size_t i, struct qreq *r)
 {
 	size_t	 first = m->env.nrcpts, k;
-	char	 why[128];
+	char	 why[128], orig[ADDR_STR_MAX + 1];
 
 	if (r->ntargets == SIZE_MAX || r->ntargets == 0) {
 		rcpt_outcome(m, i, RCPT_DEFERRED, "none", "4.3.0 alias "
@@ -1037,10 +1037,12 @@ qmsg_expand(struct qmsg *m, size_t i, struct qreq *r)
 		    "to more recipients than one message may have");
 		return;
 	}
+	/* a copy: adding recipients moves the array */
+	snprintf(orig, sizeof(orig), "%s", m->env.rcpts[i].orig);
 	for (k = 0; k < r->ntargets; k++) {
 		struct qtarget *t = &r->targets[k];
-		if (envelope_add_target(&m->env, t->addr, m->env.rcpts[i].orig,
-		    t->via, t->owner, t->ext, t->target) == -1)
+		if (envelope_add_target(&m->env, t->addr, orig, t->via,
+		    t->owner, t->ext, t->target) == -1)
 			break;
 	}
 	if (k < r->ntargets || qmsg_fit(m) == -1) {

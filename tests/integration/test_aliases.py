@@ -5,6 +5,7 @@ with the contract's environment."""
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import smtplib
@@ -375,3 +376,38 @@ def test_shell_metacharacters_in_the_address_reach_the_robot_as_data(make_sluice
     wait_for(lambda: os.path.exists(os.path.join(out, "ext")), what="the robot")
     assert open(os.path.join(out, "ext")).read() == ext
     wait_for(s.queue_empty, what="the queue to empty")
+
+
+def test_ten_thousand_target_alias(make_sluice):
+    """A 10,000-target alias (an :include: list) expands and is delivered,
+    each target once, over a few reused connections to an smtp-sink."""
+    import subprocess
+    from sluice_harness import free_port
+    port = free_port()
+    args = [shutil.which("smtp-sink") or "/usr/sbin/smtp-sink", "-c",
+            "127.0.0.1:%d" % port, "100"]
+    if os.geteuid() == 0:
+        args[1:1] = ["-u", "nobody"]
+    sink = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        s = make_sluice(start=False)
+        lst = os.path.join(s.dir, "big.list")
+        with open(lst, "w") as f:
+            f.write("".join("u%d@far.test\n" % i for i in range(10000)))
+        os.chmod(lst, 0o644)
+        path = write_aliases(s, "big: :include:%s\n" % lst)
+        with open(s.conf, "a") as f:
+            f.write("aliases %s\nroute far.test via 127.0.0.1:%d\n" % (path, port))
+        s.start()
+        send(s, ["big@example.test"], tag())
+        wait_for(s.queue_empty, timeout=180, what="10,000 deliveries")
+        log = s.read_log()
+        assert "status=expanded (alias to 10000 targets)" in log
+        assert log.count("status=sent") == 10000
+        assert "status=deferred" not in log and "status=bounced" not in log
+    finally:
+        sink.terminate()
+        out = sink.communicate()[0].decode("utf-8", "replace")
+    counts = re.findall(r"sess=(\d+) quit=\d+ mesg=(\d+)", out)
+    assert counts and int(counts[-1][1]) == 200          # 50 recipients each
+    assert int(counts[-1][0]) <= 20, counts[-1]          # reused connections
