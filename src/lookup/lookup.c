@@ -114,11 +114,44 @@ lookup_expand(const char *addrstr, struct xtarget **t, size_t *n, char *err,
 	return r;
 }
 
+/*
+ * Read the address of a request and resolve it: LOOKUP_EXPANDED means the
+ * targets are in *t (also for a plain account), LOOKUP_FAILED an alias
+ * error (loop...), the others as their names say; err has the reason.
+ */
+static uint32_t
+lookup_request(struct ipc_msg *m, char *addr, struct xtarget **t, size_t *n,
+    char *err, size_t errlen)
+{
+	struct ipc_rd	 rd;
+
+	*t = NULL;
+	*n = 0;
+	err[0] = '\0';
+	ipc_rd_init(&rd, m);
+	ipc_get_str(&rd, addr, ADDR_STR_MAX + 1);
+	if (ipc_get_end(&rd) == -1) {
+		log_warnx("bad %s", ipc_type_name(m->type));
+		return LOOKUP_TEMPFAIL;
+	}
+	switch (lookup_expand(addr, t, n, err, errlen)) {
+	case EXPAND_REMOTE:
+		return LOOKUP_REMOTE;
+	case EXPAND_NOUSER:
+		return LOOKUP_NOUSER;
+	case EXPAND_TEMPFAIL:
+		return LOOKUP_TEMPFAIL;
+	case EXPAND_OK:
+		return LOOKUP_EXPANDED;
+	default:	/* loop, too deep, too many: the text says */
+		return LOOKUP_FAILED;
+	}
+}
+
 /* The SMTP-time check: does the recipient exist (or is it remote)? */
 static void
 lookup_on_check(struct ipc *c, struct ipc_msg *m, void *arg)
 {
-	struct ipc_rd	 rd;
 	struct buf	 b;
 	struct xtarget	*t = NULL;
 	char		 addr[ADDR_STR_MAX + 1], err[ENV_TEXT_MAX];
@@ -126,26 +159,9 @@ lookup_on_check(struct ipc *c, struct ipc_msg *m, void *arg)
 	uint32_t	 res;
 
 	(void)arg;
-	ipc_rd_init(&rd, m);
-	ipc_get_str(&rd, addr, sizeof(addr));
-	if (ipc_get_end(&rd) == -1) {
-		log_warnx("bad LOOKUP_RCPT_CHECK");
-		res = LOOKUP_TEMPFAIL;
-	} else switch (lookup_expand(addr, &t, &n, err, sizeof(err))) {
-	case EXPAND_REMOTE:
-		res = LOOKUP_REMOTE;
-		break;
-	case EXPAND_NOUSER:
-		res = LOOKUP_NOUSER;
-		break;
-	case EXPAND_TEMPFAIL:
-		res = LOOKUP_TEMPFAIL;
-		break;
-	default:
-		/* it exists; an alias that loops bounces with the reason */
-		res = LOOKUP_LOCAL;
-		break;
-	}
+	res = lookup_request(m, addr, &t, &n, err, sizeof(err));
+	if (res == LOOKUP_FAILED || res == LOOKUP_EXPANDED)
+		res = LOOKUP_LOCAL;	/* it exists; a loop bounces later */
 	free(t);
 	buf_init(&b, 64);
 	ipc_put_u32(&b, res);
@@ -221,7 +237,6 @@ lookup_send_targets(struct ipc *c, uint32_t id, const char *rcpt,
 static void
 lookup_on_resolve(struct ipc *c, struct ipc_msg *m, void *arg)
 {
-	struct ipc_rd	 rd;
 	struct buf	 b;
 	struct xtarget	*t = NULL;
 	char		 addr[ADDR_STR_MAX + 1], err[ENV_TEXT_MAX];
@@ -231,23 +246,8 @@ lookup_on_resolve(struct ipc *c, struct ipc_msg *m, void *arg)
 	uint32_t	 res;
 
 	(void)arg;
-	err[0] = '\0';
-	ipc_rd_init(&rd, m);
-	ipc_get_str(&rd, addr, sizeof(addr));
-	if (ipc_get_end(&rd) == -1) {
-		log_warnx("bad LOOKUP_RCPT_RESOLVE");
-		res = LOOKUP_TEMPFAIL;
-	} else switch (lookup_expand(addr, &t, &n, err, sizeof(err))) {
-	case EXPAND_REMOTE:
-		res = LOOKUP_REMOTE;
-		break;
-	case EXPAND_NOUSER:
-		res = LOOKUP_NOUSER;
-		break;
-	case EXPAND_TEMPFAIL:
-		res = LOOKUP_TEMPFAIL;
-		break;
-	case EXPAND_OK:
+	res = lookup_request(m, addr, &t, &n, err, sizeof(err));
+	if (res == LOOKUP_EXPANDED) {
 		if (n == 1 && t[0].kind == XT_MAILBOX && t[0].ext[0] == '\0' &&
 		    t[0].via[0] == '\0' && (at = strrchr(t[0].addr, '@')) &&
 		    (size_t)(at - t[0].addr) < sizeof(u)) {
@@ -257,12 +257,6 @@ lookup_on_resolve(struct ipc *c, struct ipc_msg *m, void *arg)
 			snprintf(d, sizeof(d), "%s", at + 1);
 		} else if (lookup_send_targets(c, m->id, addr, t, n) == -1)
 			res = LOOKUP_TEMPFAIL;
-		else
-			res = LOOKUP_EXPANDED;
-		break;
-	default:	/* loop, too deep, too many: the text says */
-		res = LOOKUP_FAILED;
-		break;
 	}
 	free(t);
 	buf_init(&b, 2048);
