@@ -6,6 +6,7 @@ limit, and double bounces to a configured postmaster.
 Downstream servers are aiosmtpd on 127.0.0.70-79; a dnsmasq names the
 smarthost so its certificate can be verified by name.
 """
+import itertools
 import json
 import os
 import re
@@ -25,6 +26,7 @@ from sluice_harness import RUN_USER, tag, wait_for
 from smtp_peers import Auth, common_port
 
 HOSTS = ["127.0.0.%d" % n for n in range(70, 76)]
+SESSIONS = itertools.count(1)
 
 
 class Rec:
@@ -45,9 +47,11 @@ class Rec:
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
+            if not hasattr(session, "sluice_test_n"):   # id() may be reused
+                session.sluice_test_n = next(SESSIONS)
             self.messages.append({
                 "from": envelope.mail_from, "rcpts": list(envelope.rcpt_tos),
-                "content": envelope.content, "session": id(session),
+                "content": envelope.content, "session": session.sluice_test_n,
                 "tls": session.ssl is not None,
                 "auth": session.authenticated})
         return "250 2.0.0 stored"
@@ -504,3 +508,32 @@ def test_connection_cache(make_sluice, net, idle, same):
         wait_for(lambda: len(h.messages) == n, what="message %d" % n)
         wait_for(s.queue_empty, what="the queue to empty")
     assert (h.messages[0]["session"] == h.messages[1]["session"]) == same
+
+
+def test_global_connection_limit(make_sluice, net):
+    """relay-connections 1: two destinations, still one connection at a
+    time in all (one recorder behind both servers sees the order)."""
+    rec = Rec()
+    net["server"](HOSTS[1], rec)
+    net["server"](HOSTS[2], rec)
+    s = make_sluice(conf(net, "route one.test via %s:%d\nroute two.test via %s:%d\n"
+                         "relay-connections 1\nrelay-idle-time 0\n"
+                         % (HOSTS[1], net["port"], HOSTS[2], net["port"])))
+    n = 16
+
+    def burst(k):
+        for i in range(n // 4):
+            send(s, "demo@example.test", ["x@%s.test" % ("one", "two")[(i + k) % 2]],
+                 tag())
+
+    threads = [threading.Thread(target=burst, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wait_for(lambda: len(rec.messages) == n, what="all messages downstream")
+    wait_for(s.queue_empty, what="the queue to empty")
+    seq = [m["session"] for m in rec.messages]
+    blocks = [x for i, x in enumerate(seq) if i == 0 or seq[i - 1] != x]
+    assert len(blocks) == len(set(seq)), seq
+    assert {tuple(m["rcpts"]) for m in rec.messages} == {("x@one.test",), ("x@two.test",)}
