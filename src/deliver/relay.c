@@ -115,6 +115,7 @@ struct rdest {
 struct rconn {
 	LIST_ENTRY(rconn)	 idle;
 	int			 is_idle;
+	int			 released;	/* its slot is free: closing */
 	struct smtp_client	*cl;
 	struct rdest		*d;
 	struct rjob		*cur;		/* its message is on the wire */
@@ -288,6 +289,23 @@ rjob_attempted(struct rjob *j, const struct smtp_conn_result *res)
 
 /* ---- connections ---- */
 
+/* A connection no longer counts against the limits (closing or gone). */
+static void
+rconn_release(struct rconn *cn)
+{
+	struct rdest	*d = cn->d;
+
+	if (cn->released)
+		return;
+	cn->released = 1;
+	nconns--;
+	d->nconn--;
+	if (!TAILQ_EMPTY(&d->wait) && !d->on_pending) {
+		TAILQ_INSERT_HEAD(&pending, d, pending);	/* its slot */
+		d->on_pending = 1;
+	}
+}
+
 static void
 relay_on_msg(struct smtp_client *cl, struct smtp_msg *msg,
     const struct smtp_msg_result *res, void *arg)
@@ -332,7 +350,15 @@ relay_on_msg(struct smtp_client *cl, struct smtp_msg *msg,
 		rjob_attempted(j, NULL);
 		return;
 	}
+	/*
+	 * Done with it: QUIT now (no idle wait), and give its slot to a
+	 * waiting job at once; j's fate waits for the end (a failed STARTTLS
+	 * is retried in clear).
+	 */
+	smtp_client_no_idle(cl);
 	cn->ended = j;
+	rconn_release(cn);
+	relay_pump();
 }
 
 static void
@@ -345,12 +371,7 @@ relay_on_conn(struct smtp_client *cl, const struct smtp_conn_result *res,
 	(void)cl;
 	if (cn->is_idle)
 		LIST_REMOVE(cn, idle);
-	nconns--;
-	d->nconn--;
-	if (!TAILQ_EMPTY(&d->wait) && !d->on_pending) {
-		TAILQ_INSERT_HEAD(&pending, d, pending);	/* its slot */
-		d->on_pending = 1;
-	}
+	rconn_release(cn);
 	if (cn->cur != NULL)		/* cannot happen: on_msg came first */
 		rjob_attempted(cn->cur, res);
 	if (cn->ended != NULL)

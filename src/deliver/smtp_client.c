@@ -488,6 +488,16 @@ smtp_client_alive(const struct smtp_client *c)
 	return !c->dead && c->state != CS_DONE;
 }
 
+void
+smtp_client_no_idle(struct smtp_client *c)
+{
+	struct timeval	 tv;
+
+	c->p.idle_ms = 0;
+	if (c->idling)		/* already waiting: stop now */
+		evtimer_add(c->kick, ms_tv(&tv, 0));
+}
+
 static void
 client_connect(struct smtp_client *c)
 {

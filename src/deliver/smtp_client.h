@@ -142,6 +142,8 @@ struct smtp_client *smtp_client_new(struct event_base *,
 int	smtp_client_send(struct smtp_client *, struct smtp_msg *);
 /* may the client still take a message (not failed, not closing)? */
 int	smtp_client_alive(const struct smtp_client *);
+/* no idle wait for this client: QUIT as soon as it has nothing to send */
+void	smtp_client_no_idle(struct smtp_client *);
 void	smtp_client_free(struct smtp_client *);
 
 #endif
