@@ -19,10 +19,11 @@
 # keeps sluice's temporary directory, BENCH_PARTS ("local latency relay": the parts to
 # run; the rows of a part not run are carried over from the previous latest.txt),
 # BENCH_RELAY_SESSIONS ("10 50"), BENCH_RELAY_RUNS (2), BENCH_OSD_RELAY_MESSAGES (500:
-# OpenSMTPD relays about 15 msg/s, see docs/BENCHMARKS.md), BENCH_RELAY_TUNED (one
-# config line for a second sluice, "sluice-tuned", measured beside the default one;
-# default "relay-destination-connections 20", empty for none), BENCH_TUNED_PORT (2529),
-# BENCH_SLUICE_REV (what the results call the sluice build; default git describe).
+# OpenSMTPD relays about 15 msg/s, see docs/BENCHMARKS.md), BENCH_RELAY_TUNED (config
+# lines separated by ";": one more sluice each, "sluice-tunedN" with that one line
+# added, measured in the same rounds as the default one; empty for none),
+# BENCH_TUNED_PORT (2529: the first of theirs), BENCH_SLUICE_REV (what the results call
+# the sluice build; default git describe).
 # BUILD may be relative to the repository or absolute.
 #
 # OpenSMTPD 6.8 listens with a backlog of 5: at 10 or more sessions connection attempts
@@ -47,12 +48,13 @@ PARTS=${BENCH_PARTS:-local latency relay}
 RELAY_SESSIONS=${BENCH_RELAY_SESSIONS:-10 50}
 RELAY_RUNS=${BENCH_RELAY_RUNS:-2}
 OSD_RELAY_MESSAGES=${BENCH_OSD_RELAY_MESSAGES:-500}
-RELAY_TUNED=${BENCH_RELAY_TUNED-relay-destination-connections 20}
+RELAY_TUNED=${BENCH_RELAY_TUNED-relay-messages-per-connection 1000; relay-idle-time 0; relay-destination-connections 20}
 TUNED_PORT=${BENCH_TUNED_PORT:-2529}
 SLUICE_REV=${BENCH_SLUICE_REV:-$(git describe --always --dirty 2>/dev/null || echo '?')}
 export BENCH_DIR=${BENCH_DIR:-/tmp/peers-bench}
 SDIR=
 SPIDS=
+OLD=
 
 die() { echo "bench: $*" >&2; exit 1; }
 peers() { bash "$PEERS" "$@"; }
@@ -71,7 +73,10 @@ report() {
 		if (!((t, s) in rate)) return "–"
 		return rate[t, s] " msg/s, " cpu[t, s] " ms" (msgs[t, s] != full ? " (" msgs[t, s] " msgs)¹" : "")
 	}
-	/^# relay tuned: / { tuned = $0; sub(/^# relay tuned: /, "", tuned) }
+	/^# relay tuned: / {
+		x = $0; sub(/^# relay tuned: /, "", x); i = index(x, " = ")
+		tname[++nt] = substr(x, 1, i - 1); tline[nt] = substr(x, i + 3)
+	}
 	/^#/ { sub(/^# ?/, ""); hdr = hdr "    " $0 "\n"; next }
 	$1 == "tput" {
 		t = $2; s = kv($0, "sessions"); seen[s] = 1
@@ -101,21 +106,19 @@ report() {
 		ns = 0; for (s in rseen) ss[++ns] = s + 0
 		if (ns == 0) return
 		for (i = 1; i <= ns; i++) for (j = i + 1; j <= ns; j++) if (ss[j] < ss[i]) { x = ss[i]; ss[i] = ss[j]; ss[j] = x }
-		print "\n**Relay** (" MSGS " messages of 4 KB unless marked to x@sink.test, one per inbound connection, relayed to smtp-sink on 127.0.0.1:2599, timed until the sink has them all; best msg/s of the runs, machine CPU ms per message of that run, and the range over the runs):\n"
+		print "\n**Relay** (" (MSGS >= 1000 ? int(MSGS / 1000) "," sprintf("%03d", MSGS % 1000) : MSGS) " messages of 4 KB unless marked to x@sink.test, one per inbound connection, relayed to smtp-sink on 127.0.0.1:2599, timed until the sink has them all; best msg/s of the runs, machine CPU ms per message of that run, and the range over the runs):\n"
 		print "| sessions | Postfix | OpenSMTPD | sluice | sluice/Postfix | sluice/OpenSMTPD |"
 		print "| ---: | ---: | ---: | ---: | ---: | ---: |"
 		for (i = 1; i <= ns; i++) {
 			s = ss[i]
 			printf "| %d | %s | %s | %s | %s | %s |\n", s, rcell("postfix", s), rcell("opensmtpd", s), rcell("sluice", s), rratio("sluice", s, "postfix"), rratio("sluice", s, "opensmtpd")
-		}
-		for (i = 1; i <= ns; i++) {
-			s = ss[i]
-			if (("sluice-tuned", s) in rbest)
-				printf "| %d, sluice tuned⁴ | (as above) | (as above) | %s | %s | %s |\n", s, rcell("sluice-tuned", s), rratio("sluice-tuned", s, "postfix"), rratio("sluice-tuned", s, "opensmtpd")
+			for (k = 1; k <= nt; k++)
+				if ((tname[k], s) in rbest)
+					printf "| %d, sluice with `%s`⁴ | | | %s | %s | %s |\n", s, tline[k], rcell(tname[k], s), rratio(tname[k], s, "postfix"), rratio(tname[k], s, "opensmtpd")
 		}
 		for (k = 1; k <= nrs; k++) printf "\nWARNING: %s delivered.\n", rshort[k]
 		print "\n³ OpenSMTPD relays one connection at a time at about 15 msg/s (see notes): fewer messages."
-		if (tuned != "") print "\n⁴ " tuned "; measured in the same rounds as the default one."
+		if (nt) print "\n⁴ another sluiced (own spool) with that one line added to the default configuration, measured in the same rounds as the default one; ratios against the Postfix and OpenSMTPD figures of the default row of the same session count."
 	}
 	END {
 		print "Run of:\n\n" hdr
@@ -178,6 +181,7 @@ cleanup() {
 	set +e
 	for p in $SPIDS; do stop_sluice "$p"; done
 	peers stop
+	if [ -n "$OLD" ]; then rm -f "$OLD"; fi
 	if [ -n "$SDIR" ] && [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$SDIR"; fi
 }
 trap cleanup EXIT
@@ -226,8 +230,23 @@ start_sluice() {
 }
 start_sluice default "$PORT"
 SLUICE_MAILDIR=$SDIR/default/mail/bench.test/u
-if part relay && [ -n "$RELAY_TUNED" ]; then
-	start_sluice tuned "$TUNED_PORT" "$RELAY_TUNED"
+# the tuned ones: sluice-tunedN on port TUNED_PORT + N - 1, its line in TUNED_LINE_N
+NTUNED=0
+if part relay; then
+	ifs=$IFS
+	IFS=';'
+	set -f
+	# shellcheck disable=SC2086 # split on ";" on purpose
+	set -- $RELAY_TUNED
+	set +f
+	IFS=$ifs
+	for l in "$@"; do
+		l=$(echo "$l" | sed 's/^[[:space:]]*//; s/[[:space:]]*$//')
+		[ -n "$l" ] || continue
+		NTUNED=$((NTUNED + 1))
+		start_sluice "tuned$NTUNED" $((TUNED_PORT + NTUNED - 1)) "$l"
+		eval "TUNED_LINE_$NTUNED=\$l"
+	done
 fi
 
 echo "bench: starting Postfix (127.0.0.1:2525) and OpenSMTPD (127.0.0.1:2526)"
@@ -266,19 +285,28 @@ drain() {
 }
 
 mkdir -p "$(dirname "$RESULTS")"
-OLD=
-if [ -f "$RESULTS" ]; then OLD=$RESULTS.prev; cp "$RESULTS" "$OLD"; fi
+if [ -f "$RESULTS" ]; then OLD=$(mktemp /tmp/bench-results-XXXXXX); cp "$RESULTS" "$OLD"; fi
 {
 	echo "# $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), /tmp on $(df -T /tmp | awk 'NR == 2 {print $2}')"
 	echo "# Postfix $(postconf -h mail_version), OpenSMTPD $(dpkg-deb -f "$BENCH_DIR"/opensmtpd_*.deb Version 2>/dev/null || echo '?'), sluice $SLUICE_REV"
 	echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "# parts run: $PARTS"
-	if part relay && [ -n "$RELAY_TUNED" ]; then echo "# relay tuned: sluice-tuned is sluice with \"$RELAY_TUNED\""; fi
+	i=1
+	while [ $i -le $NTUNED ]; do
+		eval "l=\$TUNED_LINE_$i"
+		echo "# relay tuned: sluice-tuned$i = $l"
+		i=$((i + 1))
+	done
 } > "$RESULTS"
 # carry KIND PART: the rows of a part not run this time, from the previous results
 carry() {
 	if part "$2" || [ -z "$OLD" ] || ! grep -q "^$1 " "$OLD"; then return 0; fi
-	echo "# $2 rows carried over from the run of $(sed -n '1s/^# //p' "$OLD")" >> "$RESULTS"
+	# rows the previous results had carried over themselves keep their origin
+	if grep -q "^# $2 rows carried over from " "$OLD"; then
+		grep -m 1 "^# $2 rows carried over from " "$OLD" >> "$RESULTS"
+	else
+		echo "# $2 rows carried over from the run of $(sed -n '1s/^# //p' "$OLD"); $(sed -n '2s/^# //p' "$OLD")" >> "$RESULTS"
+	fi
 	if [ "$1" = relay ]; then grep '^# relay tuned:' "$OLD" >> "$RESULTS" || true; fi
 	grep "^$1 " "$OLD" >> "$RESULTS"
 }
@@ -338,10 +366,29 @@ fresh_sink() {
 	i=0
 	while ss -Hltn 'sport = :2599' | grep -q . && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 }
+# Mail that an interrupted run left in a peer's queue would reach the sink during a later
+# run and count for whichever target is measured then: remove it first (this Postfix and
+# this OpenSMTPD serve the benchmark only). sluice starts on a fresh spool anyway.
+purge_peers() {
+	n=$(postqueue -j 2>/dev/null | grep -c . || true)
+	if [ "$n" -gt 0 ]; then
+		echo "bench: removing $n messages left in Postfix's queue by an earlier run"
+		postsuper -d ALL >/dev/null 2>&1 || true
+	fi
+	# smtpctl insists on running with the group opensmtpq (dpkg -x dropped its setgid bit)
+	ctl="setpriv --regid=opensmtpq --clear-groups $BENCH_DIR/opensmtpd-root/usr/sbin/smtpctl"
+	n=$($ctl show queue 2>/dev/null | grep -c . || true)
+	if [ "$n" -gt 0 ]; then
+		echo "bench: removing $n envelopes left in OpenSMTPD's queue by an earlier run"
+		$ctl remove all >/dev/null 2>&1 || true
+	fi
+}
 if part relay; then
+purge_peers
 echo "bench: relay (peers.sh relay, $MESSAGES x $SIZE bytes to smtp-sink, $RELAY_RUNS runs each)"
 targets="postfix opensmtpd sluice"
-[ -n "$RELAY_TUNED" ] && targets="$targets sluice-tuned"
+i=1
+while [ $i -le $NTUNED ]; do targets="$targets sluice-tuned$i"; i=$((i + 1)); done
 for s in $RELAY_SESSIONS; do
 	r=1
 	while [ $r -le "$RELAY_RUNS" ]; do
@@ -353,7 +400,9 @@ for s in $RELAY_SESSIONS; do
 			l1=$(cut -d' ' -f1 /proc/loadavg)
 			case $t in
 			sluice) line=$(peers relay endpoint "127.0.0.1:$PORT" "$SLUICE_MAILDIR" "$s" "$n" "$SIZE") ;;
-			sluice-tuned) line=$(peers relay endpoint "127.0.0.1:$TUNED_PORT" "$SDIR/tuned/mail/bench.test/u" "$s" "$n" "$SIZE") ;;
+			sluice-tuned*)
+				i=${t#sluice-tuned}
+				line=$(peers relay endpoint "127.0.0.1:$((TUNED_PORT + i - 1))" "$SDIR/tuned$i/mail/bench.test/u" "$s" "$n" "$SIZE") ;;
 			*) line=$(peers relay "$t" "$s" "$n" "$SIZE") ;;
 			esac
 			echo "  $t run $r: $line"

@@ -2,9 +2,9 @@
 # Install the Debian packages sluice needs to build and test (idempotent).
 set -eu
 PKGS="build-essential pkg-config meson ninja-build libevent-dev libssl-dev
-libsqlite3-dev libcrypt-dev libcmocka-dev python3-pytest python3-aiosmtpd
+libsqlite3-dev libpq-dev libcrypt-dev libcmocka-dev python3-pytest python3-aiosmtpd
 swaks curl openssl sqlite3 libc-ares-dev dnsmasq-base
-postfix"
+postfix postgresql"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

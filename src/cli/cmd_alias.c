@@ -242,6 +242,7 @@ int
 cmd_db(struct cli *cli, int argc, char **argv)
 {
 	struct table	*t;
+	char		 dsn[sizeof(cli->cfg.database)];
 	int		 rc;
 
 	if (cli_wants_help(argc, argv))
@@ -252,8 +253,8 @@ cmd_db(struct cli *cli, int argc, char **argv)
 		return rc;
 	if ((t = cli_table(cli)) == NULL)	/* migrates */
 		return EX_UNAVAILABLE;
-	printf("%s: schema version %d\n", cli->cfg.database,
-	    table_schema_version(t));
+	printf("%s: schema version %d\n", table_dsn_safe(cli->cfg.database,
+	    dsn, sizeof(dsn)), table_schema_version(t));
 	table_close(t);
 	return EX_OK;
 }

@@ -83,7 +83,7 @@ static const struct param params[] = {
 	{ "max-hops",	P_UINT,	N(max_hops),	10, 1000, "50", 1 },
 	{ "retry-interval", P_TIME, N(retry_interval), 1, 86400, "5m", 1 },
 	{ "retry-max",	P_TIME,	N(retry_max),	1, 7 * 86400, "1h", 1 },
-	{ "max-queue-lifetime", P_TIME, N(max_queue_lifetime), 60,
+	{ "max-queue-lifetime", P_TIME, N(max_queue_lifetime), 1,
 	    365 * 86400, "5d", 1 },
 	{ "delivery-batch", P_UINT, N(delivery_batch), 1, 10000, "64", 1 },
 };

@@ -32,11 +32,12 @@ static struct proc	*lp;
 static struct table *
 lookup_table(void)
 {
-	char	 err[512];
+	char	 err[512], dsn[sizeof(lp->conf->database)];
 
 	if (tbl == NULL && (tbl = table_open(lp->conf->database, err,
 	    sizeof(err))) == NULL)
-		log_warnx("database %s: %s", lp->conf->database, err);
+		log_warnx("database %s: %s", table_dsn_safe(lp->conf->database,
+		    dsn, sizeof(dsn)), err);
 	return tbl;
 }
 
@@ -294,7 +295,7 @@ lookup_reload(struct proc *p)
 int
 lookup_main(struct proc *p)
 {
-	char	 err[512];
+	char	 err[512], dsn[sizeof(p->conf->database)];
 
 	lp = p;
 	p->handlers[ROLE_SMTP] = smtp_handlers;
@@ -302,7 +303,7 @@ lookup_main(struct proc *p)
 	p->on_reload = lookup_reload;
 	if ((tbl = table_open(p->conf->database, err, sizeof(err))) == NULL)
 		log_warnx("database %s: %s (lookups fail temporarily)",
-		    p->conf->database, err);
+		    table_dsn_safe(p->conf->database, dsn, sizeof(dsn)), err);
 	else if (table_init_schema(tbl, err, sizeof(err)) == -1)
 		log_warnx("database schema: %s", err);
 	aliases_reload(1);

@@ -1,8 +1,10 @@
 /*
  * table - the lookup tables behind sluice: domains, accounts, aliases.
  *
- * One interface, several backends (SQLite now; PostgreSQL and files later):
- * the `database` directive is a DSN, "sqlite:/path/to/file.db". Every query
+ * One interface, several backends (table.c dispatches on the DSN's prefix,
+ * table_backend.h): the `database` directive is a DSN,
+ * "sqlite:/path/to/file.db" (table_sqlite.c) or
+ * "postgresql://user:password@host:port/dbname" (table_pgsql.c). Every query
  * uses bound parameters (P7). A backend failure is TABLE_TEMPFAIL, never
  * "not found" (P3).
  */
@@ -17,6 +19,8 @@ struct table;
 
 struct table	*table_open(const char *dsn, char *err, size_t errlen);
 void		 table_close(struct table *);
+/* the DSN for logs and messages: a password in it becomes "***"; buf */
+const char	*table_dsn_safe(const char *dsn, char *buf, size_t buflen);
 /* create the schema or migrate it to this version (CLI and daemon) */
 int		 table_init_schema(struct table *, char *err, size_t errlen);
 /* the database's schema version (0: empty), -1 on error */

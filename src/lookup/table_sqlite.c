@@ -12,7 +12,8 @@
  * is prepared with bound parameters (P7). Lookups map any SQLite error to
  * TABLE_TEMPFAIL, never TABLE_NOTFOUND (P3). Admin functions return 0 or -1
  * with a message in err. The connection uses WAL, a 5 s busy timeout and
- * enforced foreign keys. A struct table is not shared between threads.
+ * enforced foreign keys. A handle is not shared between threads. table.c
+ * dispatches to it through table_sqlite_ops (table_backend.h).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -23,13 +24,14 @@
 #include <sqlite3.h>
 
 #include "table.h"
+#include "table_backend.h"
 
 #define TABLE_SCHEMA_VERSION	2
 #define TABLE_NAME_MAX		255	/* longest domain or local we store */
 
 #define TABLE_CACHE	8	/* prepared lookup statements kept */
 
-struct table {
+struct table_be {
 	sqlite3		*db;
 	char		 path[4096];
 	struct {
@@ -59,17 +61,13 @@ static const char *const migrations[TABLE_SCHEMA_VERSION] = {
 	" PRIMARY KEY (address, target));",
 };
 
-struct table *
-table_open(const char *dsn, char *err, size_t errlen)
+static struct table_be *
+sq_open(const char *dsn, char *err, size_t errlen)
 {
-	struct table	*t;
+	struct table_be	*t;
 	const char	*path;
 	int		 rc;
 
-	if (strncmp(dsn, "postgresql://", 13) == 0) {
-		snprintf(err, errlen, "PostgreSQL backend not built yet");
-		return NULL;
-	}
 	if (strncmp(dsn, "sqlite:", 7) != 0 || dsn[7] == '\0') {
 		snprintf(err, errlen, "unknown database \"%.200s\" "
 		    "(want sqlite:/path/file.db)", dsn);
@@ -103,8 +101,8 @@ fail:
 	return NULL;
 }
 
-void
-table_close(struct table *t)
+static void
+sq_close(struct table_be *t)
 {
 	if (t == NULL)
 		return;
@@ -115,14 +113,14 @@ table_close(struct table *t)
 }
 
 static void
-table_error(struct table *t, char *err, size_t errlen)
+table_error(struct table_be *t, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "%s: %s", t->path, sqlite3_errmsg(t->db));
 }
 
 /* Prepare sql; NULL with err set on failure. */
 static sqlite3_stmt *
-table_prepare(struct table *t, const char *sql, char *err, size_t errlen)
+table_prepare(struct table_be *t, const char *sql, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st = NULL;
 
@@ -150,7 +148,7 @@ table_bind_name(sqlite3_stmt *st, int i, const char *name)
 
 /* The schema version of the database: 0 for an empty one; -1 on error. */
 static int
-table_version(struct table *t, char *err, size_t errlen)
+table_version(struct table_be *t, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
 	int		 rc, v;
@@ -175,8 +173,8 @@ table_version(struct table *t, char *err, size_t errlen)
 	return v;
 }
 
-int
-table_init_schema(struct table *t, char *err, size_t errlen)
+static int
+sq_init_schema(struct table_be *t, char *err, size_t errlen)
 {
 	char	 sql[128];
 	int	 v;
@@ -206,8 +204,8 @@ table_init_schema(struct table *t, char *err, size_t errlen)
 	return 0;
 }
 
-int
-table_schema_version(struct table *t)
+static int
+sq_schema_version(struct table_be *t)
 {
 	char	 err[256];
 
@@ -219,7 +217,7 @@ table_schema_version(struct table *t)
  * asks the same few questions for every recipient); reset and unbound.
  */
 static sqlite3_stmt *
-table_cached(struct table *t, const char *sql)
+table_cached(struct table_be *t, const char *sql)
 {
 	char	 err[256];
 	size_t	 i;
@@ -240,7 +238,7 @@ table_cached(struct table *t, const char *sql)
 
 /* Run a lookup whose answer is "a row exists". */
 static enum table_res
-table_exists(struct table *t, const char *sql, const char *a, const char *b)
+table_exists(struct table_be *t, const char *sql, const char *a, const char *b)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
@@ -261,22 +259,22 @@ table_exists(struct table *t, const char *sql, const char *a, const char *b)
 	return TABLE_TEMPFAIL;
 }
 
-enum table_res
-table_domain_local(struct table *t, const char *domain)
+static enum table_res
+sq_domain_local(struct table_be *t, const char *domain)
 {
 	return table_exists(t, "SELECT 1 FROM domains WHERE name = ?1",
 	    domain, NULL);
 }
 
-enum table_res
-table_account_exists(struct table *t, const char *local, const char *domain)
+static enum table_res
+sq_account_exists(struct table_be *t, const char *local, const char *domain)
 {
 	return table_exists(t, "SELECT 1 FROM accounts "
 	    "WHERE local = ?1 AND domain = ?2", local, domain);
 }
 
-enum table_res
-table_account_password(struct table *t, const char *local,
+static enum table_res
+sq_account_password(struct table_be *t, const char *local,
     const char *domain, char *hash, size_t hashlen)
 {
 	sqlite3_stmt		*st;
@@ -315,7 +313,7 @@ table_account_password(struct table *t, const char *local,
  * Returns the number of rows changed or -1 with err set.
  */
 static int
-table_change(struct table *t, const char *sql, const char *names[3],
+table_change(struct table_be *t, const char *sql, const char *names[3],
     const char *hash, int when, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
@@ -345,8 +343,8 @@ table_change(struct table *t, const char *sql, const char *names[3],
 	return sqlite3_changes(t->db);
 }
 
-int
-table_domain_add(struct table *t, const char *domain, char *err,
+static int
+sq_domain_add(struct table_be *t, const char *domain, char *err,
     size_t errlen)
 {
 	const char	*n[3] = { domain, NULL, NULL };
@@ -359,8 +357,8 @@ table_domain_add(struct table *t, const char *domain, char *err,
 	return rc == -1 ? -1 : 0;
 }
 
-int
-table_domain_del(struct table *t, const char *domain, char *err,
+static int
+sq_domain_del(struct table_be *t, const char *domain, char *err,
     size_t errlen)
 {
 	const char	*n[3] = { domain, NULL, NULL };
@@ -375,8 +373,8 @@ table_domain_del(struct table *t, const char *domain, char *err,
 	return rc <= 0 ? -1 : 0;
 }
 
-int
-table_account_add(struct table *t, const char *local, const char *domain,
+static int
+sq_account_add(struct table_be *t, const char *local, const char *domain,
     const char *hash, char *err, size_t errlen)
 {
 	const char	*n[3] = { local, domain, NULL };
@@ -391,8 +389,8 @@ table_account_add(struct table *t, const char *local, const char *domain,
 	return rc == -1 ? -1 : 0;
 }
 
-int
-table_account_del(struct table *t, const char *local, const char *domain,
+static int
+sq_account_del(struct table_be *t, const char *local, const char *domain,
     char *err, size_t errlen)
 {
 	const char	*n[3] = { local, domain, NULL };
@@ -405,8 +403,8 @@ table_account_del(struct table *t, const char *local, const char *domain,
 	return rc <= 0 ? -1 : 0;
 }
 
-int
-table_account_passwd(struct table *t, const char *local, const char *domain,
+static int
+sq_account_passwd(struct table_be *t, const char *local, const char *domain,
     const char *hash, char *err, size_t errlen)
 {
 	const char	*n[3] = { local, domain, NULL };
@@ -421,7 +419,7 @@ table_account_passwd(struct table *t, const char *local, const char *domain,
 
 /* Step through st, handing each row's columns as strings to cb. */
 static int
-table_rows(struct table *t, sqlite3_stmt *st, table_row_cb cb, void *arg,
+table_rows(struct table_be *t, sqlite3_stmt *st, table_row_cb cb, void *arg,
     char *err, size_t errlen)
 {
 	const char	*cols[8];
@@ -447,8 +445,8 @@ table_rows(struct table *t, sqlite3_stmt *st, table_row_cb cb, void *arg,
 	return 0;
 }
 
-int
-table_domain_list(struct table *t, table_row_cb cb, void *arg, char *err,
+static int
+sq_domain_list(struct table_be *t, table_row_cb cb, void *arg, char *err,
     size_t errlen)
 {
 	sqlite3_stmt	*st;
@@ -459,8 +457,8 @@ table_domain_list(struct table *t, table_row_cb cb, void *arg, char *err,
 	return table_rows(t, st, cb, arg, err, errlen);
 }
 
-int
-table_account_list(struct table *t, const char *domain, table_row_cb cb,
+static int
+sq_account_list(struct table_be *t, const char *domain, table_row_cb cb,
     void *arg, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
@@ -477,8 +475,8 @@ table_account_list(struct table *t, const char *domain, table_row_cb cb,
 	return table_rows(t, st, cb, arg, err, errlen);
 }
 
-int
-table_domain_accounts(struct table *t, const char *domain,
+static int
+sq_domain_accounts(struct table_be *t, const char *domain,
     unsigned long *count, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
@@ -504,8 +502,8 @@ table_domain_accounts(struct table *t, const char *domain,
 
 /* ---- aliases (schema 2) ---- */
 
-enum table_res
-table_alias_get(struct table *t, const char *key, table_row_cb cb,
+static enum table_res
+sq_alias_get(struct table_be *t, const char *key, table_row_cb cb,
     void *arg)
 {
 	sqlite3_stmt	*st;
@@ -535,8 +533,8 @@ table_alias_get(struct table *t, const char *key, table_row_cb cb,
 	return found ? TABLE_FOUND : TABLE_NOTFOUND;
 }
 
-enum table_res
-table_alias_wildcards(struct table *t, const char *domain, table_row_cb cb,
+static enum table_res
+sq_alias_wildcards(struct table_be *t, const char *domain, table_row_cb cb,
     void *arg)
 {
 	sqlite3_stmt	*st;
@@ -563,8 +561,8 @@ table_alias_wildcards(struct table *t, const char *domain, table_row_cb cb,
 	return found ? TABLE_FOUND : TABLE_NOTFOUND;
 }
 
-int
-table_alias_add(struct table *t, const char *key, const char *target,
+static int
+sq_alias_add(struct table_be *t, const char *key, const char *target,
     const char *owner, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
@@ -595,8 +593,8 @@ table_alias_add(struct table *t, const char *key, const char *target,
 	return 0;
 }
 
-int
-table_alias_del(struct table *t, const char *key, const char *target,
+static int
+sq_alias_del(struct table_be *t, const char *key, const char *target,
     char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
@@ -627,8 +625,8 @@ table_alias_del(struct table *t, const char *key, const char *target,
 }
 
 /* cols: address, target, owner, created */
-int
-table_alias_list(struct table *t, const char *domain, table_row_cb cb,
+static int
+sq_alias_list(struct table_be *t, const char *domain, table_row_cb cb,
     void *arg, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
@@ -644,3 +642,27 @@ table_alias_list(struct table *t, const char *domain, table_row_cb cb,
 	}
 	return table_rows(t, st, cb, arg, err, errlen);
 }
+
+const struct table_ops table_sqlite_ops = {
+	.prefix = "sqlite:",
+	.open = sq_open,
+	.close = sq_close,
+	.init_schema = sq_init_schema,
+	.schema_version = sq_schema_version,
+	.domain_local = sq_domain_local,
+	.account_exists = sq_account_exists,
+	.account_password = sq_account_password,
+	.domain_add = sq_domain_add,
+	.domain_del = sq_domain_del,
+	.domain_list = sq_domain_list,
+	.domain_accounts = sq_domain_accounts,
+	.account_add = sq_account_add,
+	.account_del = sq_account_del,
+	.account_passwd = sq_account_passwd,
+	.account_list = sq_account_list,
+	.alias_get = sq_alias_get,
+	.alias_wildcards = sq_alias_wildcards,
+	.alias_add = sq_alias_add,
+	.alias_del = sq_alias_del,
+	.alias_list = sq_alias_list,
+};

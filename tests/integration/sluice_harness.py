@@ -73,7 +73,8 @@ def ensure_user():
 
 
 class Sluice:
-    def __init__(self, extra_conf="", tls=False):
+    def __init__(self, extra_conf="", tls=False, database=None):
+        """database: a DSN instead of the SQLite file in self.dbdir."""
         ensure_user()
         self.dir = tempfile.mkdtemp(prefix="sluice-test-", dir="/tmp")
         os.chmod(self.dir, 0o755)
@@ -93,7 +94,7 @@ class Sluice:
             "hostname mx.example.test",
             "spool %s" % self.spool,
             "mailboxes %s" % self.mailboxes,
-            "database sqlite:%s/sluice.db" % self.dbdir,
+            "database %s" % (database or "sqlite:%s/sluice.db" % self.dbdir),
             "user %s" % RUN_USER,
             "listen 127.0.0.1:%d smtp" % self.smtp_port,
             # tests never ask a DNS server off this machine: by default a

@@ -1,14 +1,21 @@
 """Aliases in the database (issue 4): `sluice alias add|del|list` change
 delivery at once, without a reload; commands and files only when the
-administrator allows them; the schema is versioned and migrated."""
+administrator allows them; the schema is versioned and migrated.
+
+Every test runs on both backends: [sqlite] and [postgresql] (a throwaway
+server, pg_harness.py)."""
 import json
 import os
 import signal
 import smtplib
 import sqlite3
 
+import pytest
+
 from sluice_harness import tag, wait_for
 from test_aliases import robot, send
+
+pytestmark = pytest.mark.db_backends
 
 
 def test_alias_add_takes_effect_at_once(make_sluice):
@@ -68,11 +75,8 @@ def test_database_robot_only_when_allowed(make_sluice):
     s.start()
     s.add_account("sender@example.test")
     # a row written behind sluice's back (a web form): never run
-    db = sqlite3.connect(os.path.join(s.dbdir, "sluice.db"))
-    db.execute("INSERT INTO aliases (address, target, owner, created) "
-               "VALUES ('form@example.test', '|%s', '', 0)" % r)
-    db.commit()
-    db.close()
+    s.db.sql("INSERT INTO aliases (address, target, owner, created) "
+             "VALUES ('form@example.test', '|%s', '', 0)" % r)
     # with its only target ignored the alias does not exist: refused at RCPT
     with smtplib.SMTP("127.0.0.1", s.smtp_port) as c:
         c.ehlo()
@@ -100,36 +104,87 @@ def test_database_robot_only_when_allowed(make_sluice):
              t.encode() in open(os.path.join(out, "got"), "rb").read(), what="the robot")
 
 
-def test_db_migrate_from_version_1(make_sluice):
+V1_SQLITE = """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta VALUES ('schema_version', '1');
+    CREATE TABLE domains (name TEXT PRIMARY KEY COLLATE NOCASE, created INTEGER NOT NULL);
+    CREATE TABLE accounts (local TEXT NOT NULL COLLATE NOCASE,
+        domain TEXT NOT NULL COLLATE NOCASE REFERENCES domains(name),
+        password TEXT NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (local, domain));
+    INSERT INTO domains VALUES ('old.test', 1);
+    INSERT INTO accounts VALUES ('keep', 'old.test', 'x', 1);
+"""
+V1_PG = """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta VALUES ('schema_version', '1');
+    CREATE TABLE domains (name TEXT PRIMARY KEY, created BIGINT NOT NULL);
+    CREATE TABLE accounts (local TEXT NOT NULL,
+        domain TEXT NOT NULL REFERENCES domains(name),
+        password TEXT NOT NULL, created BIGINT NOT NULL, PRIMARY KEY (local, domain));
+    INSERT INTO domains VALUES ('old.test', 1);
+    INSERT INTO accounts VALUES ('keep', 'old.test', 'x', 1);
+"""
+
+
+def test_db_migrate_from_version_1(make_sluice, database):
     s = make_sluice(start=False)
-    path = os.path.join(s.dbdir, "sluice.db")
-    os.remove(path) if os.path.exists(path) else None
-    db = sqlite3.connect(path)
-    db.executescript("""
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        INSERT INTO meta VALUES ('schema_version', '1');
-        CREATE TABLE domains (name TEXT PRIMARY KEY COLLATE NOCASE, created INTEGER NOT NULL);
-        CREATE TABLE accounts (local TEXT NOT NULL COLLATE NOCASE,
-            domain TEXT NOT NULL COLLATE NOCASE REFERENCES domains(name),
-            password TEXT NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (local, domain));
-        INSERT INTO domains VALUES ('old.test', 1);
-        INSERT INTO accounts VALUES ('keep', 'old.test', 'x', 1);
-    """)
-    db.commit()
-    db.close()
-    if os.geteuid() == 0:
-        import shutil
-        from sluice_harness import RUN_USER
-        shutil.chown(path, RUN_USER, RUN_USER)
+    if database is None:
+        path = os.path.join(s.dbdir, "sluice.db")
+        os.remove(path) if os.path.exists(path) else None
+        db = sqlite3.connect(path)
+        db.executescript(V1_SQLITE)
+        db.commit()
+        db.close()
+        if os.geteuid() == 0:
+            import shutil
+            from sluice_harness import RUN_USER
+            shutil.chown(path, RUN_USER, RUN_USER)
+    else:
+        s.db.sql("DROP TABLE aliases; DROP TABLE accounts; DROP TABLE domains; "
+                 "DROP TABLE meta;")
+        s.db.sql(V1_PG)
     r = s.cli("db", "migrate")
     assert "schema version 2" in r.stdout
-    db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
-    assert db.execute("SELECT local FROM accounts").fetchall() == [("keep",)]
-    db.execute("SELECT address, target, owner, created FROM aliases").fetchall()
+    assert s.db.sql("SELECT value FROM meta WHERE key='schema_version'") == [["2"]]
+    assert s.db.sql("SELECT local FROM accounts") == [["keep"]]
+    s.db.sql("SELECT address, target, owner, created FROM aliases")
     # a newer schema than this sluice knows is refused, not changed
-    db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
-    db.commit()
-    db.close()
+    s.db.sql("UPDATE meta SET value='99' WHERE key='schema_version'")
     r = s.cli("db", "migrate", check=False)
     assert r.returncode != 0 and "newer than this sluice" in r.stderr
+    assert s.db.sql("SELECT value FROM meta WHERE key='schema_version'") == [["99"]]
+
+
+def test_wildcard_catchall_and_case_in_the_database(make_sluice):
+    s = make_sluice()
+    s.add_domain("other.test")
+    for a in ("alice", "bob", "carol"):
+        s.add_account("%s@example.test" % a)
+    s.cli("alias", "add", "Robot-*@Example.TEST", "alice@example.test")
+    s.cli("alias", "add", "@other.test", "bob@example.test")
+    # a row a script wrote in capitals is still found (names compare
+    # case-insensitively on both backends); targets keep their order
+    s.db.sql("INSERT INTO aliases (address, target, owner, created) "
+             "VALUES ('Sales@EXAMPLE.test', 'carol@example.test', '', 1)")
+    s.db.sql("INSERT INTO aliases (address, target, owner, created) "
+             "VALUES ('Sales@EXAMPLE.test', 'alice@example.test', '', 1)")
+    t1, t2, t3 = tag(), tag(), tag()
+    send(s, ["robot-anything@example.test"], t1)
+    send(s, ["whoever@Other.test"], t2)
+    send(s, ["SALES@example.test"], t3)
+    assert t1.encode() in s.wait_messages("alice@example.test", 1)[0]
+    assert t2.encode() in s.wait_messages("bob@example.test", 1)[0]
+    assert t3.encode() in s.wait_messages("carol@example.test", 1)[0]
+    s.wait_messages("alice@example.test", 2)
+    wait_for(s.queue_empty, what="the queue to empty")
+    out = json.loads(s.cli("alias", "list", "example.test", "--json").stdout)
+    assert [(a["address"], a["target"]) for a in out] == [   # sorted ignoring case
+        ("robot-*@example.test", "alice@example.test"),
+        ("Sales@EXAMPLE.test", "carol@example.test"),
+        ("Sales@EXAMPLE.test", "alice@example.test")]
+    s.cli("alias", "del", "sales@example.test", "carol@example.test")
+    with smtplib.SMTP("127.0.0.1", s.smtp_port) as c:
+        c.ehlo()
+        c.mail("x@client.test")
+        assert c.rcpt("nobody@example.test")[0] == 550
+        assert c.rcpt("sales@example.test")[0] == 250

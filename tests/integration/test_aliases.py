@@ -58,6 +58,7 @@ def send(s, rcpts, t, sender="sender@client.test", extra_headers=""):
                                    % (extra_headers, t, t)).encode())
 
 
+@pytest.mark.db_backends  # the accounts they reach are in the database
 def test_alias_to_local_accounts(make_sluice):
     s = start(make_sluice, """\
         team: alice, bob@example.test
@@ -79,6 +80,7 @@ def test_alias_to_local_accounts(make_sluice):
     assert "to=<staff@example.test>" in log and "status=expanded (alias to 3 targets)" in log
 
 
+@pytest.mark.db_backends  # the accounts they reach are in the database
 def test_self_reference_and_dedupe(make_sluice):
     s = start(make_sluice, """\
         alice: alice, bob
@@ -96,6 +98,7 @@ def test_self_reference_and_dedupe(make_sluice):
     assert len(s.messages("bob@example.test")) == 1
 
 
+@pytest.mark.db_backends  # the accounts they reach are in the database
 def test_alias_loop_bounces(make_sluice):
     s = start(make_sluice, """\
         a: b
@@ -110,6 +113,7 @@ def test_alias_loop_bounces(make_sluice):
     wait_for(s.queue_empty, what="the queue to empty")
 
 
+@pytest.mark.db_backends  # the accounts they reach are in the database
 def test_extension_and_wildcard_and_catchall(make_sluice):
     s = start(make_sluice, """\
         robot-*: alice
@@ -288,6 +292,7 @@ def test_check_reports_alias_errors(make_sluice):
     assert r.returncode == 78 and "aliases:1:" in r.stderr
 
 
+@pytest.mark.db_backends  # the accounts they reach are in the database
 def test_postmaster_of_the_hostname(make_sluice):
     """RFC 5321 4.5.1: <Postmaster> (qualified with the host name, always a
     local domain) reaches the bare postmaster alias."""
@@ -411,3 +416,43 @@ def test_ten_thousand_target_alias(make_sluice):
     counts = re.findall(r"sess=(\d+) quit=\d+ mesg=(\d+)", out)
     assert counts and int(counts[-1][1]) == 200          # 50 recipients each
     assert int(counts[-1][0]) <= 20, counts[-1]          # reused connections
+
+
+def test_robot_that_always_defers_bounces_at_queue_lifetime(make_sluice):
+    s = make_sluice(start=False)
+    r, out = robot(s, "busybot", "cat >/dev/null\necho 'busy, come back later' >&2\nexit 75\n")
+    path = write_aliases(s, 'busy: "|%s"\n' % r)
+    with open(s.conf, "a") as f:
+        f.write("aliases %s\nretry-interval 1s\nretry-max 1s\nrobot-max-failures 1000\n"
+                "max-queue-lifetime 3s\n" % path)
+    s.add_account("sender@example.test")
+    s.start()
+    send(s, ["busy@example.test"], tag(), sender="sender@example.test")
+    dsn = s.wait_messages("sender@example.test", 1)[0]
+    assert b"5.4.7" in dsn and b"busy, come back later" in dsn
+    wait_for(s.queue_empty, what="the queue to empty")
+    assert s.read_log().count("to=<busy@example.test>") >= 2     # it was retried
+
+
+def test_robot_concurrency_limit(make_sluice):
+    """robot-concurrency 1: runs of one robot never overlap."""
+    s = make_sluice(start=False)
+    d = os.path.join(s.dir, "out")
+    r, out = robot(s, "slowbot", """\
+        cat >/dev/null
+        if ! mkdir %s/running 2>/dev/null; then touch %s/overlap; fi
+        sleep 0.2
+        echo x >> %s/runs
+        rmdir %s/running 2>/dev/null
+        exit 0
+        """ % (d, d, d, d))
+    path = write_aliases(s, 'slow: "|%s"\n' % r)
+    with open(s.conf, "a") as f:
+        f.write("aliases %s\nrobot-concurrency 1\n" % path)
+    s.start()
+    with smtplib.SMTP("127.0.0.1", s.smtp_port) as c:
+        for i in range(4):
+            c.sendmail("a@client.test", ["slow@example.test"], b"Subject: %d\r\n\r\nx\r\n" % i)
+    wait_for(s.queue_empty, what="the queue to empty")
+    assert open(os.path.join(out, "runs")).read().count("x") == 4
+    assert not os.path.exists(os.path.join(out, "overlap"))

@@ -31,8 +31,10 @@ QID = "0123456789ABCDEF0123"
 
 
 @pytest.fixture
-def env():
+def env(database):
     """A config in a fresh directory; returns a runner for `sluice -c CONF`.
+    Its database is SQLite, or PostgreSQL in the [postgresql] run of a test
+    marked db_backends (conftest.py).
 
     Run as root, the admin commands become the configured unprivileged
     user, so the directory belongs to that user (as sluiced's would).
@@ -45,7 +47,7 @@ def env():
         "hostname mx.example.test\n"
         f"spool {tmp_path}/spool\n"
         f"mailboxes {tmp_path}/mail\n"
-        f"database sqlite:{tmp_path}/sluice.db\n"
+        f"database {database.dsn if database else 'sqlite:%s/sluice.db' % tmp_path}\n"
         f"user {RUN_USER}\n"
         "max-message-size 100k\n")
     (tmp_path / "spool").mkdir()
@@ -59,6 +61,15 @@ def env():
         spool = tmp_path / "spool"
         mail = tmp_path / "mail"
         db = tmp_path / "sluice.db"
+        backend = "postgresql" if database else "sqlite"
+
+        def sql(self, statement):
+            """Rows of statement, as tuples of strings, on either backend."""
+            if database:
+                return [tuple(r) for r in database.sql(statement)]
+            with sqlite3.connect(self.db) as db:
+                return [tuple("" if v is None else str(v) for v in row)
+                        for row in db.execute(statement).fetchall()]
 
         def run(self, *args, input=None, config=True):
             cmd = [SLUICE] + (["-c", str(conf)] if config else []) + \
@@ -171,12 +182,24 @@ def test_check_online_command_not_executable(env):
     assert "online-state command" in err(r)
 
 
-def test_check_postgresql_not_built(env):
+def test_check_postgresql_unreachable(env):
+    from sluice_harness import free_port
     with open(env.config, "a") as f:
-        f.write("database postgresql://u@localhost/db\n")
+        f.write("database postgresql://u:secret@127.0.0.1:%d/db\n" % free_port())
     r = env.run("check")
     assert r.returncode != 0
-    assert "PostgreSQL backend not built yet" in err(r)
+    assert "postgresql: connection to server at \"127.0.0.1\"" in err(r), err(r)
+    assert "secret" not in err(r) + out(r)
+
+
+@pytest.mark.db_backends
+def test_check_and_migrate(env):
+    r = env.run("check")
+    assert r.returncode == 0, err(r)
+    r = env.run("db", "migrate")
+    assert r.returncode == 0, err(r)
+    assert "schema version 2" in out(r)
+    assert env.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
 
 
 # --- usage and help ----------------------------------------------------------
@@ -218,6 +241,7 @@ def test_bad_usage(env, args):
 
 # --- domain ------------------------------------------------------------------
 
+@pytest.mark.db_backends
 def test_domain_add_list_del(env):
     r = env.run("domain", "add", "Example.ORG")
     assert r.returncode == 0, err(r)
@@ -235,12 +259,14 @@ def test_domain_add_list_del(env):
     assert [d["domain"] for d in data] == ["b.example"]
 
 
+@pytest.mark.db_backends
 def test_domain_list_empty_json(env):
     r = env.run("domain", "list", "--json")
     assert r.returncode == 0
     assert json.loads(out(r)) == []
 
 
+@pytest.mark.db_backends
 def test_domain_duplicate(env):
     assert env.run("domain", "add", "example.org").returncode == 0
     r = env.run("domain", "add", "EXAMPLE.ORG")
@@ -248,6 +274,7 @@ def test_domain_duplicate(env):
     assert "domain already exists" in err(r)
 
 
+@pytest.mark.db_backends
 @pytest.mark.parametrize("bad", [
     "-bad.test", "bad-.test", "a..b", ".a.b", "a_b.test", "a b", "x" * 64 +
     ".test", "a/b", "ex\u00e4mple.test", "",
@@ -258,12 +285,14 @@ def test_domain_invalid(env, bad):
     assert json.loads(out(env.run("domain", "list", "--json"))) == []
 
 
+@pytest.mark.db_backends
 def test_domain_del_unknown(env):
     r = env.run("domain", "del", "nowhere.test")
     assert r.returncode == EX_NOUSER
     assert "no such domain" in err(r)
 
 
+@pytest.mark.db_backends
 def test_domain_del_with_accounts_refused(env):
     env.run("domain", "add", "example.org")
     for u in ("a", "b"):
@@ -289,6 +318,7 @@ def add_account(env, addr, pw=b"correct horse\n"):
     return env.run("account", "add", addr, "--password-stdin", input=pw)
 
 
+@pytest.mark.db_backends
 def test_account_add_creates_maildir_and_hash(env):
     env.run("domain", "add", "example.org")
     r = add_account(env, "Bob@Example.org", b"s3cret-pass\r\n")
@@ -297,21 +327,20 @@ def test_account_add_creates_maildir_and_hash(env):
     for sub in ("cur", "new", "tmp"):
         assert (md / sub).is_dir()
     assert stat.S_IMODE(os.stat(md).st_mode) == 0o700
-    db = sqlite3.connect(env.db)
-    (local, dom, pw), = db.execute(
-        "SELECT local, domain, password FROM accounts").fetchall()
+    (local, dom, pw), = env.sql("SELECT local, domain, password FROM accounts")
     assert (local, dom) == ("bob", "example.org")
     assert pw.startswith("$y$")
     # the Dovecot passdb query from docs/cli.md
-    row = db.execute("SELECT local || '@' || domain AS user, password FROM "
-                     "accounts WHERE local = 'bob' AND domain = "
-                     "'example.org'").fetchone()
+    row = env.sql("SELECT local || '@' || domain AS user, password FROM "
+                  "accounts WHERE local = 'bob' AND domain = "
+                  "'example.org'")[0]
     assert row[0] == "bob@example.org"
     # the hash verifies the password, CR/LF stripped (libxcrypt's crypt)
     assert libcrypt_crypt("s3cret-pass", pw) == pw
     assert libcrypt_crypt("s3cret-pass\r", pw) != pw
 
 
+@pytest.mark.db_backends
 def test_account_list(env):
     env.run("domain", "add", "example.org")
     env.run("domain", "add", "b.test")
@@ -331,6 +360,7 @@ def test_account_list(env):
     assert r.returncode == EX_NOUSER
 
 
+@pytest.mark.db_backends
 def test_account_duplicate(env):
     env.run("domain", "add", "example.org")
     assert add_account(env, "bob@example.org").returncode == 0
@@ -339,6 +369,7 @@ def test_account_duplicate(env):
     assert "already exists" in err(r)
 
 
+@pytest.mark.db_backends
 @pytest.mark.parametrize("pw,msg", [
     (b"\n", "empty"), (b"", "empty"), (b"short\n", "too short"),
     (b"1234567\r\n", "too short"),
@@ -352,6 +383,7 @@ def test_account_weak_password(env, pw, msg):
     assert json.loads(out(env.run("account", "list", "--json"))) == []
 
 
+@pytest.mark.db_backends
 def test_account_unknown_domain(env):
     r = add_account(env, "bob@example.org")
     assert r.returncode == EX_NOUSER
@@ -359,6 +391,7 @@ def test_account_unknown_domain(env):
             "`sluice domain add example.org`") in err(r)
 
 
+@pytest.mark.db_backends
 @pytest.mark.parametrize("addr", [
     "bob", "@example.org", "bob@", ".bob@example.org", "bob.@example.org",
     "a..b@example.org", "a/b@example.org", "..@example.org",
@@ -371,6 +404,7 @@ def test_account_bad_address(env, addr):
     assert list((env.mail).glob("*/*")) == [] if env.mail.exists() else True
 
 
+@pytest.mark.db_backends
 def test_account_no_tty_password(env):
     env.run("domain", "add", "example.org")
     r = env.run("account", "add", "bob@example.org", input=b"whatever12\n")
@@ -378,16 +412,15 @@ def test_account_no_tty_password(env):
     assert "--password-stdin" in err(r)
 
 
+@pytest.mark.db_backends
 def test_account_passwd(env):
     env.run("domain", "add", "example.org")
     add_account(env, "bob@example.org")
-    db = sqlite3.connect(env.db)
-    old = db.execute("SELECT password FROM accounts").fetchone()[0]
+    old = env.sql("SELECT password FROM accounts")[0][0]
     r = env.run("account", "passwd", "bob@example.org", "--password-stdin",
                 input=b"another-pass\n")
     assert r.returncode == 0, err(r)
-    new = sqlite3.connect(env.db).execute(
-        "SELECT password FROM accounts").fetchone()[0]
+    new = env.sql("SELECT password FROM accounts")[0][0]
     assert new != old and new.startswith("$y$")
     r = env.run("account", "passwd", "bob@example.org", "--password-stdin",
                 input=b"short\n")
@@ -397,6 +430,7 @@ def test_account_passwd(env):
     assert r.returncode == EX_NOUSER
 
 
+@pytest.mark.db_backends
 def test_account_del(env):
     env.run("domain", "add", "example.org")
     add_account(env, "bob@example.org")

@@ -1,0 +1,763 @@
+/*
+ * table_pgsql - the PostgreSQL backend of table.h
+ * ("postgresql://user:password@host:port/dbname"), for several sluice
+ * servers sharing one database.
+ *
+ * The same schema and versions as table_sqlite.c (docs/database.md), in
+ * TEXT and BIGINT columns. Names are stored lower-cased and compared with
+ * lower() on both sides (a row a script wrote in capitals is still found);
+ * unique indexes on lower() keep them unique whatever their case. aliases
+ * has one more column, seq (an identity), for the insertion order SQLite
+ * gets from its rowid. Listings sort on lower() in bytewise order ("C"),
+ * as SQLite's NOCASE does.
+ *
+ * libpq: the DSN is handed to PQconnectdbParams as a URI (expand_dbname,
+ * with a 10 s connect_timeout the DSN can override); every query is
+ * PQexecParams with its values as bound parameters, never in the SQL text
+ * (P7). Before each call a broken connection (PQstatus) is PQreset; a
+ * lookup that fails for any reason is TABLE_TEMPFAIL (P3), and the lookup
+ * process then closes and reopens the table. Admin functions return 0 or
+ * -1 with a message in err. Notices are not printed.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "table.h"
+#include "table_backend.h"
+
+#define PG_SCHEMA_VERSION	2
+#define PG_NAME_MAX		255	/* longest domain or local we store */
+
+/* SQLSTATEs we turn into words */
+#define PG_UNIQUE_VIOLATION	"23505"
+#define PG_FK_VIOLATION		"23503"
+
+struct table_be {
+	PGconn	*conn;
+};
+
+/* migrations[v - 1] takes the schema from version v - 1 to v */
+static const char *const migrations[PG_SCHEMA_VERSION] = {
+	"CREATE TABLE IF NOT EXISTS domains ("
+	" name TEXT PRIMARY KEY,"
+	" created BIGINT NOT NULL);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS domains_lower"
+	" ON domains (lower(name));"
+	"CREATE TABLE IF NOT EXISTS accounts ("
+	" local TEXT NOT NULL,"
+	" domain TEXT NOT NULL REFERENCES domains(name),"
+	" password TEXT NOT NULL,"
+	" created BIGINT NOT NULL,"
+	" PRIMARY KEY (local, domain));"
+	"CREATE UNIQUE INDEX IF NOT EXISTS accounts_lower"
+	" ON accounts (lower(local), lower(domain));"
+	"CREATE INDEX IF NOT EXISTS accounts_domain"
+	" ON accounts (lower(domain));",
+	/* 2: aliases that scripts and web forms can change */
+	"CREATE TABLE aliases ("
+	" address TEXT NOT NULL,"
+	" target TEXT NOT NULL,"
+	" owner TEXT NOT NULL DEFAULT '',"
+	" created BIGINT NOT NULL,"
+	" seq BIGINT GENERATED ALWAYS AS IDENTITY,"
+	" PRIMARY KEY (address, target));"
+	"CREATE INDEX aliases_lower ON aliases (lower(address));",
+};
+
+static void
+pg_quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+/* err = libpq's last message, without its newline */
+static void
+pg_error(struct table_be *t, const PGresult *r, char *err, size_t errlen)
+{
+	const char	*m = NULL;
+	size_t		 n;
+
+	if (r != NULL)
+		m = PQresultErrorMessage(r);
+	if (m == NULL || *m == '\0')
+		m = t->conn ? PQerrorMessage(t->conn) : "no connection";
+	if (m == NULL || *m == '\0')
+		m = "database error";
+	n = strcspn(m, "\n");
+	snprintf(err, errlen, "postgresql: %.*s", (int)n, m);
+}
+
+static int
+pg_sqlstate_is(const PGresult *r, const char *state)
+{
+	const char	*s;
+
+	return r != NULL && (s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) !=
+	    NULL && strcmp(s, state) == 0;
+}
+
+static struct table_be *
+pg_open(const char *dsn, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "connect_timeout", "dbname",
+	    NULL };
+	const char		*vals[] = { "10", dsn, NULL };
+	struct table_be		*t;
+
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	/* the DSN is a URI: expand_dbname parses it, its values win */
+	t->conn = PQconnectdbParams(keys, vals, 1);
+	if (t->conn == NULL) {
+		snprintf(err, errlen, "postgresql: out of memory");
+		free(t);
+		return NULL;
+	}
+	if (PQstatus(t->conn) != CONNECTION_OK) {
+		pg_error(t, NULL, err, errlen);
+		PQfinish(t->conn);
+		free(t);
+		return NULL;
+	}
+	PQsetNoticeProcessor(t->conn, pg_quiet, NULL);
+	return t;
+}
+
+static void
+pg_close(struct table_be *t)
+{
+	if (t == NULL)
+		return;
+	PQfinish(t->conn);
+	free(t);
+}
+
+/*
+ * A usable connection: a broken one is reset (the server may be back); a
+ * transaction left open by a failure is rolled back. 0 or -1 with err set.
+ */
+static int
+pg_ready(struct table_be *t, char *err, size_t errlen)
+{
+	PGresult	*r;
+
+	if (PQstatus(t->conn) != CONNECTION_OK) {
+		PQreset(t->conn);
+		if (PQstatus(t->conn) != CONNECTION_OK) {
+			pg_error(t, NULL, err, errlen);
+			return -1;
+		}
+		PQsetNoticeProcessor(t->conn, pg_quiet, NULL);
+	}
+	if (PQtransactionStatus(t->conn) != PQTRANS_IDLE) {
+		if ((r = PQexec(t->conn, "ROLLBACK")) == NULL ||
+		    PQresultStatus(r) != PGRES_COMMAND_OK) {
+			pg_error(t, r, err, errlen);
+			PQclear(r);
+			return -1;
+		}
+		PQclear(r);
+	}
+	return 0;
+}
+
+/*
+ * Run sql with n text parameters (NULL is SQL NULL). Returns the result
+ * when its status is want, else NULL with err set; *res_err, if not NULL,
+ * gets the failed result (for its SQLSTATE; the caller clears it). With
+ * ready, the connection is made ready first (not inside a transaction).
+ */
+static PGresult *
+pg_run(struct table_be *t, int ready, const char *sql, int n,
+    const char *const *params, ExecStatusType want, PGresult **res_err,
+    char *err, size_t errlen)
+{
+	PGresult	*r;
+
+	if (res_err != NULL)
+		*res_err = NULL;
+	if (ready && pg_ready(t, err, errlen) == -1)
+		return NULL;
+	r = PQexecParams(t->conn, sql, n, NULL, params, NULL, NULL, 0);
+	if (r != NULL && PQresultStatus(r) == want)
+		return r;
+	pg_error(t, r, err, errlen);
+	if (res_err != NULL && r != NULL)
+		*res_err = r;
+	else
+		PQclear(r);
+	return NULL;
+}
+
+#define pg_exec(t, sql, n, p, want, fail, err, errlen) \
+	pg_run((t), 1, (sql), (n), (p), (want), (fail), (err), (errlen))
+
+/* Lower-case name into low (PG_NAME_MAX + 1 at least); -1 if too long. */
+static int
+pg_lower(const char *name, char *low, size_t lowlen)
+{
+	size_t	 n, k;
+
+	if ((n = strlen(name)) >= lowlen)
+		return -1;
+	for (k = 0; k < n; k++)
+		low[k] = (char)tolower((unsigned char)name[k]);
+	low[n] = '\0';
+	return 0;
+}
+
+/* the number of rows a command changed */
+static int
+pg_rows(PGresult *r)
+{
+	long	 n = strtol(PQcmdTuples(r), NULL, 10);
+
+	return n < 0 ? 0 : n > 1000000000 ? 1000000000 : (int)n;
+}
+
+/*
+ * The schema version: 0 for an empty database; -1 with err set. Runs on
+ * the connection as it is (also inside the migration's transaction).
+ */
+static int
+pg_version(struct table_be *t, char *err, size_t errlen)
+{
+	const char *const	 p[1] = { "schema_version" };
+	PGresult		*r, *fail;
+	long			 v;
+
+	r = pg_run(t, 0, "SELECT value FROM meta WHERE key = $1::text", 1, p,
+	    PGRES_TUPLES_OK, &fail, err, errlen);
+	if (r == NULL) {
+		if (pg_sqlstate_is(fail, "42P01")) {	/* no meta: empty */
+			PQclear(fail);
+			return 0;
+		}
+		PQclear(fail);
+		return -1;
+	}
+	v = PQntuples(r) > 0 ? strtol(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+	PQclear(r);
+	if (v < 0 || v > 1000000) {
+		snprintf(err, errlen, "postgresql: bad schema_version");
+		return -1;
+	}
+	return (int)v;
+}
+
+/* run one statement that returns no rows, without parameters */
+static int
+pg_command(struct table_be *t, const char *sql, char *err, size_t errlen)
+{
+	PGresult	*r;
+
+	if ((r = PQexec(t->conn, sql)) == NULL ||
+	    PQresultStatus(r) != PGRES_COMMAND_OK) {
+		pg_error(t, r, err, errlen);
+		PQclear(r);
+		return -1;
+	}
+	PQclear(r);
+	return 0;
+}
+
+/*
+ * Create or migrate the schema, one version a transaction. meta is locked
+ * in each transaction and the version read again, so that several sluice
+ * servers starting at once migrate each step once.
+ */
+static int
+pg_init_schema(struct table_be *t, char *err, size_t errlen)
+{
+	char		 ver[16];
+	const char	*p[1] = { ver };
+	PGresult	*r;
+	int		 v;
+
+	if (pg_ready(t, err, errlen) == -1)
+		return -1;
+	if ((v = pg_version(t, err, errlen)) == -1)
+		return -1;
+	if (v == 0 && pg_command(t, "CREATE TABLE IF NOT EXISTS meta ("
+	    " key TEXT PRIMARY KEY, value TEXT NOT NULL)", err, errlen) == -1)
+		return -1;
+	for (;;) {
+		if (pg_command(t, "BEGIN", err, errlen) == -1)
+			return -1;
+		if (pg_command(t, "LOCK TABLE meta IN EXCLUSIVE MODE", err,
+		    errlen) == -1 || (v = pg_version(t, err, errlen)) == -1)
+			goto fail;
+		if (v > PG_SCHEMA_VERSION) {
+			snprintf(err, errlen, "postgresql: schema version %d is "
+			    "newer than this sluice (version %d)", v,
+			    PG_SCHEMA_VERSION);
+			goto fail;
+		}
+		if (v == PG_SCHEMA_VERSION)
+			return pg_command(t, "COMMIT", err, errlen);
+		snprintf(ver, sizeof(ver), "%d", v + 1);
+		if (pg_command(t, migrations[v], err, errlen) == -1)
+			goto fail;
+		r = PQexecParams(t->conn, "INSERT INTO meta (key, value) "
+		    "VALUES ('schema_version', $1::text) ON CONFLICT (key) "
+		    "DO UPDATE SET value = EXCLUDED.value", 1, NULL, p, NULL,
+		    NULL, 0);
+		if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+			pg_error(t, r, err, errlen);
+			PQclear(r);
+			goto fail;
+		}
+		PQclear(r);
+		if (pg_command(t, "COMMIT", err, errlen) == -1)
+			goto fail;
+	}
+fail:
+	if (PQstatus(t->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(t->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(t->conn, "ROLLBACK"));
+	return -1;
+}
+
+static int
+pg_schema_version(struct table_be *t)
+{
+	char	 err[256];
+
+	if (pg_ready(t, err, sizeof(err)) == -1)
+		return -1;
+	return pg_version(t, err, sizeof(err));
+}
+
+/* A lookup whose answer is "a row exists". */
+static enum table_res
+pg_exists(struct table_be *t, const char *sql, const char *a, const char *b)
+{
+	char		 la[PG_NAME_MAX + 1], lb[PG_NAME_MAX + 1], err[256];
+	const char	*p[2] = { la, lb };
+	PGresult	*r;
+	enum table_res	 res;
+
+	if (pg_lower(a, la, sizeof(la)) == -1 ||
+	    (b != NULL && pg_lower(b, lb, sizeof(lb)) == -1))
+		return TABLE_NOTFOUND;	/* too long to exist */
+	if ((r = pg_exec(t, sql, b ? 2 : 1, p, PGRES_TUPLES_OK, NULL, err,
+	    sizeof(err))) == NULL)
+		return TABLE_TEMPFAIL;
+	res = PQntuples(r) > 0 ? TABLE_FOUND : TABLE_NOTFOUND;
+	PQclear(r);
+	return res;
+}
+
+static enum table_res
+pg_domain_local(struct table_be *t, const char *domain)
+{
+	return pg_exists(t, "SELECT 1 FROM domains "
+	    "WHERE lower(name) = $1::text", domain, NULL);
+}
+
+static enum table_res
+pg_account_exists(struct table_be *t, const char *local, const char *domain)
+{
+	return pg_exists(t, "SELECT 1 FROM accounts "
+	    "WHERE lower(local) = $1::text AND lower(domain) = $2::text",
+	    local, domain);
+}
+
+static enum table_res
+pg_account_password(struct table_be *t, const char *local,
+    const char *domain, char *hash, size_t hashlen)
+{
+	char		 ll[PG_NAME_MAX + 1], ld[PG_NAME_MAX + 1], err[256];
+	const char	*p[2] = { ll, ld };
+	PGresult	*r;
+	size_t		 n;
+
+	if (pg_lower(local, ll, sizeof(ll)) == -1 ||
+	    pg_lower(domain, ld, sizeof(ld)) == -1)
+		return TABLE_NOTFOUND;
+	if ((r = pg_exec(t, "SELECT password FROM accounts "
+	    "WHERE lower(local) = $1::text AND lower(domain) = $2::text", 2,
+	    p, PGRES_TUPLES_OK, NULL, err, sizeof(err))) == NULL)
+		return TABLE_TEMPFAIL;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return TABLE_NOTFOUND;
+	}
+	n = strlen(PQgetvalue(r, 0, 0));
+	if (PQgetisnull(r, 0, 0) || n >= hashlen) {
+		PQclear(r);
+		return TABLE_TEMPFAIL;
+	}
+	memcpy(hash, PQgetvalue(r, 0, 0), n + 1);
+	PQclear(r);
+	return TABLE_FOUND;
+}
+
+/*
+ * Run a statement that changes rows: up to three names (lower-cased; NULL
+ * ends the list), then the hash if set, then the time if `when`, as $1...
+ * Returns the number of rows changed or -1 with err set; *state gets the
+ * SQLSTATE's meaning: 'u' unique, 'f' foreign key, 0 other.
+ */
+static int
+pg_change(struct table_be *t, const char *sql, const char *names[3],
+    const char *hash, int when, int *state, char *err, size_t errlen)
+{
+	char		 low[3][PG_NAME_MAX + 1], now[32];
+	const char	*p[5];
+	PGresult	*r, *fail;
+	int		 n = 0, i, rows;
+
+	*state = 0;
+	for (i = 0; i < 3 && names[i] != NULL; i++) {
+		if (pg_lower(names[i], low[i], sizeof(low[i])) == -1) {
+			snprintf(err, errlen, "name too long");
+			return -1;
+		}
+		p[n++] = low[i];
+	}
+	if (hash != NULL)
+		p[n++] = hash;
+	if (when) {
+		snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+		p[n++] = now;
+	}
+	if ((r = pg_exec(t, sql, n, p, PGRES_COMMAND_OK, &fail, err,
+	    errlen)) == NULL) {
+		if (pg_sqlstate_is(fail, PG_UNIQUE_VIOLATION))
+			*state = 'u';
+		else if (pg_sqlstate_is(fail, PG_FK_VIOLATION))
+			*state = 'f';
+		PQclear(fail);
+		return -1;
+	}
+	rows = pg_rows(r);
+	PQclear(r);
+	return rows;
+}
+
+static int
+pg_domain_add(struct table_be *t, const char *domain, char *err,
+    size_t errlen)
+{
+	const char	*n[3] = { domain, NULL, NULL };
+	int		 st;
+
+	if (pg_change(t, "INSERT INTO domains (name, created) "
+	    "VALUES ($1::text, $2::bigint)", n, NULL, 1, &st, err,
+	    errlen) == -1) {
+		if (st == 'u')
+			snprintf(err, errlen, "domain already exists");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+pg_domain_del(struct table_be *t, const char *domain, char *err,
+    size_t errlen)
+{
+	const char	*n[3] = { domain, NULL, NULL };
+	int		 rc, st;
+
+	rc = pg_change(t, "DELETE FROM domains WHERE lower(name) = $1::text",
+	    n, NULL, 0, &st, err, errlen);
+	if (rc == -1 && st == 'f')
+		snprintf(err, errlen, "domain still has accounts");
+	if (rc == 0)
+		snprintf(err, errlen, "no such domain");
+	return rc <= 0 ? -1 : 0;
+}
+
+static int
+pg_account_add(struct table_be *t, const char *local, const char *domain,
+    const char *hash, char *err, size_t errlen)
+{
+	const char	*n[3] = { local, domain, NULL };
+	int		 st;
+
+	if (pg_change(t, "INSERT INTO accounts (local, domain, password, "
+	    "created) VALUES ($1::text, $2::text, $3::text, $4::bigint)", n,
+	    hash, 1, &st, err, errlen) == -1) {
+		if (st == 'u')
+			snprintf(err, errlen, "account already exists");
+		else if (st == 'f')
+			snprintf(err, errlen, "no such domain");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+pg_account_del(struct table_be *t, const char *local, const char *domain,
+    char *err, size_t errlen)
+{
+	const char	*n[3] = { local, domain, NULL };
+	int		 rc, st;
+
+	rc = pg_change(t, "DELETE FROM accounts WHERE lower(local) = $1::text "
+	    "AND lower(domain) = $2::text", n, NULL, 0, &st, err, errlen);
+	if (rc == 0)
+		snprintf(err, errlen, "no such account");
+	return rc <= 0 ? -1 : 0;
+}
+
+static int
+pg_account_passwd(struct table_be *t, const char *local, const char *domain,
+    const char *hash, char *err, size_t errlen)
+{
+	const char	*n[3] = { local, domain, NULL };
+	int		 rc, st;
+
+	rc = pg_change(t, "UPDATE accounts SET password = $3::text "
+	    "WHERE lower(local) = $1::text AND lower(domain) = $2::text", n,
+	    hash, 0, &st, err, errlen);
+	if (rc == 0)
+		snprintf(err, errlen, "no such account");
+	return rc <= 0 ? -1 : 0;
+}
+
+/* Hand each row of r (text columns, NULL as "") to cb; clears r. */
+static void
+pg_rows_cb(PGresult *r, table_row_cb cb, void *arg)
+{
+	const char	*cols[8];
+	int		 nr, nc, i, j;
+
+	nr = PQntuples(r);
+	if ((nc = PQnfields(r)) > 8)
+		nc = 8;
+	for (i = 0; i < nr; i++) {
+		for (j = 0; j < nc; j++)
+			cols[j] = PQgetisnull(r, i, j) ? "" :
+			    PQgetvalue(r, i, j);
+		cb(arg, cols, (size_t)nc);
+	}
+	PQclear(r);
+}
+
+/* A listing, optionally limited to one domain ($1, lower-cased). */
+static int
+pg_list(struct table_be *t, const char *sql, const char *domain,
+    table_row_cb cb, void *arg, char *err, size_t errlen)
+{
+	char		 ld[PG_NAME_MAX + 1];
+	const char	*p[1] = { NULL };
+	PGresult	*r;
+
+	if (domain != NULL) {
+		if (pg_lower(domain, ld, sizeof(ld)) == -1) {
+			snprintf(err, errlen, "domain name too long");
+			return -1;
+		}
+		p[0] = ld;
+	}
+	if ((r = pg_exec(t, sql, 1, p, PGRES_TUPLES_OK, NULL, err,
+	    errlen)) == NULL)
+		return -1;
+	pg_rows_cb(r, cb, arg);
+	return 0;
+}
+
+static int
+pg_domain_list(struct table_be *t, table_row_cb cb, void *arg, char *err,
+    size_t errlen)
+{
+	PGresult	*r;
+
+	if ((r = pg_exec(t, "SELECT name, created::text FROM domains "
+	    "ORDER BY lower(name) COLLATE \"C\"", 0, NULL, PGRES_TUPLES_OK, NULL,
+	    err, errlen)) == NULL)
+		return -1;
+	pg_rows_cb(r, cb, arg);
+	return 0;
+}
+
+static int
+pg_account_list(struct table_be *t, const char *domain, table_row_cb cb,
+    void *arg, char *err, size_t errlen)
+{
+	return pg_list(t, "SELECT local || '@' || domain, domain, "
+	    "created::text FROM accounts "
+	    "WHERE $1::text IS NULL OR lower(domain) = $1::text "
+	    "ORDER BY lower(domain) COLLATE \"C\", lower(local) COLLATE \"C\"",
+	    domain, cb, arg, err, errlen);
+}
+
+static int
+pg_domain_accounts(struct table_be *t, const char *domain,
+    unsigned long *count, char *err, size_t errlen)
+{
+	char		 ld[PG_NAME_MAX + 1];
+	const char	*p[1] = { ld };
+	PGresult	*r;
+
+	*count = 0;
+	if (pg_lower(domain, ld, sizeof(ld)) == -1)
+		return 0;	/* too long to exist */
+	if ((r = pg_exec(t, "SELECT count(*) FROM accounts "
+	    "WHERE lower(domain) = $1::text", 1, p, PGRES_TUPLES_OK, NULL,
+	    err, errlen)) == NULL)
+		return -1;
+	if (PQntuples(r) == 1)
+		*count = strtoul(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return 0;
+}
+
+/* ---- aliases (schema 2) ---- */
+
+static enum table_res
+pg_alias_get(struct table_be *t, const char *key, table_row_cb cb,
+    void *arg)
+{
+	char		 lk[2 * PG_NAME_MAX + 2], err[256];
+	const char	*p[1] = { lk };
+	const char	*cols[2];
+	PGresult	*r;
+	int		 i, nr, found = 0;
+
+	if (pg_lower(key, lk, sizeof(lk)) == -1)
+		return TABLE_NOTFOUND;
+	if ((r = pg_exec(t, "SELECT target, owner FROM aliases "
+	    "WHERE lower(address) = $1::text ORDER BY seq", 1, p,
+	    PGRES_TUPLES_OK, NULL, err, sizeof(err))) == NULL)
+		return TABLE_TEMPFAIL;
+	nr = PQntuples(r);
+	for (i = 0; i < nr; i++) {
+		if (PQgetisnull(r, i, 0))
+			continue;
+		cols[0] = PQgetvalue(r, i, 0);
+		cols[1] = PQgetisnull(r, i, 1) ? "" : PQgetvalue(r, i, 1);
+		cb(arg, cols, 2);
+		found = 1;
+	}
+	PQclear(r);
+	return found ? TABLE_FOUND : TABLE_NOTFOUND;
+}
+
+static enum table_res
+pg_alias_wildcards(struct table_be *t, const char *domain, table_row_cb cb,
+    void *arg)
+{
+	char		 ld[PG_NAME_MAX + 1], err[256];
+	const char	*p[1] = { ld };
+	const char	*cols[1];
+	PGresult	*r;
+	int		 i, nr, found = 0;
+
+	if (pg_lower(domain, ld, sizeof(ld)) == -1)
+		return TABLE_NOTFOUND;
+	if ((r = pg_exec(t, "SELECT DISTINCT address FROM aliases "
+	    "WHERE right(lower(address), length($1::text) + 2) = "
+	    "'*@' || $1::text", 1, p, PGRES_TUPLES_OK, NULL, err,
+	    sizeof(err))) == NULL)
+		return TABLE_TEMPFAIL;
+	nr = PQntuples(r);
+	for (i = 0; i < nr; i++) {
+		if (PQgetisnull(r, i, 0))
+			continue;
+		cols[0] = PQgetvalue(r, i, 0);
+		cb(arg, cols, 1);
+		found = 1;
+	}
+	PQclear(r);
+	return found ? TABLE_FOUND : TABLE_NOTFOUND;
+}
+
+static int
+pg_alias_add(struct table_be *t, const char *key, const char *target,
+    const char *owner, char *err, size_t errlen)
+{
+	char		 lk[2 * PG_NAME_MAX + 2], now[32];
+	const char	*p[4] = { lk, target, owner, now };
+	PGresult	*r, *fail;
+
+	if (pg_lower(key, lk, sizeof(lk)) == -1) {
+		snprintf(err, errlen, "address too long");
+		return -1;
+	}
+	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+	if ((r = pg_exec(t, "INSERT INTO aliases (address, target, owner, "
+	    "created) VALUES ($1::text, $2::text, $3::text, $4::bigint)", 4, p,
+	    PGRES_COMMAND_OK, &fail, err, errlen)) == NULL) {
+		if (pg_sqlstate_is(fail, PG_UNIQUE_VIOLATION))
+			snprintf(err, errlen, "%s already has target %s", key,
+			    target);
+		PQclear(fail);
+		return -1;
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_alias_del(struct table_be *t, const char *key, const char *target,
+    char *err, size_t errlen)
+{
+	char		 lk[2 * PG_NAME_MAX + 2];
+	const char	*p[2] = { lk, target };
+	PGresult	*r;
+	int		 rows;
+
+	if (pg_lower(key, lk, sizeof(lk)) == -1) {
+		snprintf(err, errlen, "address too long");
+		return -1;
+	}
+	if ((r = pg_exec(t, "DELETE FROM aliases WHERE lower(address) = "
+	    "$1::text AND ($2::text IS NULL OR target = $2::text)", 2, p,
+	    PGRES_COMMAND_OK, NULL, err, errlen)) == NULL)
+		return -1;
+	rows = pg_rows(r);
+	PQclear(r);
+	if (rows == 0) {
+		snprintf(err, errlen, "no such alias%s%s", target ? " target " :
+		    "", target ? target : "");
+		return -1;
+	}
+	return 0;
+}
+
+/* cols: address, target, owner, created */
+static int
+pg_alias_list(struct table_be *t, const char *domain, table_row_cb cb,
+    void *arg, char *err, size_t errlen)
+{
+	return pg_list(t, "SELECT address, target, owner, created::text "
+	    "FROM aliases WHERE $1::text IS NULL OR "
+	    "right(lower(address), length($1::text) + 1) = '@' || $1::text "
+	    "ORDER BY lower(address) COLLATE \"C\", seq", domain, cb, arg, err,
+	    errlen);
+}
+
+const struct table_ops table_pgsql_ops = {
+	.prefix = "postgresql://",
+	.open = pg_open,
+	.close = pg_close,
+	.init_schema = pg_init_schema,
+	.schema_version = pg_schema_version,
+	.domain_local = pg_domain_local,
+	.account_exists = pg_account_exists,
+	.account_password = pg_account_password,
+	.domain_add = pg_domain_add,
+	.domain_del = pg_domain_del,
+	.domain_list = pg_domain_list,
+	.domain_accounts = pg_domain_accounts,
+	.account_add = pg_account_add,
+	.account_del = pg_account_del,
+	.account_passwd = pg_account_passwd,
+	.account_list = pg_account_list,
+	.alias_get = pg_alias_get,
+	.alias_wildcards = pg_alias_wildcards,
+	.alias_add = pg_alias_add,
+	.alias_del = pg_alias_del,
+	.alias_list = pg_alias_list,
+};
