@@ -38,7 +38,7 @@ CONF
 mkdir -p "$RUN/db" "$RUN/mail" "$RUN/spool"
 [ "$(id -u)" -eq 0 ] && chown "$RUNUSER:" "$RUN/db" "$RUN/mail" "$RUN/spool"
 $SLUICE check >/dev/null
-$SLUICE domain list | grep -qx example.test || $SLUICE domain add example.test
+$SLUICE domain list | grep -q '^example\.test ' || $SLUICE domain add example.test
 if ! $SLUICE account list example.test | grep -q '^demo@example.test'; then
 	echo "demo-password" | $SLUICE account add demo@example.test --password-stdin
 fi
