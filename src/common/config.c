@@ -19,6 +19,7 @@
 #include "addr.h"
 #include "buf.h"
 #include "config.h"
+#include "table.h"
 
 enum ptype { P_STR, P_PATH, P_SIZE, P_UINT, P_TIME, P_LISTEN, P_NETS, P_FMT,
 	P_ROUTE, P_RELAYHOST, P_ONLINE, P_BOOL };
@@ -675,10 +676,16 @@ config_dump(const struct config *c, int fd)
 		const struct param *p = &params[i];
 		switch (p->type) {
 		case P_STR:
-		case P_PATH:
+		case P_PATH: {
+			char safe[CONFIG_STR_MAX];
 			if (strcmp(b + p->off, d + p->off) != 0)
-				dprintf(fd, "%s %s\n", p->name, b + p->off);
+				/* never a database password on a screen */
+				dprintf(fd, "%s %s\n", p->name,
+				    p->off == offsetof(struct config, database) ?
+				    table_dsn_safe(b + p->off, safe,
+				    sizeof(safe)) : b + p->off);
 			break;
+		}
 		case P_SIZE:
 			if (c->max_message_size != def.max_message_size)
 				dprintf(fd, "%s %llu\n", p->name,

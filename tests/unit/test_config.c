@@ -381,6 +381,18 @@ test_dump(void **state)
 	assert_int_equal(c2->smtp_timeout, c->smtp_timeout);
 	assert_int_equal(c2->nlisten, 1);
 	assert_int_equal(c2->ntrusted, 1);
+	/* a database password never appears in a dump */
+	assert_int_equal(load("database postgresql://mail:s3cret@db.test:5432/"
+	    "sluice\n", c, err, sizeof(err)), 0);
+	fp = tmpfile();
+	assert_non_null(fp);
+	config_dump(c, fileno(fp));
+	rewind(fp);
+	n = fread(out, 1, sizeof(out) - 1, fp);
+	out[n] = '\0';
+	fclose(fp);
+	assert_null(strstr(out, "s3cret"));
+	assert_non_null(strstr(out, "database postgresql://mail:***@db.test"));
 	free(c);
 	free(c2);
 }
