@@ -544,9 +544,11 @@ config_validate(struct config *c, char *err, size_t errlen)
 		}
 	}
 	if (strncmp(c->database, "sqlite:", 7) != 0 &&
-	    strncmp(c->database, "postgresql://", 13) != 0) {
+	    strncmp(c->database, "postgresql://", 13) != 0 &&
+	    strncmp(c->database, "files:/", 7) != 0) {
 		snprintf(err, errlen, "%s: database: unknown kind \"%s\" "
-		    "(sqlite:PATH or postgresql://...)", c->path, c->database);
+		    "(sqlite:PATH, postgresql://... or files:/DIR)", c->path,
+		    c->database);
 		return -1;
 	}
 	return 0;

@@ -19,6 +19,7 @@ struct table {
 static const struct table_ops *const backends[] = {
 	&table_sqlite_ops,
 	&table_pgsql_ops,
+	&table_files_ops,
 };
 
 struct table *
@@ -36,7 +37,8 @@ table_open(const char *dsn, char *err, size_t errlen)
 		}
 	if (ops == NULL) {
 		snprintf(err, errlen, "unknown database \"%.200s\" "
-		    "(want sqlite:/path/file.db or postgresql://...)", dsn);
+		    "(want sqlite:/path/file.db, postgresql://... or "
+		    "files:/dir)", dsn);
 		return NULL;
 	}
 	if ((t = calloc(1, sizeof(*t))) == NULL) {

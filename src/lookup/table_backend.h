@@ -56,5 +56,6 @@ struct table_ops {
 
 extern const struct table_ops	table_sqlite_ops;
 extern const struct table_ops	table_pgsql_ops;
+extern const struct table_ops	table_files_ops;
 
 #endif
