@@ -296,9 +296,9 @@ hostport_parse(const char *v, char *host, size_t hostlen, char *port,
 	return 0;
 }
 
-/* Split value into words (spaces/tabs); returns count, at most max. */
-static size_t
-split_words(char *v, char **w, size_t max)
+/* Split value into words (spaces/tabs); returns count, max + 1 if more. */
+size_t
+config_split_words(char *v, char **w, size_t max)
 {
 	size_t	 n = 0;
 
@@ -324,7 +324,7 @@ set_listen(struct config *c, char *v, char *err, size_t errlen)
 	char			*w[3];
 	size_t			 nw;
 
-	nw = split_words(v, w, 2);
+	nw = config_split_words(v, w, 2);
 	if (nw != 2) {
 		snprintf(err, errlen, "listen: ADDRESS:PORT "
 		    "smtp|submission|submissions");
@@ -365,7 +365,7 @@ set_nets(struct config *c, const struct param *p, char *v, char *err,
 	char	*w[CONFIG_NETS_MAX + 1];
 	size_t	 nw, i;
 
-	nw = split_words(v, w, CONFIG_NETS_MAX);
+	nw = config_split_words(v, w, CONFIG_NETS_MAX);
 	if (nw == 0 || nw > CONFIG_NETS_MAX ||
 	    c->ntrusted + nw > CONFIG_NETS_MAX) {
 		snprintf(err, errlen, "%s: between 1 and %d networks",

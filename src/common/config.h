@@ -100,6 +100,9 @@ void	config_defaults(struct config *);
 const char *config_path(const char *opt);
 /* is the address (sockaddr) inside one of the trusted networks? */
 int	config_trusted(const struct config *, const struct sockaddr *);
+/* split value (in place) into words at spaces and tabs; the count, or
+   max + 1 when there are more than max (then only max are in w) */
+size_t	config_split_words(char *value, char **w, size_t max);
 /* split "HOST:PORT" or "[V6]:PORT"; 0 or -1 */
 int	hostport_parse(const char *, char *host, size_t hostlen, char *port,
 	    size_t portlen);

@@ -13,22 +13,6 @@
 
 #define WORDS_MAX	24
 
-static size_t
-words(char *v, char **w, size_t max)
-{
-	size_t	 n = 0;
-
-	for (;;) {
-		while (*v == ' ' || *v == '\t')
-			*v++ = '\0';
-		if (*v == '\0' || n > max)
-			return n;
-		w[n++] = v;
-		while (*v && *v != ' ' && *v != '\t')
-			v++;
-	}
-}
-
 /* A comma list of patterns: non-empty items, each a sane length. */
 static int
 check_list(const char *what, const char *v, int states, char *err,
@@ -96,7 +80,7 @@ route_parse(struct route *r, char *value, int relay_host, char *err,
 	int	 tls_set = 0;
 
 	memset(r, 0, sizeof(*r));
-	n = words(value, w, WORDS_MAX);
+	n = config_split_words(value, w, WORDS_MAX);
 	if (n > WORDS_MAX) {
 		snprintf(err, errlen, "too many words");
 		return -1;
@@ -220,7 +204,7 @@ online_parse(struct online_cfg *o, char *value, char *err, size_t errlen)
 	size_t	 n, i;
 
 	memset(o, 0, sizeof(*o));
-	n = words(value, w, ONLINE_ARGV_MAX + 1);
+	n = config_split_words(value, w, ONLINE_ARGV_MAX + 1);
 	if (n == 1 && strcmp(w[0], "always") == 0)
 		return 0;
 	if (n == 2 && strcmp(w[0], "file") == 0)
