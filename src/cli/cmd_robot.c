@@ -146,7 +146,6 @@ robot_test(struct cli *cli, const char *addr, const char *sender)
 	struct xtarget		*t = NULL;
 	struct run		 r;
 	char			 err[1024], qid[QUEUE_ID_LEN + 1], name[512];
-	const char		*at;
 	size_t			 n = 0;
 	int			 fd = -1, rc = EX_OK;
 
@@ -231,15 +230,7 @@ robot_test(struct cli *cli, const char *addr, const char *sender)
 				goto out;
 			}
 			/* the robot stands for its alias, as in delivery */
-			at = strrchr(addr, '@');
-			if (t[i].via[0] && strchr(t[i].via, '*') == NULL &&
-			    t[i].via[0] != '@')
-				snprintf(name, sizeof(name), "%s%s%s",
-				    t[i].via, strchr(t[i].via, '@') ? "" : "@",
-				    strchr(t[i].via, '@') ? "" : at ? at + 1 :
-				    "");
-			else
-				snprintf(name, sizeof(name), "%s", addr);
+			resolver_rcpt_of(t[i].via, addr, name, sizeof(name));
 			if (run_robot(cli, &r, &t[i], name, addr, sender, qid,
 			    fd) == -1) {
 				rc = EX_OSERR;

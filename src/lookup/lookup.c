@@ -176,22 +176,6 @@ static const uint32_t via_of[] = {
 };
 
 /* Send targets in frames that fit; -1 if the queue is gone. */
-/* The address a robot stands for: its alias, or the recipient itself
-   (wildcard, catch-all). */
-static const char *
-rcpt_of(const char *key, const char *rcpt, char *buf, size_t len)
-{
-	const char	*at = strrchr(rcpt, '@');
-
-	if (key[0] == '\0' || key[0] == '@' || strchr(key, '*') != NULL)
-		snprintf(buf, len, "%s", rcpt);
-	else if (strchr(key, '@') != NULL)
-		snprintf(buf, len, "%s", key);
-	else
-		snprintf(buf, len, "%s@%s", key, at ? at + 1 : "");
-	return buf;
-}
-
 static int
 lookup_send_targets(struct ipc *c, uint32_t id, const char *rcpt,
     const struct xtarget *t, size_t n)
@@ -214,8 +198,9 @@ lookup_send_targets(struct ipc *c, uint32_t id, const char *rcpt,
 		for (; i < k; i++) {
 			ipc_put_u32(&b, via_of[t[i].kind]);
 			/* a pipe or file stands for the alias that named it */
-			ipc_put_str(&b, t[i].addr[0] ? t[i].addr : rcpt_of(
-			    t[i].via, rcpt, name, sizeof(name)));
+			ipc_put_str(&b, t[i].addr[0] ? t[i].addr :
+			    resolver_rcpt_of(t[i].via, rcpt, name,
+			    sizeof(name)));
 			ipc_put_str(&b, t[i].text);
 			ipc_put_u32(&b, (uint32_t)t[i].owner);
 			ipc_put_str(&b, t[i].ext);

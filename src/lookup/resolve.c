@@ -195,6 +195,20 @@ src_wildcard(void *arg, const char *local, const char *domain,
 	return rc;
 }
 
+const char *
+resolver_rcpt_of(const char *key, const char *rcpt, char *buf, size_t len)
+{
+	const char	*at = strrchr(rcpt, '@');
+
+	if (key[0] == '\0' || key[0] == '@' || strchr(key, '*') != NULL)
+		snprintf(buf, len, "%s", rcpt);
+	else if (strchr(key, '@') != NULL)
+		snprintf(buf, len, "%s", key);
+	else
+		snprintf(buf, len, "%s@%s", key, at ? at + 1 : "");
+	return buf;
+}
+
 void
 resolver_src(struct expand_src *src, struct resolver *r, char delim,
     size_t max_targets)

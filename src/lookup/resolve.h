@@ -39,6 +39,11 @@ struct resolver {
 /* fill src with callbacks over r (delim: the recipient delimiter) */
 void	resolver_src(struct expand_src *, struct resolver *, char delim,
 	    size_t max_targets);
+/* The address a robot or file target stands for, into buf: its alias
+   (a bare key takes rcpt's domain), or rcpt itself for a wildcard or a
+   catch-all. Delivery and `sluice robot test` both use it. */
+const char *resolver_rcpt_of(const char *key, const char *rcpt, char *buf,
+	    size_t len);
 /* free what the database lookups kept */
 void	resolver_free(struct resolver *);
 
