@@ -735,21 +735,25 @@ qmsg_route_target(struct qmsg *m, size_t i)
 static void
 qmsg_sequence(struct qmsg *m)
 {
-	for (size_t i = 0; i < m->env.nrcpts; i++) {
-		struct env_rcpt *a = &m->env.rcpts[i];
-		struct qmbox *ma = &m->mbox[i];
-		int robot = 0, first = 1;
-		if (a->via == VIA_NONE || ma->later ||
-		    !(ma->local || ma->remote || ma->pipe))
+	struct env_rcpt	*r = m->env.rcpts;
+	size_t		 n = m->env.nrcpts, p, q, k;
+
+	/* from the robots' side: most messages have none, and a big alias
+	   without one costs nothing here */
+	for (p = 0; p < n; p++) {
+		int first = 1;
+		if (r[p].via != VIA_PIPE)
 			continue;
-		for (size_t k = 0; k < m->env.nrcpts && !robot; k++)
-			robot = m->env.rcpts[k].via == VIA_PIPE &&
-			    strcmp(m->env.rcpts[k].orig, a->orig) == 0;
-		if (!robot)
+		for (q = 0; q < p; q++)		/* its alias, once */
+			if (r[q].via == VIA_PIPE &&
+			    strcmp(r[q].orig, r[p].orig) == 0)
+				break;
+		if (q < p)
 			continue;
-		for (size_t k = i; k < m->env.nrcpts; k++) {
+		for (k = 0; k < n; k++) {
 			struct qmbox *mk = &m->mbox[k];
-			if (strcmp(m->env.rcpts[k].orig, a->orig) != 0 ||
+			if (r[k].via == VIA_NONE ||
+			    strcmp(r[k].orig, r[p].orig) != 0 ||
 			    !(mk->local || mk->remote || mk->pipe))
 				continue;
 			if (!first)
