@@ -371,6 +371,37 @@ on_sigterm(int sig, short ev, void *arg)
 		event_add(killer, &(struct timeval){ 10, 0 });
 }
 
+/*
+ * The smtp process is chrooted and unprivileged: on SIGHUP we open the
+ * certificate and key for it (it re-reads them, and keeps the running
+ * pair if the new one does not load).
+ */
+static void
+send_tls_files(void)
+{
+	const char	*path[2] = { conf.tls_cert, conf.tls_key };
+	struct buf	 b;
+	int		 fd[2];
+
+	if (conf.tls_cert[0] == '\0' || children[ROLE_SMTP].ctl == NULL)
+		return;
+	for (int i = 0; i < 2; i++)
+		if ((fd[i] = open(path[i], O_RDONLY | O_CLOEXEC)) == -1) {
+			log_warn("TLS: %s (keeping the running certificate)",
+			    path[i]);
+			if (i)
+				close(fd[0]);
+			return;
+		}
+	for (uint32_t i = 0; i < 2; i++) {
+		buf_init(&b, 8);
+		ipc_put_u32(&b, i);
+		ipc_send_buf(children[ROLE_SMTP].ctl, SMTP_TLS_FILE, 0, fd[i],
+		    &b);
+		buf_free(&b);
+	}
+}
+
 static void
 on_sighup(int sig, short ev, void *arg)
 {
@@ -392,6 +423,7 @@ on_sighup(int sig, short ev, void *arg)
 		if (children[r].ctl)
 			ipc_send(children[r].ctl, CHILD_CONF_RELOAD, 0,
 			    open(conf.path, O_RDONLY | O_CLOEXEC), NULL, 0);
+	send_tls_files();
 }
 
 /* mkdir -p; what we create belongs to the unprivileged user */

@@ -74,6 +74,9 @@ struct config {
 	unsigned	 max_recipients;
 	unsigned	 smtp_timeout;		/* seconds idle */
 	unsigned	 max_errors;		/* per session, then 421 */
+	unsigned	 auth_max_failures;	/* failed logins, then lockout */
+	unsigned	 auth_lockout;		/* seconds locked out */
+	unsigned	 auth_failure_delay;	/* seconds, times the failures */
 	unsigned	 max_sessions;		/* concurrent SMTP sessions */
 	unsigned	 max_hops;		/* Received: headers */
 	unsigned	 retry_interval;	/* seconds, first deferral */

@@ -76,7 +76,21 @@ enum ipc_type {
 	QUEUE_PIPE_RESULT,	/* as QUEUE_RELAY_RESULT, n = 1, then u32
 				   stop (exit 99: no further targets), u32
 				   hold (the robot keeps failing) */
+	/* smtp -> lookup: SMTP AUTH and the sender's ownership */
+	LOOKUP_AUTH,		/* str user; str password */
+	SMTP_AUTH_RESULT,	/* u32 auth_res; str canonical user */
+	LOOKUP_SENDER_CHECK,	/* str user; u32 n; n x str address */
+	SMTP_SENDER_RESULT,	/* u32 auth_res; str the address refused */
+	/* master -> smtp: the TLS files, opened as root (SIGHUP) */
+	SMTP_TLS_FILE,		/* u32 0 cert, 1 key; fd: the file */
 	IMSG_MAX
+};
+
+/* answers to LOOKUP_AUTH and LOOKUP_SENDER_CHECK */
+enum auth_res {
+	AUTH_OK = 0,
+	AUTH_DENIED,		/* wrong password, not the user's address */
+	AUTH_TEMPFAIL,		/* the table failed: 454 / 451 (P3) */
 };
 
 /* answers of the lookup process about one recipient */

@@ -123,9 +123,31 @@ proc_on_reload(struct ipc *c, struct ipc_msg *m, void *arg)
 	free(nc);
 }
 
+/* A file the master opened for us (the smtp process's TLS files). */
+static void
+proc_on_tls_file(struct ipc *c, struct ipc_msg *m, void *arg)
+{
+	struct proc	*p = arg;
+	struct ipc_rd	 rd;
+	uint32_t	 which;
+
+	(void)c;
+	ipc_rd_init(&rd, m);
+	which = ipc_get_u32(&rd);
+	if (ipc_get_end(&rd) == -1 || m->fd == -1 || which > 1 ||
+	    p->on_tls_file == NULL) {
+		log_warnx("bad SMTP_TLS_FILE");
+		if (m->fd != -1)
+			close(m->fd);
+		return;
+	}
+	p->on_tls_file(p, which, m->fd);
+}
+
 static const struct ipc_handler master_handlers[] = {
 	{ CHILD_PEER_SET, proc_on_peer_set },
 	{ CHILD_CONF_RELOAD, proc_on_reload },
+	{ SMTP_TLS_FILE, proc_on_tls_file },
 	{ 0, NULL }
 };
 

@@ -14,6 +14,8 @@
 #ifndef SLUICE_PROC_H
 #define SLUICE_PROC_H
 
+#include <stdint.h>
+
 #include "config.h"
 #include "ipc.h"
 
@@ -30,6 +32,8 @@ struct proc {
 	void			 (*on_peer_down)(struct proc *, enum ipc_role);
 	void			 (*on_reload)(struct proc *);
 	void			 (*on_shutdown)(struct proc *);
+	/* smtp: SMTP_TLS_FILE, the certificate (0) or key (1), fd owned */
+	void			 (*on_tls_file)(struct proc *, uint32_t, int);
 	void			*arg;		/* the role's state */
 };
 

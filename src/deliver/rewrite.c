@@ -80,3 +80,144 @@ rewrite_from(const char *hdr, size_t len, const char *addr, struct buf *out)
 	}
 	return 0;
 }
+
+/* one mailbox of a field: [display] <addr> or addr (comments dropped) */
+static int
+mailbox_addr(const char *m, size_t mlen, char *out)
+{
+	size_t	 n = 0, i, a = 0, b = 0;
+	int	 q = 0, depth = 0, angle = 0;
+
+	/* an angle-addr: the text between the last top-level '<' and '>' */
+	for (i = 0; i < mlen; i++) {
+		char c = m[i];
+		if (c == '\\' && (q || depth) && i + 1 < mlen) {
+			i++;
+			continue;
+		}
+		if (q) {
+			q = c != '"';
+			continue;
+		}
+		if (depth) {
+			depth += c == '(' ? 1 : c == ')' ? -1 : 0;
+			continue;
+		}
+		if (c == '"')
+			q = 1;
+		else if (c == '(')
+			depth = 1;
+		else if (c == '<') {
+			angle = 1;
+			a = i + 1;
+		} else if (c == '>' && angle == 1) {
+			angle = 2;
+			b = i;
+		}
+	}
+	if (angle == 1)
+		return -1;
+	if (angle == 2) {
+		m += a;
+		mlen = b - a;
+		/* obsolete source route "@a,@b:" */
+		const char *colon = memchr(m, ':', mlen);
+		if (mlen && m[0] == '@' && colon) {
+			mlen -= (size_t)(colon + 1 - m);
+			m = colon + 1;
+		}
+	}
+	/* copy without comments and white space, quotes kept */
+	q = depth = 0;
+	for (i = 0; i < mlen; i++) {
+		char c = m[i];
+		if (depth) {
+			if (c == '\\')
+				i++;
+			else
+				depth += c == '(' ? 1 : c == ')' ? -1 : 0;
+			continue;
+		}
+		if (!q && c == '(') {
+			depth = 1;
+			continue;
+		}
+		if (!q && (c == ' ' || c == '\t' || c == '\n' || c == '\r'))
+			continue;
+		if ((unsigned char)c < 0x20 || c == 0x7f)
+			return -1;	/* NUL or controls: not an address */
+		if (c == '"')
+			q = !q;
+		if (n + 1 >= HEADER_ADDR_MAX)
+			return -1;
+		out[n++] = c;
+		if (q && c == '\\' && i + 1 < mlen) {
+			if (n + 1 >= HEADER_ADDR_MAX ||
+			    (unsigned char)m[i + 1] < 0x20 || m[i + 1] == 0x7f)
+				return -1;
+			out[n++] = m[++i];
+		}
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+int
+header_addresses(const char *hdr, size_t len, const char *name,
+    char (*out)[HEADER_ADDR_MAX], size_t max)
+{
+	size_t	 p = 0, e, nlen = strlen(name), found = 0;
+
+	while (p < len) {
+		e = field_end(hdr, len, p);
+		if (e - p > nlen && hdr[p + nlen] == ':' &&
+		    strncasecmp(hdr + p, name, nlen) == 0) {
+			const char *v = hdr + p + nlen + 1;
+			size_t vlen = e - p - nlen - 1, start = 0, i;
+			int q = 0, depth = 0, angle = 0;
+			for (i = 0; i <= vlen; i++) {
+				char c = i < vlen ? v[i] : ',';
+				if (i < vlen && c == '\\' && (q || depth)) {
+					i++;
+					continue;
+				}
+				if (q) {
+					q = c != '"';
+					continue;
+				}
+				if (depth) {
+					depth += c == '(' ? 1 : c == ')' ? -1 :
+					    0;
+					continue;
+				}
+				if (c == '"')
+					q = 1;
+				else if (c == '(')
+					depth = 1;
+				else if (c == '<')
+					angle = 1;
+				else if (c == '>')
+					angle = 0;
+				else if (c == ':' && !angle)
+					start = i + 1;	/* a group's name */
+				else if ((c == ',' || c == ';') && !angle) {
+					char one[HEADER_ADDR_MAX];
+					if (mailbox_addr(v + start, i - start,
+					    one) == -1)
+						return -1;
+					start = i + 1;
+					if (one[0] == '\0')
+						continue;
+					if (found == max)
+						return -1;
+					memcpy(out[found++], one,
+					    strlen(one) + 1);
+				}
+			}
+			if (q || depth || angle)
+				return -1;
+		}
+		p = e;
+	}
+	return (int)found;
+}

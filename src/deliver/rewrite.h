@@ -22,4 +22,17 @@ size_t	header_section_len(const char *text, size_t len);
 int	rewrite_from(const char *hdr, size_t len, const char *addr,
 	    struct buf *out);
 
+/*
+ * The addresses of every field called `name` ("From", "Sender"...) in a
+ * header section: each mailbox's angle-addr without its source route, or
+ * its bare addr-spec without comments and folding white space; group
+ * names and empty members are skipped. At most max addresses of up to
+ * HEADER_ADDR_MAX - 1 octets go into out; returns how many, or -1 when a
+ * field cannot be read (unbalanced quote, comment or bracket, an address
+ * too long, more than max of them).
+ */
+#define HEADER_ADDR_MAX	513
+int	header_addresses(const char *hdr, size_t len, const char *name,
+	    char (*out)[HEADER_ADDR_MAX], size_t max);
+
 #endif

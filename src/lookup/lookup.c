@@ -6,19 +6,25 @@
  * A table failure is LOOKUP_TEMPFAIL, which becomes 451 at RCPT time or a
  * deferral in the queue, never a bounce (P3).
  */
+#include <ctype.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
+
 
 #include <event2/event.h>
 
 #include "addr.h"
 #include "aliases.h"
+#include "authpool.h"
 #include "envelope.h"
 #include "expand.h"
 #include "resolve.h"
+#include "rewrite.h"
 #include "ipc.h"
 #include "log.h"
 #include "proc.h"
@@ -255,8 +261,200 @@ lookup_on_resolve(struct ipc *c, struct ipc_msg *m, void *arg)
 	buf_free(&b);
 }
 
+/* ---- SMTP AUTH: passwords and the addresses a user may send as ---- */
+
+#define AUTH_USER_MAX	255
+#define AUTH_PASS_MAX	1024
+
+/* "Local@Domain" -> "local@domain" in local/domain; -1 if not an address */
+static int
+auth_split(const char *user, char *local, size_t llen, char *domain,
+    size_t dlen)
+{
+	const char	*at = strrchr(user, '@');
+	size_t		 n;
+
+	if (at == NULL || at == user || at[1] == '\0' ||
+	    (n = (size_t)(at - user)) >= llen || strlen(at + 1) >= dlen)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		local[i] = (char)tolower((unsigned char)user[i]);
+	local[n] = '\0';
+	for (n = 0; at[1 + n]; n++)
+		domain[n] = (char)tolower((unsigned char)at[1 + n]);
+	domain[n] = '\0';
+	return 0;
+}
+
+static void
+lookup_auth_reply(struct ipc *c, uint16_t type, uint32_t id, uint32_t res,
+    const char *text)
+{
+	struct buf	 b;
+
+	buf_init(&b, 600);
+	ipc_put_u32(&b, res);
+	ipc_put_str(&b, text);
+	ipc_send_buf(c, type, id, -1, &b);
+	buf_free(&b);
+}
+
+/*
+ * Answers to the smtp process name a session by id; a restarted smtp
+ * process reuses ids, so checks begun for the old one are dropped.
+ */
+static uint64_t	smtp_gen;
+
+static void
+lookup_auth_done(uint32_t id, uint64_t gen, int ok, const char *user,
+    void *arg)
+{
+	(void)arg;
+	if (gen != smtp_gen || lp->peer[ROLE_SMTP] == NULL)
+		return;
+	lookup_auth_reply(lp->peer[ROLE_SMTP], SMTP_AUTH_RESULT, id,
+	    ok ? AUTH_OK : AUTH_DENIED, ok ? user : "");
+}
+
+static void
+lookup_peer_down(struct proc *p, enum ipc_role r)
+{
+	(void)p;
+	if (r == ROLE_SMTP)
+		smtp_gen++;
+}
+
+/*
+ * LOOKUP_AUTH: str user; str password. The account's hash is read here;
+ * the hash function (yescrypt: slow on purpose) runs in authpool's
+ * threads, which answer later. No such account: a dummy check of the same
+ * cost, so the answer's timing does not tell which accounts exist.
+ */
+static void
+lookup_on_auth(struct ipc *c, struct ipc_msg *m, void *arg)
+{
+	struct ipc_rd	 rd;
+	char		 user[AUTH_USER_MAX + 1], pass[AUTH_PASS_MAX + 1];
+	char		 local[ADDR_LOCAL_MAX + 1], domain[ADDR_DOMAIN_MAX + 1];
+	char		 hash[512] = "", canon[AUTH_USER_MAX + 1] = "";
+	struct table	*t;
+
+	(void)arg;
+	ipc_rd_init(&rd, m);
+	ipc_get_str(&rd, user, sizeof(user));
+	ipc_get_str(&rd, pass, sizeof(pass));
+	if (ipc_get_end(&rd) == -1) {
+		log_warnx("bad LOOKUP_AUTH");
+		goto tempfail;
+	}
+	if (auth_split(user, local, sizeof(local), domain,
+	    sizeof(domain)) == 0) {
+		if ((t = lookup_table()) == NULL)
+			goto tempfail;
+		switch (table_account_password(t, local, domain, hash,
+		    sizeof(hash))) {
+		case TABLE_FOUND:
+			snprintf(canon, sizeof(canon), "%s@%s", local, domain);
+			break;
+		case TABLE_NOTFOUND:
+			hash[0] = '\0';
+			break;
+		default:
+			table_close(tbl);
+			tbl = NULL;
+			goto tempfail;
+		}
+	}
+	if (authpool_submit(m->id, smtp_gen, canon, hash, pass) == -1) {
+		log_warnx("auth: too many password checks waiting");
+		goto tempfail;
+	}
+	explicit_bzero(pass, sizeof(pass));
+	explicit_bzero(hash, sizeof(hash));
+	return;
+tempfail:
+	explicit_bzero(pass, sizeof(pass));
+	explicit_bzero(hash, sizeof(hash));
+	lookup_auth_reply(c, SMTP_AUTH_RESULT, m->id, AUTH_TEMPFAIL, "");
+}
+
+/*
+ * May user send as addr? Its own address; an address that delivers to it
+ * (an alias or an extension of it); or one of its send-as patterns.
+ */
+static uint32_t
+lookup_owns(const char *user, const char *addr)
+{
+	struct mailaddr	 a;
+	struct xtarget	*t = NULL;
+	char		 canon[ADDR_STR_MAX + 1], err[256];
+	size_t		 n = 0;
+	uint32_t	 res = AUTH_DENIED;
+	enum expand_res	 r;
+
+	if (addr_parse(addr, strlen(addr), ADDR_F_UTF8, &a) != ADDR_OK)
+		return AUTH_DENIED;
+	addr_format(&a, canon, sizeof(canon));
+	if (strcasecmp(canon, user) == 0)
+		return AUTH_OK;
+	switch ((r = lookup_expand(canon, &t, &n, err, sizeof(err)))) {
+	case EXPAND_TEMPFAIL:
+		res = AUTH_TEMPFAIL;
+		break;
+	case EXPAND_OK:
+		for (size_t i = 0; i < n; i++)
+			if (t[i].kind == XT_MAILBOX &&
+			    strcasecmp(t[i].addr, user) == 0)
+				res = AUTH_OK;
+		break;
+	default:
+		break;
+	}
+	free(t);
+	return res;
+}
+
+/* LOOKUP_SENDER_CHECK: str user; u32 n; n x str address */
+static void
+lookup_on_sender(struct ipc *c, struct ipc_msg *m, void *arg)
+{
+	struct ipc_rd	 rd;
+	char		 user[AUTH_USER_MAX + 1], addr[HEADER_ADDR_MAX];
+	char		 refused[HEADER_ADDR_MAX] = "";
+	uint32_t	 n, res = AUTH_OK, r;
+
+	(void)arg;
+	ipc_rd_init(&rd, m);
+	ipc_get_str(&rd, user, sizeof(user));
+	n = ipc_get_u32(&rd);
+	if (n > 64) {
+		log_warnx("bad LOOKUP_SENDER_CHECK");
+		lookup_auth_reply(c, SMTP_SENDER_RESULT, m->id, AUTH_TEMPFAIL,
+		    "");
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		ipc_get_str(&rd, addr, sizeof(addr));
+		if (rd.err)
+			break;
+		if (res != AUTH_OK)
+			continue;
+		if ((r = lookup_owns(user, addr)) != AUTH_OK) {
+			res = r;
+			snprintf(refused, sizeof(refused), "%s", addr);
+		}
+	}
+	if (ipc_get_end(&rd) == -1) {
+		log_warnx("bad LOOKUP_SENDER_CHECK");
+		res = AUTH_TEMPFAIL;
+	}
+	lookup_auth_reply(c, SMTP_SENDER_RESULT, m->id, res, refused);
+}
+
 static const struct ipc_handler smtp_handlers[] = {
 	{ LOOKUP_RCPT_CHECK, lookup_on_check },
+	{ LOOKUP_AUTH, lookup_on_auth },
+	{ LOOKUP_SENDER_CHECK, lookup_on_sender },
 	{ 0, NULL }
 };
 static const struct ipc_handler queue_handlers[] = {
@@ -292,5 +490,8 @@ lookup_main(struct proc *p)
 	else if (table_init_schema(tbl, err, sizeof(err)) == -1)
 		log_warnx("database schema: %s", err);
 	aliases_reload(1);
+	p->on_peer_down = lookup_peer_down;
+	if (authpool_init(p->base, lookup_auth_done, NULL) == -1)
+		log_fatalx("cannot start the password check threads");
 	return proc_run(p);
 }

@@ -31,12 +31,16 @@
 
 #include "ipc.h"
 #include "log.h"
+#include "rewrite.h"
 #include "proc.h"
 #include "sluiced.h"
 #include "smtpd.h"
 
 #define DATA_FLUSH	(64 * 1024)	/* write decoded data in chunks */
 #define RCPT_OVERSHOOT_MAX 1000	/* refused RCPTs over the limit, per session */
+#define HDR_CAPTURE_MAX	(64 * 1024)	/* header section read for From: */
+#define FROM_ADDRS_MAX	32		/* From: addresses checked */
+#define AUTH_DELAY_MAX	30		/* seconds a failed login waits, at most */
 
 enum smtp_error {
 	E_LINE_TOO_LONG, E_NUL, E_UNKNOWN, E_SYNTAX, E_HELO_FIRST,
@@ -44,6 +48,9 @@ enum smtp_error {
 	E_RELAY, E_NOUSER, E_TEMPFAIL, E_PARAM, E_SIZE, E_SIZE_DECLARED,
 	E_BARE_EOL, E_LONG_DATA_LINE, E_DATA_NUL, E_STORAGE, E_IO,
 	E_BDAT_FAILED, E_NO_TLS, E_TLS_ACTIVE, E_8BIT, E_NOT_IMPL,
+	E_AUTH_NEEDED, E_AUTH_TLS, E_AUTH_PORT, E_AUTH_TWICE, E_AUTH_IN_TX,
+	E_AUTH_MECH, E_AUTH_ABORTED, E_AUTH_BASE64, E_AUTH_INVALID,
+	E_AUTH_TEMP, E_AUTH_LOCKED, E_SENDER_TEMP,
 };
 
 static const struct {
@@ -76,6 +83,25 @@ static const struct {
 	[E_TLS_ACTIVE] = { "503 5.5.1 TLS already active" },
 	[E_8BIT] = { "553 5.6.7 Non-ASCII address needs SMTPUTF8" },
 	[E_NOT_IMPL] = { "502 5.5.1 Command not implemented" },
+	[E_AUTH_NEEDED] = { "530 5.7.0 Authentication required" },
+	[E_AUTH_TLS] = { "530 5.7.0 Must issue a STARTTLS command first" },
+	[E_AUTH_PORT] = { "502 5.5.1 AUTH is not offered on this port; "
+	    "use submission (587 or 465)" },
+	[E_AUTH_TWICE] = { "503 5.5.1 Already authenticated" },
+	[E_AUTH_IN_TX] = { "503 5.5.1 AUTH not allowed during a mail "
+	    "transaction" },
+	[E_AUTH_MECH] = { "504 5.5.4 Unrecognized authentication type "
+	    "(use PLAIN or LOGIN)" },
+	[E_AUTH_ABORTED] = { "501 5.0.0 Authentication aborted" },
+	[E_AUTH_BASE64] = { "501 5.5.2 Cannot decode the response "
+	    "(base64 expected)" },
+	[E_AUTH_INVALID] = { "535 5.7.8 Authentication credentials invalid" },
+	[E_AUTH_TEMP] = { "454 4.7.0 Temporary authentication failure, try "
+	    "again later" },
+	[E_AUTH_LOCKED] = { "454 4.7.0 Too many failed logins from your "
+	    "address, try again later" },
+	[E_SENDER_TEMP] = { "451 4.3.0 Temporary failure checking the "
+	    "sender, try again later" },
 };
 
 static void	smtp_on_read(struct bufferevent *, void *);
@@ -85,6 +111,35 @@ static void	smtp_process(struct smtp_session *);
 static void	smtp_tx_reset(struct smtp_session *);
 static void	smtp_close_after(struct smtp_session *);
 static void	smtp_start_tls(struct smtp_session *);
+static void	smtp_resume(struct smtp_session *);
+static void	smtp_commit(struct smtp_session *);
+static void	smtp_check_from_hdr(struct smtp_session *);
+
+/* submission listeners: AUTH (after TLS) before any mail */
+static int
+smtp_needs_auth(const struct smtp_session *s)
+{
+	return !s->listener->local && s->listener->kind != LISTEN_SMTP;
+}
+
+static int
+smtp_auth_offered(const struct smtp_session *s)
+{
+	return smtp_needs_auth(s) && s->tls;
+}
+
+/* a client-chosen string, fit for a log line: printable ASCII, bounded */
+static const char *
+smtp_log_safe(const char *in, char *out, size_t outlen)
+{
+	size_t	 n = 0;
+
+	for (; *in && n + 1 < outlen && n < 100; in++)
+		out[n++] = (unsigned char)*in >= 0x20 &&
+		    (unsigned char)*in < 0x7f ? *in : '?';
+	out[n] = '\0';
+	return out;
+}
 
 /*
  * Queue one reply line. Every 4xx/5xx reply but the closing 421 counts as
@@ -155,6 +210,7 @@ smtp_session_new(int fd, const struct listener *l, const struct sockaddr *sa,
 	s->listener = l;
 	memcpy(&s->ss, sa, salen < sizeof(s->ss) ? salen : sizeof(s->ss));
 	buf_init(&s->out, DATA_FLUSH * 2);
+	buf_init(&s->hdr, 4096);
 	if (l->local) {
 		struct ucred	 cr;
 		socklen_t	 crlen = sizeof(cr);
@@ -174,12 +230,14 @@ smtp_session_new(int fd, const struct listener *l, const struct sockaddr *sa,
 			    (const void *)sa)->sin6_addr, host, sizeof(host));
 		snprintf(s->addr, sizeof(s->addr), "%s", host);
 		s->trusted = config_trusted(smtpd.conf, sa);
+		authlimit_key(sa, s->limit_key, sizeof(s->limit_key));
 	}
 	s->bev = bufferevent_socket_new(smtpd.proc->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {
 		close(fd);
 		buf_free(&s->out);
+		buf_free(&s->hdr);
 		free(s);
 		return;
 	}
@@ -189,6 +247,7 @@ smtp_session_new(int fd, const struct listener *l, const struct sockaddr *sa,
 		if (tb == NULL) {
 			bufferevent_free(s->bev);
 			buf_free(&s->out);
+			buf_free(&s->hdr);
 			free(s);
 			return;
 		}
@@ -219,8 +278,12 @@ smtp_session_free(struct smtp_session *s)
 	log_info("%u: disconnect from %s", s->id, s->addr);
 	smtp_tx_reset(s);
 	smtpd_session_unregister(s);
+	if (s->delay_ev)
+		event_free(s->delay_ev);
 	bufferevent_free(s->bev);
 	buf_free(&s->out);
+	buf_free(&s->hdr);
+	explicit_bzero(s->auth_login, sizeof(s->auth_login));
 	free(s);
 }
 
@@ -248,6 +311,8 @@ smtp_tx_reset(struct smtp_session *s)
 	s->write_errno = 0;
 	s->tx_failed = 0;
 	buf_reset(&s->out);
+	buf_reset(&s->hdr);
+	s->hdr_done = 0;
 	memset(&s->mail, 0, sizeof(s->mail));
 }
 
@@ -319,6 +384,8 @@ smtp_cmd_helo(struct smtp_session *s, const struct smtp_cmd *c)
 	smtp_reply(s, "250-SIZE %llu", smtpd.conf->max_message_size);
 	if (smtpd.tls_ctx && !s->tls && !s->listener->local)
 		smtp_reply(s, "250-STARTTLS");
+	if (smtp_auth_offered(s))
+		smtp_reply(s, "250-AUTH PLAIN LOGIN");
 	smtp_reply(s, "250-ENHANCEDSTATUSCODES");
 	smtp_reply(s, "250-8BITMIME");
 	smtp_reply(s, "250-SMTPUTF8");
@@ -336,6 +403,10 @@ smtp_cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	}
 	if (s->in_tx) {
 		smtp_error(s, E_NESTED_MAIL);
+		return;
+	}
+	if (smtp_needs_auth(s) && !s->auth_user[0]) {
+		smtp_error(s, s->tls ? E_AUTH_NEEDED : E_AUTH_TLS);
 		return;
 	}
 	r = smtp_parse_mail(c->arg, c->arglen, &s->mail);
@@ -358,8 +429,61 @@ smtp_cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		return;
 	}
 	addr_format(&s->mail.from, s->from, sizeof(s->from));
+	if (s->auth_user[0] && s->from[0]) {
+		/* is the sender one of the user's addresses? */
+		struct buf b;
+		buf_init(&b, 1024);
+		ipc_put_str(&b, s->auth_user);
+		ipc_put_u32(&b, 1);
+		ipc_put_str(&b, s->from);
+		s->wait = SMTP_W_SENDER;
+		if (smtpd_request(s, ROLE_LOOKUP, LOOKUP_SENDER_CHECK,
+		    &b) == -1) {
+			s->wait = SMTP_W_NONE;
+			s->from[0] = '\0';
+			smtp_error(s, E_SENDER_TEMP);
+		}
+		buf_free(&b);
+		return;
+	}
 	s->in_tx = 1;
 	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+/*
+ * The lookup process answered whether the user owns an address: the
+ * envelope sender (MAIL) or a From: address (end of data).
+ */
+void
+smtp_sender_answer(struct smtp_session *s, uint32_t res, const char *addr)
+{
+	enum smtp_wait	 w = s->wait;
+	char		 safe[128];
+
+	s->wait = SMTP_W_NONE;
+	if (res == AUTH_OK) {
+		if (w == SMTP_W_SENDER) {
+			s->in_tx = 1;
+			smtp_reply(s, "250 2.1.0 Ok");
+		} else
+			smtp_commit(s);
+		return;
+	}
+	smtp_log_safe(addr, safe, sizeof(safe));
+	if (res == AUTH_DENIED)
+		log_info("%s%ssender not owned: user=%s %s=<%s> client=%s",
+		    s->qid, s->qid[0] ? ": " : "", s->auth_user,
+		    w == SMTP_W_SENDER ? "from" : "header_from", safe, s->addr);
+	if (w == SMTP_W_SENDER)
+		s->from[0] = '\0';
+	else
+		smtp_tx_reset(s);
+	if (res == AUTH_DENIED)
+		smtp_reply(s, "553 5.7.1 %s <%s> not owned by user %s",
+		    w == SMTP_W_SENDER ? "Sender address" : "From: address",
+		    safe, s->auth_user);
+	else
+		smtp_error(s, E_SENDER_TEMP);
 }
 
 static void
@@ -423,7 +547,7 @@ smtp_rcpt_answer(struct smtp_session *s, uint32_t res)
 	case LOOKUP_LOCAL:
 		break;
 	case LOOKUP_REMOTE:
-		if (s->trusted)
+		if (s->trusted || s->auth_user[0])
 			break;
 		log_info("%u: relay denied from=<%s> to=<%s> client=%s", s->id,
 		    s->from, s->pending_rcpt, s->addr);
@@ -564,7 +688,8 @@ smtp_cmd_help(struct smtp_session *s, const struct smtp_cmd *c)
 {
 	(void)c;
 	smtp_reply(s, "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT "
-	    "RSET NOOP QUIT VRFY HELP%s", smtpd.tls_ctx ? " STARTTLS" : "");
+	    "RSET NOOP QUIT VRFY HELP%s%s", smtpd.tls_ctx ? " STARTTLS" : "",
+	    smtp_auth_offered(s) ? " AUTH" : "");
 	smtp_reply(s, "214 2.0.0 See RFC 5321");
 }
 
@@ -612,6 +737,213 @@ smtp_start_tls(struct smtp_session *s)
 	bufferevent_setcb(s->bev, smtp_on_read, smtp_on_write, smtp_on_event, s);
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* ---- AUTH (RFC 4954; PLAIN RFC 4616, LOGIN) ---- */
+
+static void
+smtp_auth_end(struct smtp_session *s)
+{
+	s->auth_mech = SASL_M_NONE;
+	if (s->state == SMTP_S_AUTH)
+		s->state = SMTP_S_CMD;
+}
+
+/* Ask the lookup process; the password is wiped by the caller. */
+static void
+smtp_auth_check(struct smtp_session *s, const char *user, const char *pass)
+{
+	struct buf	 b;
+
+	smtp_auth_end(s);
+	snprintf(s->auth_login, sizeof(s->auth_login), "%s", user);
+	buf_init(&b, 2048);
+	ipc_put_str(&b, user);
+	ipc_put_str(&b, pass);
+	s->wait = SMTP_W_AUTH;
+	if (b.err || smtpd_request(s, ROLE_LOOKUP, LOOKUP_AUTH, &b) == -1) {
+		s->wait = SMTP_W_NONE;
+		smtp_error(s, E_AUTH_TEMP);
+	}
+	explicit_bzero(b.data, b.cap);
+	buf_free(&b);
+}
+
+/* One client response: the initial one, or a line after a 334. */
+static void
+smtp_auth_response(struct smtp_session *s, const char *line, size_t len)
+{
+	unsigned char	 dec[SASL_LINE_MAX];
+	char		 authz[SASL_ID_MAX + 1], authc[SASL_ID_MAX + 1];
+	char		 pass[SASL_PASS_MAX + 1], safe[128];
+	size_t		 dlen;
+	enum sasl_err	 e;
+
+	if (len == 1 && line[0] == '*') {
+		smtp_auth_end(s);
+		smtp_error(s, E_AUTH_ABORTED);
+		return;
+	}
+	if (sasl_b64_decode(line, len, dec, sizeof(dec), &dlen) == -1) {
+		smtp_auth_end(s);
+		smtp_error(s, E_AUTH_BASE64);
+		return;
+	}
+	if (s->auth_mech == SASL_M_LOGIN && s->auth_login[0] == '\0') {
+		if ((e = sasl_identity_check(dec, dlen)) != SASL_OK ||
+		    dlen == 0) {
+			smtp_auth_end(s);
+			smtp_reply(s, "501 5.5.2 Bad user name: %s",
+			    sasl_strerror(dlen ? e : SASL_E_EMPTY));
+			return;
+		}
+		memcpy(s->auth_login, dec, dlen);
+		s->auth_login[dlen] = '\0';
+		s->state = SMTP_S_AUTH;
+		smtp_reply(s, "334 UGFzc3dvcmQ6");	/* "Password:" */
+		return;
+	}
+	if (s->auth_mech == SASL_M_LOGIN) {
+		if (dlen == 0 || dlen > SASL_PASS_MAX ||
+		    memchr(dec, '\0', dlen)) {
+			explicit_bzero(dec, dlen);
+			smtp_auth_end(s);
+			smtp_reply(s, "501 5.5.2 Bad password: %s", dlen == 0 ?
+			    "empty" : "too long or NUL in it");
+			return;
+		}
+		memcpy(pass, dec, dlen);
+		pass[dlen] = '\0';
+		snprintf(authc, sizeof(authc), "%s", s->auth_login);
+		smtp_auth_check(s, authc, pass);
+	} else {
+		e = sasl_plain_parse(dec, dlen, authz, authc, pass);
+		if (e != SASL_OK) {
+			smtp_auth_end(s);
+			smtp_reply(s, "501 5.5.2 Cannot read the PLAIN "
+			    "response: %s", sasl_strerror(e));
+		} else if (authz[0] && strcasecmp(authz, authc) != 0) {
+			/* acting as someone else: never (RFC 4616 2) */
+			smtp_auth_end(s);
+			log_info("%u: auth refused: user=%s wants to act as "
+			    "%s client=%s", s->id, smtp_log_safe(authc, safe,
+			    sizeof(safe)), "another identity", s->addr);
+			authlimit_fail(smtpd.authlimit, s->limit_key,
+			    time(NULL), smtpd.conf->auth_max_failures,
+			    smtpd.conf->auth_lockout);
+			smtp_reply(s, "535 5.7.8 Authentication credentials "
+			    "invalid: authorization identity differs");
+		} else
+			smtp_auth_check(s, authc, pass);
+	}
+	explicit_bzero(pass, sizeof(pass));
+	explicit_bzero(dec, sizeof(dec));
+}
+
+static void
+smtp_cmd_auth(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	const char	*sp;
+	size_t		 mlen;
+
+	if (!smtp_needs_auth(s)) {
+		smtp_error(s, E_AUTH_PORT);
+		return;
+	}
+	if (!s->tls) {
+		smtp_error(s, E_AUTH_TLS);
+		return;
+	}
+	if (s->helo[0] == '\0') {
+		smtp_error(s, E_HELO_FIRST);
+		return;
+	}
+	if (s->auth_user[0]) {
+		smtp_error(s, E_AUTH_TWICE);
+		return;
+	}
+	if (s->in_tx) {
+		smtp_error(s, E_AUTH_IN_TX);
+		return;
+	}
+	if (authlimit_locked(smtpd.authlimit, s->limit_key, time(NULL))) {
+		log_info("%u: auth refused: client=%s locked out after failed "
+		    "logins", s->id, s->addr);
+		smtp_error(s, E_AUTH_LOCKED);
+		return;
+	}
+	sp = memchr(c->arg, ' ', c->arglen);
+	mlen = sp ? (size_t)(sp - c->arg) : c->arglen;
+	if ((s->auth_mech = sasl_mech_parse(c->arg, mlen)) == SASL_M_NONE) {
+		smtp_error(s, c->arglen ? E_AUTH_MECH : E_SYNTAX);
+		return;
+	}
+	s->auth_login[0] = '\0';
+	if (sp) {
+		while (sp < c->arg + c->arglen && *sp == ' ')
+			sp++;
+		smtp_auth_response(s, sp, c->arglen - (size_t)(sp - c->arg));
+		return;
+	}
+	s->state = SMTP_S_AUTH;
+	smtp_reply(s, s->auth_mech == SASL_M_PLAIN ? "334 " :
+	    "334 VXNlcm5hbWU6");		/* "Username:" */
+}
+
+static void
+smtp_auth_delay_done(int fd, short ev, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	(void)fd;
+	(void)ev;
+	s->wait = SMTP_W_NONE;
+	smtp_reply(s, "%s", s->delayed_reply);
+	smtp_resume(s);
+}
+
+/* The lookup process checked the password. */
+void
+smtp_auth_answer(struct smtp_session *s, uint32_t res, const char *user)
+{
+	char		 safe[128];
+	unsigned	 n;
+	struct timeval	 tv = { 0, 0 };
+
+	s->wait = SMTP_W_NONE;
+	smtp_log_safe(s->auth_login, safe, sizeof(safe));
+	if (res == AUTH_OK && user[0] && strlen(user) <= SASL_ID_MAX) {
+		snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
+		authlimit_success(smtpd.authlimit, s->limit_key);
+		log_info("%u: auth user=%s client=%s", s->id, s->auth_user,
+		    s->addr);
+		smtp_reply(s, "235 2.7.0 Authentication successful");
+		return;
+	}
+	if (res != AUTH_DENIED) {
+		log_info("%u: auth temporary failure: user=%s client=%s",
+		    s->id, safe, s->addr);
+		smtp_error(s, E_AUTH_TEMP);
+		return;
+	}
+	n = authlimit_fail(smtpd.authlimit, s->limit_key, time(NULL),
+	    smtpd.conf->auth_max_failures, smtpd.conf->auth_lockout);
+	log_info("%u: auth failed: user=%s client=%s failures=%u%s", s->id,
+	    safe, s->addr, n, n >= smtpd.conf->auth_max_failures ?
+	    " (locked out)" : "");
+	snprintf(s->delayed_reply, sizeof(s->delayed_reply), "%s",
+	    smtp_errors[E_AUTH_INVALID].reply);
+	/* each failure waits longer: guessing gets slow (P5) */
+	tv.tv_sec = (time_t)smtpd.conf->auth_failure_delay * n;
+	if (tv.tv_sec > AUTH_DELAY_MAX)
+		tv.tv_sec = AUTH_DELAY_MAX;
+	if (tv.tv_sec == 0 || (s->delay_ev == NULL && (s->delay_ev =
+	    evtimer_new(smtpd.proc->base, smtp_auth_delay_done, s)) ==
+	    NULL) || evtimer_add(s->delay_ev, &tv) == -1) {
+		smtp_reply(s, "%s", s->delayed_reply);
+		return;
+	}
+	s->wait = SMTP_W_AUTH_DELAY;
 }
 
 static void
@@ -663,6 +995,7 @@ static const struct {
 	{ SMTP_V_VRFY, smtp_cmd_vrfy },
 	{ SMTP_V_HELP, smtp_cmd_help },
 	{ SMTP_V_STARTTLS, smtp_cmd_starttls },
+	{ SMTP_V_AUTH, smtp_cmd_auth },
 };
 
 /* Looks like HTTP or another protocol: hang up (cross-protocol attacks). */
@@ -712,9 +1045,30 @@ smtp_command(struct smtp_session *s, const char *line, size_t len)
 
 /* ---- the message ---- */
 
+/*
+ * Keep the header section of an authenticated user's message: its From:
+ * must name the user's own addresses (checked at the end of data).
+ */
+static void
+smtp_hdr_capture(struct smtp_session *s)
+{
+	size_t	 n;
+
+	if (s->hdr_done || !s->auth_user[0] || s->out.len == 0)
+		return;
+	n = HDR_CAPTURE_MAX - s->hdr.len;
+	if (n > s->out.len)
+		n = s->out.len;
+	if (buf_add(&s->hdr, s->out.data, n) == -1 ||
+	    header_section_len(s->hdr.data, s->hdr.len) ||
+	    s->hdr.len >= HDR_CAPTURE_MAX)
+		s->hdr_done = 1;
+}
+
 static void
 smtp_data_drain(struct smtp_session *s)
 {
+	smtp_hdr_capture(s);
 	if (!s->too_big && !s->write_errno && s->datafd != -1 &&
 	    write_all(s->datafd, s->out.data, s->out.len) == -1)
 		s->write_errno = errno;	/* sticky: answered at the end */
@@ -725,8 +1079,6 @@ smtp_data_drain(struct smtp_session *s)
 static void
 smtp_data_end(struct smtp_session *s)
 {
-	struct buf	 b;
-	size_t		 i;
 	unsigned	 e = s->dec.errors;
 	int		 err = -1;
 
@@ -744,7 +1096,7 @@ smtp_data_end(struct smtp_session *s)
 	else if (s->write_errno)
 		err = s->write_errno == ENOSPC || s->write_errno == EDQUOT ?
 		    E_STORAGE : E_IO;
-	else if (s->tx_failed || s->qid[0] == '\0')
+	else if (s->tx_failed || s->qid[0] == '\0' || s->hdr.err)
 		err = E_IO;	/* the queue process died meanwhile */
 	if (err != -1) {
 		log_info("%s: rejected from=<%s> client=%s: %s", s->qid,
@@ -755,6 +1107,68 @@ smtp_data_end(struct smtp_session *s)
 	}
 	close(s->datafd);
 	s->datafd = -1;
+	if (s->auth_user[0])
+		smtp_check_from_hdr(s);
+	else
+		smtp_commit(s);
+}
+
+/*
+ * An authenticated user's message: the addresses of its From: field(s)
+ * must be the user's too, like the envelope sender (checked at MAIL).
+ */
+static void
+smtp_check_from_hdr(struct smtp_session *s)
+{
+	char		 (*addrs)[HEADER_ADDR_MAX];
+	struct buf	 b;
+	int		 n;
+	size_t		 hl;
+
+	if ((addrs = calloc(FROM_ADDRS_MAX, sizeof(*addrs))) == NULL) {
+		smtp_tx_reset(s);
+		smtp_error(s, E_IO);
+		return;
+	}
+	hl = header_section_len(s->hdr.data, s->hdr.len);
+	n = header_addresses(s->hdr.data, hl ? hl : s->hdr.len, "From", addrs,
+	    FROM_ADDRS_MAX);
+	if (n <= 0) {
+		free(addrs);
+		if (n == 0) {	/* none: the scanner adds the sender's */
+			smtp_commit(s);
+			return;
+		}
+		log_info("%s: rejected from=<%s> client=%s: unreadable From:",
+		    s->qid, s->from, s->addr);
+		smtp_tx_reset(s);
+		smtp_reply(s, "553 5.7.1 Message rejected: the From: header "
+		    "cannot be read");
+		return;
+	}
+	buf_init(&b, 4096);
+	ipc_put_str(&b, s->auth_user);
+	ipc_put_u32(&b, (uint32_t)n);
+	for (int i = 0; i < n; i++)
+		ipc_put_str(&b, addrs[i]);
+	free(addrs);
+	s->wait = SMTP_W_FROM_HDR;
+	if (b.err || smtpd_request(s, ROLE_LOOKUP, LOOKUP_SENDER_CHECK,
+	    &b) == -1) {
+		s->wait = SMTP_W_NONE;
+		smtp_tx_reset(s);
+		smtp_error(s, E_SENDER_TEMP);
+	}
+	buf_free(&b);
+}
+
+/* The message is complete and allowed: ask the queue to commit it. */
+static void
+smtp_commit(struct smtp_session *s)
+{
+	struct buf	 b;
+	size_t		 i;
+
 	if (s->tls)
 		tls_session_info(s->bev, s->tls_info, sizeof(s->tls_info));
 	buf_init(&b, IPC_FRAME_MAX);
@@ -769,7 +1183,9 @@ smtp_data_end(struct smtp_session *s)
 	ipc_put_str(&b, s->from);
 	ipc_put_str(&b, s->helo);
 	ipc_put_str(&b, s->listener->local ? s->peer_user : s->addr);
+	/* RFC 3848: ESMTPA, ESMTPSA for an authenticated session */
 	ipc_put_str(&b, s->listener->local ? "LOCAL" : !s->esmtp ? "SMTP" :
+	    s->auth_user[0] ? (s->tls ? "ESMTPSA" : "ESMTPA") :
 	    s->tls ? "ESMTPS" : "ESMTP");
 	ipc_put_str(&b, s->tls ? s->tls_info : "");
 	ipc_put_u32(&b, (s->listener->local ? ENV_F_LOCAL : 0) |
@@ -865,17 +1281,36 @@ smtp_bdat_chunk_done(struct smtp_session *s)
 	smtp_data_end(s);
 }
 
+/*
+ * How long the line at the start of the input may be: a command line is
+ * SMTP_LINE_MAX, an AUTH command or a SASL response up to SASL_LINE_MAX
+ * (RFC 4954 4).
+ */
+static size_t
+smtp_line_max(struct smtp_session *s, struct evbuffer *in)
+{
+	char	 verb[5];
+
+	if (s->state == SMTP_S_AUTH)
+		return SASL_LINE_MAX;
+	if (smtp_needs_auth(s) && evbuffer_copyout(in, verb, 5) == 5 &&
+	    strncasecmp(verb, "AUTH ", 5) == 0)
+		return SASL_LINE_MAX;
+	return SMTP_LINE_MAX;
+}
+
 /* Read one command line; 1 handled one, 0 need more input. */
 static int
 smtp_line_input(struct smtp_session *s, struct evbuffer *in)
 {
 	struct evbuffer_ptr	 p;
 	size_t			 len, avail = evbuffer_get_length(in);
-	char			 line[SMTP_LINE_MAX + 1];
+	size_t			 max = smtp_line_max(s, in);
+	char			 line[SASL_LINE_MAX + 1];
 
 	p = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
 	if (p.pos == -1) {
-		if (avail > SMTP_LINE_MAX) {
+		if (avail > max) {
 			/* over-long: discard until its end, then answer */
 			s->skip_line = 1;
 			evbuffer_drain(in, avail);
@@ -883,9 +1318,11 @@ smtp_line_input(struct smtp_session *s, struct evbuffer *in)
 		return 0;
 	}
 	len = (size_t)p.pos + 1;
-	if (s->skip_line || len > SMTP_LINE_MAX) {
+	if (s->skip_line || len > max) {
 		evbuffer_drain(in, len);
 		s->skip_line = 0;
+		if (s->state == SMTP_S_AUTH)
+			smtp_auth_end(s);
 		smtp_error(s, E_LINE_TOO_LONG);
 		return 1;
 	}
@@ -894,7 +1331,12 @@ smtp_line_input(struct smtp_session *s, struct evbuffer *in)
 	if (len && line[len - 1] == '\r')
 		len--;
 	line[len] = '\0';
-	smtp_command(s, line, len);
+	if (s->state == SMTP_S_AUTH) {
+		log_debug("%u: <<< (SASL response)", s->id);
+		smtp_auth_response(s, line, len);
+	} else
+		smtp_command(s, line, len);
+	explicit_bzero(line, len);
 	return 1;
 }
 
@@ -922,6 +1364,7 @@ smtp_process(struct smtp_session *s)
 			smtp_bdat_chunk_done(s);
 			break;
 		case SMTP_S_CMD:
+		case SMTP_S_AUTH:
 			if (!smtp_line_input(s, in))
 				return;
 			break;
@@ -959,6 +1402,15 @@ smtp_peer_lost(struct smtp_session *s, int role)
 		s->qid[0] = '\0';
 		smtp_commit_answer(s, 1, "");
 		break;
+	case SMTP_W_AUTH:
+		smtp_auth_answer(s, AUTH_TEMPFAIL, "");
+		break;
+	case SMTP_W_SENDER:
+	case SMTP_W_FROM_HDR:
+		smtp_sender_answer(s, AUTH_TEMPFAIL, "");
+		break;
+	case SMTP_W_AUTH_DELAY:
+		return;		/* not waiting for a peer */
 	}
 	smtp_resume(s);
 }

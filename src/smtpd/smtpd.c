@@ -197,8 +197,47 @@ smtpd_on_committed(struct ipc *c, struct ipc_msg *m, void *arg)
 	smtp_answered(s);
 }
 
+/* SMTP_AUTH_RESULT and SMTP_SENDER_RESULT: u32 auth_res; str */
+static void
+smtpd_on_auth_result(struct ipc *c, struct ipc_msg *m, void *arg)
+{
+	struct smtp_session	*s;
+	struct ipc_rd		 rd;
+	uint32_t		 res;
+	char			 text[SASL_ID_MAX + 1 > ADDR_STR_MAX + 1 ?
+				    SASL_ID_MAX + 1 : ADDR_STR_MAX + 1];
+	int			 auth = m->type == SMTP_AUTH_RESULT;
+
+	(void)c;
+	(void)arg;
+	ipc_rd_init(&rd, m);
+	res = ipc_get_u32(&rd);
+	ipc_get_str(&rd, text, sizeof(text));
+	if (ipc_get_end(&rd) == -1 || res > AUTH_TEMPFAIL) {
+		log_warnx("bad %s", ipc_type_name(m->type));
+		res = AUTH_TEMPFAIL;
+		text[0] = '\0';
+	}
+	if ((s = smtpd_session_find(m->id)) == NULL ||
+	    (auth && s->wait != SMTP_W_AUTH) || (!auth &&
+	    s->wait != SMTP_W_SENDER && s->wait != SMTP_W_FROM_HDR))
+		return;		/* the session is gone */
+	if (s->state == SMTP_S_CLOSING) {
+		s->wait = SMTP_W_NONE;
+		smtp_answered(s);
+		return;
+	}
+	if (auth)
+		smtp_auth_answer(s, res, text);
+	else
+		smtp_sender_answer(s, res, text);
+	smtp_answered(s);
+}
+
 static const struct ipc_handler lookup_handlers[] = {
 	{ SMTP_RCPT_RESULT, smtpd_on_rcpt_result },
+	{ SMTP_AUTH_RESULT, smtpd_on_auth_result },
+	{ SMTP_SENDER_RESULT, smtpd_on_auth_result },
 	{ 0, NULL }
 };
 
@@ -207,6 +246,27 @@ static const struct ipc_handler queue_handlers[] = {
 	{ SMTP_MSG_COMMITTED, smtpd_on_committed },
 	{ 0, NULL }
 };
+
+/* Which process a session waits for, -1 none. */
+static int
+smtp_wait_peer(enum smtp_wait w)
+{
+	switch (w) {
+	case SMTP_W_RCPT:
+	case SMTP_W_AUTH:
+	case SMTP_W_SENDER:
+	case SMTP_W_FROM_HDR:
+		return ROLE_LOOKUP;
+	case SMTP_W_OPEN:
+	case SMTP_W_OPEN_BDAT:
+	case SMTP_W_COMMIT:
+		return ROLE_QUEUE;
+	case SMTP_W_NONE:
+	case SMTP_W_AUTH_DELAY:
+		break;
+	}
+	return -1;
+}
 
 /* A peer died: fail what sessions were waiting for from it. */
 static void
@@ -217,8 +277,7 @@ smtpd_peer_down(struct proc *p, enum ipc_role r)
 	(void)p;
 	for (s = TAILQ_FIRST(&smtpd.sessions); s; s = next) {
 		next = TAILQ_NEXT(s, entry);
-		if ((r == ROLE_LOOKUP && s->wait == SMTP_W_RCPT) ||
-		    (r == ROLE_QUEUE && s->wait != SMTP_W_RCPT)) {
+		if (smtp_wait_peer(s->wait) == (int)r) {
 			smtp_peer_lost(s, r);
 		}
 		if (r == ROLE_QUEUE && s->qid[0]) {
@@ -235,6 +294,73 @@ smtpd_reload(struct proc *p)
 {
 	(void)p;
 	log_info("configuration reloaded");
+}
+
+#define TLS_FILE_MAX	(1024 * 1024)	/* a PEM file we read */
+
+/* read an open file (closed here) into b; -1 on error or too big */
+static int
+smtpd_read_fd(int fd, struct buf *b)
+{
+	char	 chunk[8192];
+	ssize_t	 n;
+
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (b->len + (size_t)n > TLS_FILE_MAX ||
+		    buf_add(b, chunk, (size_t)n) == -1) {
+			n = -1;
+			break;
+		}
+	}
+	close(fd);
+	return n == 0 ? 0 : -1;
+}
+
+/*
+ * SIGHUP: the master (root) opened the certificate and the key for us,
+ * chrooted and unprivileged as we are. A pair that does not load leaves
+ * the running one in use; sessions under way keep theirs.
+ */
+static struct buf	 tls_cert_pem;
+static int		 tls_cert_ok;
+
+static void
+smtpd_tls_file(struct proc *p, uint32_t which, int fd)
+{
+	struct buf		 key;
+	struct ssl_ctx_st	*ctx;
+
+	(void)p;
+	if (which == 0) {
+		buf_free(&tls_cert_pem);
+		buf_init(&tls_cert_pem, 8192);
+		tls_cert_ok = smtpd_read_fd(fd, &tls_cert_pem) == 0;
+		return;
+	}
+	buf_init(&key, 4096);
+	if (!tls_cert_ok || smtpd_read_fd(fd, &key) == -1)
+		log_warnx("TLS: cannot read the certificate or key, keeping "
+		    "the running ones");
+	else if ((ctx = tls_server_ctx_mem(tls_cert_pem.data,
+	    tls_cert_pem.len, key.data, key.len)) == NULL)
+		log_warnx("TLS: the new certificate and key do not load, "
+		    "keeping the running ones");
+	else {
+		if (smtpd.tls_ctx)
+			SSL_CTX_free(smtpd.tls_ctx);
+		smtpd.tls_ctx = ctx;
+		log_info("TLS: certificate and key reloaded");
+	}
+	if (key.data)
+		explicit_bzero(key.data, key.cap);
+	buf_free(&key);
+	buf_free(&tls_cert_pem);
+	tls_cert_ok = 0;
 }
 
 /*
@@ -290,7 +416,10 @@ smtpd_main(struct proc *p, struct listener *ls, size_t nls)
 	p->on_peer_up = smtpd_peer_up;
 	p->on_peer_down = smtpd_peer_down;
 	p->on_reload = smtpd_reload;
+	p->on_tls_file = smtpd_tls_file;
 	p->on_shutdown = smtpd_shutdown;
+	if ((smtpd.authlimit = authlimit_new(AUTHLIMIT_MAX)) == NULL)
+		log_fatalx("out of memory");
 	for (i = 0; i < nls; i++) {
 		accept_ev[naccept] = event_new(p->base, ls[i].fd,
 		    EV_READ | EV_PERSIST, smtpd_on_accept, &ls[i]);

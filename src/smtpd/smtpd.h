@@ -16,9 +16,11 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "authlimit.h"
 #include "buf.h"
 #include "config.h"
 #include "envelope.h"
+#include "sasl.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
 
@@ -31,6 +33,7 @@ enum smtp_state {
 	SMTP_S_DATA,		/* reading DATA bytes */
 	SMTP_S_BDAT,		/* reading a BDAT chunk */
 	SMTP_S_STARTTLS,	/* "220" being flushed, then TLS */
+	SMTP_S_AUTH,		/* reading a SASL response line */
 	SMTP_S_CLOSING,		/* reply flushed, then close */
 };
 
@@ -40,6 +43,10 @@ enum smtp_wait {
 	SMTP_W_OPEN,		/* QUEUE_MSG_OPEN for DATA */
 	SMTP_W_OPEN_BDAT,	/* QUEUE_MSG_OPEN for the first BDAT */
 	SMTP_W_COMMIT,		/* QUEUE_MSG_COMMIT */
+	SMTP_W_AUTH,		/* LOOKUP_AUTH */
+	SMTP_W_AUTH_DELAY,	/* a failed login's answer is held back */
+	SMTP_W_SENDER,		/* LOOKUP_SENDER_CHECK for MAIL FROM */
+	SMTP_W_FROM_HDR,	/* LOOKUP_SENDER_CHECK for From: */
 };
 
 struct smtp_session {
@@ -64,6 +71,14 @@ struct smtp_session {
 	int			 not_an_error;	/* this reply does not count */
 	int			 skip_line;	/* discarding an over-long line */
 
+	/* SMTP AUTH (RFC 4954) */
+	char			 auth_user[SASL_ID_MAX + 1];	/* logged in */
+	enum sasl_mech		 auth_mech;	/* exchange under way */
+	char			 auth_login[SASL_ID_MAX + 1];	/* LOGIN's */
+	char			 limit_key[AUTHLIMIT_KEY_MAX];
+	struct event		*delay_ev;
+	char			 delayed_reply[128];
+
 	/* the transaction */
 	int			 in_tx;
 	struct smtp_mail_args	 mail;
@@ -82,6 +97,9 @@ struct smtp_session {
 	unsigned long long	 bdat_left;	/* bytes of this chunk to read */
 	int			 bdat_last;
 	int			 bdat_ok;	/* the BDAT command was valid */
+	struct buf		 hdr;		/* header section, for From: */
+	int			 hdr_done;
+	char			 pending_from[ADDR_STR_MAX + 1];
 };
 
 /* smtpd.c */
@@ -89,6 +107,7 @@ struct smtpd {
 	struct proc		*proc;
 	struct config		*conf;
 	struct ssl_ctx_st	*tls_ctx;
+	struct authlimit	*authlimit;	/* failed logins per client */
 	unsigned		 nsessions;
 	uint32_t		 next_id;
 	TAILQ_HEAD(, smtp_session) sessions;
@@ -110,9 +129,16 @@ void	smtp_commit_answer(struct smtp_session *, uint32_t res,
 	    const char *text);
 void	smtp_peer_lost(struct smtp_session *, int role);
 void	smtp_answered(struct smtp_session *);
+void	smtp_auth_answer(struct smtp_session *, uint32_t res,
+	    const char *user);
+void	smtp_sender_answer(struct smtp_session *, uint32_t res,
+	    const char *addr);
 
 /* tls.c */
 struct ssl_ctx_st *tls_server_ctx(const char *cert, const char *key);
+/* the same from PEM text (cert chain, key) the master read for us */
+struct ssl_ctx_st *tls_server_ctx_mem(const char *cert, size_t certlen,
+	    const char *key, size_t keylen);
 struct bufferevent *tls_wrap(struct bufferevent *, int fd, char *info,
 	    size_t infolen);
 void	tls_session_info(struct bufferevent *, char *info, size_t infolen);

@@ -8,7 +8,9 @@
  *  - rewrite_from() of the header section grows it by at most the new
  *    address and a "From: <>\n" frame, and is idempotent;
  *  - every field but the first From: is copied unchanged (the output with
- *    that field taken out equals the input with it taken out).
+ *    that field taken out equals the input with it taken out);
+ *  - header_addresses() (the submission From: check) stays in its bounds
+ *    and gives NUL-terminated, non-empty addresses on one line.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -81,6 +83,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	free(x);
 	free(y);
+	{
+		static char	 got[8][HEADER_ADDR_MAX];
+		int		 n = header_addresses(t, hs, "From", got, 8);
+		if (n < -1 || n > 8)
+			abort();
+		for (int i = 0; i < n; i++) {
+			size_t l = strnlen(got[i], HEADER_ADDR_MAX);
+			if (l == 0 || l == HEADER_ADDR_MAX ||
+			    strchr(got[i], '\n') != NULL)
+				abort();
+		}
+	}
 	buf_free(&a);
 	buf_free(&b);
 	return 0;

@@ -9,6 +9,7 @@ import pwd
 import re
 import shutil
 import signal
+import base64 as _base64
 import socket
 import subprocess
 import tempfile
@@ -332,6 +333,23 @@ class RawSMTP:
         assert c == 250, (c, t)
         return t.split("\n")
 
+    def login(self, user, password=None):
+        """AUTH PLAIN with an initial response; returns (code, text)."""
+        if password is None:
+            password = DEMO_PASSWORD
+        resp = _base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode())
+        return self.cmd(b"AUTH PLAIN " + resp + b"\r\n")
+
+    def submission(self, user="demo@example.test", password=None, name="client.test"):
+        """On a submission port without TLS: EHLO, STARTTLS, EHLO, AUTH."""
+        self.ehlo(name)
+        self.expect(220, "2.0.0", "STARTTLS")
+        self.starttls()
+        self.ehlo(name)
+        c, t = self.login(user, password)
+        assert c == 235, (c, t)
+        return self
+
     def closed(self):
         """True once the server has closed the connection (EOF or reset)."""
         try:
@@ -352,6 +370,9 @@ def unverified_context():
     ctx.check_hostname = False
     ctx.verify_mode = _ssl.CERT_NONE
     return ctx
+
+
+DEMO_PASSWORD = "correct horse battery"   # add_account's default
 
 
 def tag():

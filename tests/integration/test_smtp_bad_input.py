@@ -16,9 +16,13 @@ DEMO = "demo@example.test"
 
 
 def open_tx(s, port=None, sender="sender@client.test", rcpts=(DEMO,)):
-    """A session with EHLO, MAIL and RCPT done."""
+    """A session with EHLO, MAIL and RCPT done (on submission: STARTTLS
+    and AUTH as the demo user first)."""
     c = RawSMTP(port or s.smtp_port)
-    c.ehlo()
+    if port == getattr(s, "submission_port", None):
+        c.submission()
+    else:
+        c.ehlo()
     c.expect(250, "2.1.0", "MAIL FROM:<%s>" % sender)
     for r in rcpts:
         c.expect(250, "2.1.5", "RCPT TO:<%s>" % r)
@@ -45,8 +49,8 @@ SMUGGLE_ENDS = {
 }
 
 
-def smuggle_payload(fake_end, outer, inner):
-    return (b"From: outer@client.test\r\nSubject: " + outer + b"\r\n\r\n"
+def smuggle_payload(fake_end, outer, inner, sender=b"outer@client.test"):
+    return (b"From: " + sender + b"\r\nSubject: " + outer + b"\r\n\r\n"
             b"outer body" + fake_end +
             b"MAIL FROM:<smuggled@evil.test>\r\n"
             b"RCPT TO:<demo@example.test>\r\n"
@@ -81,9 +85,9 @@ def test_smuggling_is_one_message_on_submission(make_sluice, fake_end):
     s = make_sluice(tls=True)
     before = s.send_good()
     outer, inner = tag(), tag()
-    c = open_tx(s, s.submission_port)
+    c = open_tx(s, s.submission_port, sender=DEMO)
     c.expect(354, None, "DATA")
-    c.send(smuggle_payload(fake_end, outer.encode(), inner.encode()))
+    c.send(smuggle_payload(fake_end, outer.encode(), inner.encode(), DEMO.encode()))
     c.expect(250, "2.0.0")
     c.expect(221, "2.0.0", "QUIT")
     s.assert_intact([before, outer])

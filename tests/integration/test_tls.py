@@ -7,9 +7,15 @@ import subprocess
 
 import pytest
 
-from sluice_harness import RawSMTP, good_message, tag, unverified_context
+from sluice_harness import (DEMO_PASSWORD, RawSMTP, good_message, tag,
+                            unverified_context)
 
 DEMO = "demo@example.test"
+
+
+def own_message(t):
+    """A message the demo user may submit: From: is its own address."""
+    return good_message(t).replace(b"From: good@client.test", b"From: " + DEMO.encode())
 
 
 @pytest.fixture
@@ -40,7 +46,8 @@ def test_starttls_with_smtplib(tls_sluice):
         c.ehlo("tls.client.test")
         assert not c.has_extn("starttls")
         assert isinstance(c.sock, ssl.SSLSocket)
-        assert not c.sendmail("tls@client.test", [DEMO], good_message(t))
+        c.login(DEMO, DEMO_PASSWORD)
+        assert not c.sendmail(DEMO, [DEMO], own_message(t))
     m = delivered(s, t)
     assert_esmtps(m)
     assert b"Received: from tls.client.test" in m
@@ -62,7 +69,8 @@ def test_implicit_tls(tls_sluice):
     with smtplib.SMTP_SSL("127.0.0.1", s.smtps_port, context=unverified_context()) as c:
         c.ehlo("implicit.client.test")
         assert not c.has_extn("starttls")
-        assert not c.sendmail("tls@client.test", [DEMO], good_message(t))
+        c.login(DEMO, DEMO_PASSWORD)
+        assert not c.sendmail(DEMO, [DEMO], own_message(t))
     m = delivered(s, t)
     assert_esmtps(m)
 
@@ -95,7 +103,8 @@ def test_plaintext_on_implicit_tls_port(tls_sluice):
         assert b"250" not in data
     t = tag()
     with smtplib.SMTP_SSL("127.0.0.1", s.smtps_port, context=unverified_context()) as c:
-        c.sendmail("a@client.test", [DEMO], good_message(t))
+        c.login(DEMO, DEMO_PASSWORD)
+        c.sendmail(DEMO, [DEMO], own_message(t))
     delivered(s, t)
 
 
@@ -115,10 +124,11 @@ def test_commands_pipelined_after_starttls_are_discarded(tls_sluice):
     c.expect(250, "2.0.0", "NOOP")
     c.ehlo("second.client.test")
     t = tag()
-    c.expect(250, "2.1.0", "MAIL FROM:<a@client.test>")
+    assert c.login(DEMO)[0] == 235
+    c.expect(250, "2.1.0", "MAIL FROM:<%s>" % DEMO)
     c.expect(250, "2.1.5", "RCPT TO:<demo@example.test>")
     c.expect(354, None, "DATA")
-    c.send(good_message(t) + b".\r\n")
+    c.send(own_message(t) + b".\r\n")
     c.expect(250, "2.0.0")
     m = delivered(s, t)
     assert b"Received: from second.client.test" in m
@@ -127,7 +137,7 @@ def test_commands_pipelined_after_starttls_are_discarded(tls_sluice):
 
 def test_starttls_forgets_the_transaction(tls_sluice):
     s = tls_sluice
-    c = RawSMTP(s.submission_port)
+    c = RawSMTP(s.smtp_port)
     c.ehlo()
     c.expect(250, "2.1.0", "MAIL FROM:<before@client.test>")
     c.expect(250, "2.1.5", "RCPT TO:<demo@example.test>")
@@ -148,12 +158,8 @@ def test_starttls_with_argument(tls_sluice):
 def test_bare_lf_normalised_on_submission(tls_sluice):
     s = tls_sluice
     t = tag()
-    c = RawSMTP(s.submission_port)
-    c.ehlo()
-    c.expect(220, "2.0.0", "STARTTLS")
-    c.starttls()
-    c.ehlo()
-    c.expect(250, "2.1.0", "MAIL FROM:<unix@client.test>")
+    c = RawSMTP(s.submission_port).submission()
+    c.expect(250, "2.1.0", "MAIL FROM:<%s>" % DEMO)
     c.expect(250, "2.1.5", "RCPT TO:<demo@example.test>")
     c.expect(354, None, "DATA")
     c.send(b"Subject: " + t.encode() + b"\n\nline one\nline two\r\nline three\n"
@@ -170,7 +176,8 @@ def test_bare_lf_normalised_on_implicit_tls(tls_sluice):
     t = tag()
     c = RawSMTP(s.smtps_port, tls=True)
     c.ehlo()
-    c.expect(250, "2.1.0", "MAIL FROM:<unix@client.test>")
+    assert c.login(DEMO)[0] == 235
+    c.expect(250, "2.1.0", "MAIL FROM:<%s>" % DEMO)
     c.expect(250, "2.1.5", "RCPT TO:<demo@example.test>")
     c.expect(354, None, "DATA")
     c.send(b"Subject: " + t.encode() + b"\n\nlf only\r\n.\r\n")
@@ -199,7 +206,9 @@ def test_swaks_starttls(tls_sluice):
     s = tls_sluice
     t = tag()
     r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % s.submission_port,
-                        "--to", DEMO, "--from", "swaks@client.test", "--tls",
+                        "--to", DEMO, "--from", DEMO, "--tls",
+                        "--auth", "PLAIN", "--auth-user", DEMO,
+                        "--auth-password", DEMO_PASSWORD,
                         "--header", "Subject: " + t],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -210,7 +219,9 @@ def test_swaks_implicit_tls(tls_sluice):
     s = tls_sluice
     t = tag()
     r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % s.smtps_port,
-                        "--to", DEMO, "--from", "swaks@client.test", "--tlsc",
+                        "--to", DEMO, "--from", DEMO, "--tlsc",
+                        "--auth", "LOGIN", "--auth-user", DEMO,
+                        "--auth-password", DEMO_PASSWORD,
                         "--header", "Subject: " + t],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -49,12 +49,60 @@ test_from(void **state)
 	expect("From-Ish: x\n\n", "From-Ish: x\n\n");
 }
 
+static int
+addrs(const char *hdr, char (*out)[HEADER_ADDR_MAX], size_t max)
+{
+	return header_addresses(hdr, strlen(hdr), "From", out, max);
+}
+
+static void
+test_addresses(void **state)
+{
+	char	 a[4][HEADER_ADDR_MAX];
+
+	(void)state;
+	assert_int_equal(addrs("From: ann@x.test\n", a, 4), 1);
+	assert_string_equal(a[0], "ann@x.test");
+	assert_int_equal(addrs("Subject: x\nfrom: Ann <ann@x.test>\n", a, 4),
+	    1);
+	assert_string_equal(a[0], "ann@x.test");
+	assert_int_equal(addrs("From: \"Doe, Ann\" <ann@x.test>, "
+	    "bob@y.test (Bob, B.)\n", a, 4), 2);
+	assert_string_equal(a[0], "ann@x.test");
+	assert_string_equal(a[1], "bob@y.test");
+	/* folded, a source route, a group, a comment with <> inside */
+	assert_int_equal(addrs("From: Ann\n <@relay.test:ann@x.test>\n", a,
+	    4), 1);
+	assert_string_equal(a[0], "ann@x.test");
+	assert_int_equal(addrs("From: team: ann@x.test, bob@y.test;\n", a, 4),
+	    2);
+	assert_string_equal(a[1], "bob@y.test");
+	assert_int_equal(addrs("From: (<evil@z.test>) ann@x.test\n", a, 4), 1);
+	assert_string_equal(a[0], "ann@x.test");
+	assert_int_equal(addrs("From: \"ann@x.test\" <evil@z.test>\n", a, 4),
+	    1);
+	assert_string_equal(a[0], "evil@z.test");
+	/* every From: field counts */
+	assert_int_equal(addrs("From: a@x.test\nTo: c@x.test\nFrom: b@x.test\n",
+	    a, 4), 2);
+	assert_string_equal(a[1], "b@x.test");
+	assert_int_equal(addrs("From: undisclosed:;\n", a, 4), 0);
+	assert_int_equal(addrs("To: a@x.test\n", a, 4), 0);
+	assert_int_equal(addrs("From-Foo: a@x.test\n", a, 4), 0);
+	/* unreadable */
+	assert_int_equal(addrs("From: <a@x.test\n", a, 4), -1);
+	assert_int_equal(addrs("From: \"a@x.test\n", a, 4), -1);
+	assert_int_equal(addrs("From: (a@x.test\n", a, 4), -1);
+	assert_int_equal(addrs("From: a@x, b@x, c@x, d@x, e@x\n", a, 4), -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_section),
 		cmocka_unit_test(test_from),
+		cmocka_unit_test(test_addresses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
