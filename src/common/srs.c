@@ -151,7 +151,7 @@ srs_forward_srs(const char *secret, const char *local, size_t ll,
 			return SRS_MALFORMED;
 		hl = (size_t)(p - host);
 		rest = p + 1;
-		if (rest >= e || !is_sep(*rest))
+		if (e - rest < 2 || !is_sep(*rest))
 			return SRS_MALFORMED;
 	}
 	a[0] = host;
