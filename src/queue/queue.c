@@ -747,7 +747,7 @@ qmsg_relay_all(struct qmsg *m)
 		ri[i] = ROUTE_NONE;
 		if (n)
 			qmsg_send_chunk(m, ROLE_RELAY, dom, rt,
-				    cls[i] ? srs : NULL, idx, n);
+			    cls[i] ? srs : NULL, idx, n);
 	}
 	free(ri);
 	free(cls);
@@ -892,7 +892,8 @@ qmsg_sequence_next(struct qmsg *m, size_t done, int stop)
 			qmsg_send_pipe(m, k);
 		else if (mk->local) {
 			mk->local = 0;
-			qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, NULL, &k, 1);
+			qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, NULL,
+			    &k, 1);
 		} else
 			qmsg_relay_all(m);
 		return;
@@ -921,12 +922,14 @@ qmsg_deliver_all(struct qmsg *m)
 		m->mbox[i].local = 0;
 		idx[n++] = i;
 		if (n == DELIVER_RCPTS_MAX) {
-			qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, NULL, idx, n);
+			qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, NULL,
+			    idx, n);
 			n = 0;
 		}
 	}
 	if (n)
-		qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, NULL, idx, n);
+		qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, NULL, idx,
+		    n);
 	qmsg_relay_all(m);
 }
 
