@@ -269,3 +269,14 @@ def test_check_refuses_short_secret_and_masks(tmp_path):
     assert "srs-secret ******** ********" in r.stdout
     assert SECRET not in r.stdout and OLD not in r.stdout
     assert "srs-domain srs.example.test" in r.stdout
+
+
+def test_database_alias_forward_rewritten(make_sluice, peers):
+    """The same for an alias in the database (sluice alias add)."""
+    s = start(make_sluice, peers)
+    s.cli("alias", "add", "dbfwd@example.test", "someone@offsite.test")
+    send(s, "carol@sender.test", ["dbfwd@example.test"], tag())
+    off = peers["offsite"]
+    wait_for(lambda: off.messages, what="the forwarded message offsite")
+    assert off.messages[0][0] == srs0(SECRET, "carol@sender.test")
+    assert off.messages[0][1] == ["someone@offsite.test"]
