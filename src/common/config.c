@@ -22,7 +22,7 @@
 #include "table.h"
 
 enum ptype { P_STR, P_PATH, P_SIZE, P_UINT, P_TIME, P_LISTEN, P_NETS, P_FMT,
-	P_ROUTE, P_RELAYHOST, P_ONLINE, P_BOOL };
+	P_ROUTE, P_RELAYHOST, P_ONLINE, P_BOOL, P_SRS };
 
 struct param {
 	const char	*name;
@@ -70,6 +70,9 @@ static const struct param params[] = {
 	{ "robot-max-failures", P_UINT, N(robot_max_failures), 1, 10000, "5",
 	    1 },
 	{ "recipient-delimiter", P_STR, S(recipient_delimiter), 0, 0, "+", 1 },
+	{ "srs-secret",	P_SRS,	N(srs_secrets),	0, 0, NULL, 1 },
+	{ "srs-domain",	P_STR,	S(srs_domain),	0, 0, NULL, 1 },
+	{ "srs-max-age", P_UINT, N(srs_max_age), 1, 1000, "21", 1 },
 	{ "delay-warning", P_TIME, N(delay_warning), 0, 30 * 86400, "0", 1 },
 	{ "smtp-out-timeout", P_TIME, N(smtp_out_timeout), 1, 3600, "10m", 1 },
 	{ "smtp-out-port", P_UINT, N(smtp_out_port), 1, 65535, "25", 1 },
@@ -385,6 +388,45 @@ set_nets(struct config *c, const struct param *p, char *v, char *err,
 	return 0;
 }
 
+/* srs-secret SECRET...: once, the first signs, the others still verify */
+static int
+set_srs(struct config *c, char *v, char *err, size_t errlen)
+{
+	char	*w[SRS_SECRETS_MAX + 1];
+	size_t	 nw, i, l;
+
+	if (c->nsrs_secrets) {
+		snprintf(err, errlen, "srs-secret: only once (list every "
+		    "secret on one line, the signing one first)");
+		return -1;
+	}
+	nw = config_split_words(v, w, SRS_SECRETS_MAX);
+	if (nw == 0 || nw > SRS_SECRETS_MAX) {
+		snprintf(err, errlen, "srs-secret: between 1 and %d secrets",
+		    SRS_SECRETS_MAX);
+		return -1;
+	}
+	for (i = 0; i < nw; i++) {
+		/* never the secret itself in a message: logs keep those */
+		if ((l = strlen(w[i])) < SRS_SECRET_MIN || l > SRS_SECRET_MAX) {
+			snprintf(err, errlen, "srs-secret: secret %zu is %zu "
+			    "characters (%d to %d, random: openssl rand -hex "
+			    "16)", i + 1, l, SRS_SECRET_MIN, SRS_SECRET_MAX);
+			return -1;
+		}
+		snprintf(c->srs_secrets[i], sizeof(c->srs_secrets[i]), "%s",
+		    w[i]);
+	}
+	c->nsrs_secrets = nw;
+	return 0;
+}
+
+const char *
+config_srs_domain(const struct config *c)
+{
+	return c->srs_domain[0] ? c->srs_domain : c->hostname;
+}
+
 /* route ... / relay-host ...: in order; relay-host goes last (validate) */
 static int
 set_route(struct config *c, const struct param *p, char *v, char *err,
@@ -480,6 +522,8 @@ set_param(struct config *c, const struct param *p, char *v, char *err,
 		return set_route(c, p, v, err, errlen);
 	case P_ONLINE:
 		return online_parse(&c->online, v, err, errlen);
+	case P_SRS:
+		return set_srs(c, v, err, errlen);
 	case P_BOOL:
 		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
 			snprintf(err, errlen, "%s: yes or no", p->name);
@@ -543,6 +587,17 @@ config_validate(struct config *c, char *err, size_t errlen)
 		    ADDR_F_UTF8, &a) != ADDR_OK || a.domain[0] == '\0') {
 			snprintf(err, errlen, "%s: double-bounce-to: \"%s\" is "
 			    "not an address", c->path, c->double_bounce);
+			return -1;
+		}
+	}
+	if (c->srs_domain[0]) {
+		struct mailaddr a;
+		char		t[ADDR_STR_MAX + 1];
+		snprintf(t, sizeof(t), "srs@%s", c->srs_domain);
+		if (addr_parse(t, strlen(t), 0, &a) != ADDR_OK ||
+		    a.domain[0] == '[') {
+			snprintf(err, errlen, "%s: srs-domain: \"%s\" is not a "
+			    "domain name", c->path, c->srs_domain);
 			return -1;
 		}
 	}
@@ -735,6 +790,15 @@ config_dump(const struct config *c, int fd)
 				dprintf(fd, "%s %s\n", p->name,
 				    *(const int *)(const void *)(b + p->off) ?
 				    "yes" : "no");
+			break;
+		case P_SRS:
+			/* secrets are never shown: how many there are is */
+			if (c->nsrs_secrets) {
+				dprintf(fd, "srs-secret");
+				for (size_t j = 0; j < c->nsrs_secrets; j++)
+					dprintf(fd, " ********");
+				dprintf(fd, "\n");
+			}
 			break;
 		case P_FMT:
 			if (c->log_json)

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 
 #include "route.h"
+#include "srs.h"
 
 #define CONFIG_DEFAULT_PATH	"/etc/sluice/sluice.conf"
 #define CONFIG_LISTEN_MAX	16
@@ -91,6 +92,11 @@ struct config {
 						   then its mail is held */
 	char		 recipient_delimiter[8];	/* "+", "" for none */
 	unsigned	 delivery_batch;	/* messages per delivery batch */
+	/* sender rewriting (srs.h): off without a secret; the first signs */
+	char		 srs_secrets[SRS_SECRETS_MAX][SRS_SECRET_MAX + 1];
+	size_t		 nsrs_secrets;
+	char		 srs_domain[256];	/* "": the hostname */
+	unsigned	 srs_max_age;		/* days */
 };
 
 /* 0 ok; -1 with "FILE:LINE: message" in err */
@@ -112,6 +118,8 @@ int	hostport_parse(const char *, char *host, size_t hostlen, char *port,
 /* parse "a.b.c.d/n" or "x::y/n" (no /n: a host) */
 int	netmask_parse(const char *s, struct netmask *);
 int	netmask_match(const struct netmask *, const struct sockaddr *);
+/* the domain of rewritten senders: srs-domain, else the hostname */
+const char *config_srs_domain(const struct config *);
 /* write the non-default settings, "name value" a line */
 void	config_dump(const struct config *, int fd);
 

@@ -21,6 +21,7 @@
 #include "addr.h"
 #include "aliases.h"
 #include "expand.h"
+#include "srs.h"
 
 #define DOMAINS_CACHED	16
 #define CHECK_DOMAIN	"alias-check.invalid"
@@ -576,6 +577,39 @@ rules_cdef(struct xs *x, struct mnode *node, const char *lo,
 	    local, domain, via);
 }
 
+/*
+ * An SRS address of ours: what it stands for (expanded like an alias
+ * target, so a loop through SRS addresses is seen), or no such user;
+ * 1 when the callback says it is none.
+ */
+static int
+srs_target(struct xs *x, struct mnode *node, const struct mailaddr *m)
+{
+	struct mailaddr	 o;
+	char		 orig[ADDR_STR_MAX + 1], why[128] = "";
+	int		 r;
+
+	r = x->src->srs(x->src->arg, m->local, m->domain, orig, sizeof(orig),
+	    why, sizeof(why));
+	if (r == 0)
+		return 1;
+	if (r == -1)
+		return xfail(x, EXPAND_TEMPFAIL, "4.3.0 <%s>: temporary failure "
+		    "checking the SRS address", x->top);
+	if (r != 1 || addr_parse(orig, strlen(orig), ADDR_F_UTF8, &o) !=
+	    ADDR_OK)
+		return xfail(x, EXPAND_NOUSER, "5.1.1 <%s>: no such user (%s)",
+		    x->top, why[0] ? why : "malformed SRS address");
+	if (x->depth >= x->maxdepth)
+		return path_fail(x, EXPAND_TOODEEP, "5.4.6 alias expansion too "
+		    "deep: ", 0, node->key);
+	node->state = M_PATH;
+	x->path[x->depth++] = node->key;
+	r = resolve(x, &o, node->key, 0);
+	x->depth--;
+	return r;
+}
+
 /* One address: a remote target, or rules a to f. */
 static int
 resolve(struct xs *x, const struct mailaddr *m, const char *via, int top)
@@ -608,7 +642,10 @@ resolve(struct xs *x, const struct mailaddr *m, const char *via, int top)
 		return path_fail(x, EXPAND_LOOP, "5.4.6 alias loop: ", i,
 		    node->key);
 	}
-	if ((r = alias2(x, lo, m->domain, &e)) == 1)
+	if (x->src->srs && srs_is_srs(m->local) &&
+	    (r = srs_target(x, node, m)) != 1)
+		;	/* an SRS address: done, or refused */
+	else if ((r = alias2(x, lo, m->domain, &e)) == 1)
 		r = expand_entry(x, node, e, lo, m->domain, "");
 	else if (r == 0 && (r = account(x, lo, m->domain)) == 1)
 		r = add_mailbox(x, lo, m->domain, "", via);

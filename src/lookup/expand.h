@@ -12,6 +12,9 @@
  *  d. a wildcard "prefix*" (EXTENSION: the rest after the prefix);
  *  e. the catch-all "@domain";
  *  f. no such user.
+ * Before them, an SRS address (SRS0=.../SRS1=..., srs.h) that the srs
+ * callback verifies stands for the address it was made from (a bounce
+ * finds the original sender); one that does not verify is no such user.
  * An address target of an alias is expanded by the same rules (one without
  * a domain takes the domain of the address being expanded), except the
  * address itself ("bob: bob, bob@elsewhere"): that is the account's mailbox
@@ -72,6 +75,11 @@ struct expand_src {
 	int	(*alias)(void *arg, const char *key, const struct alias_entry **out);
 	int	(*wildcard)(void *arg, const char *local, const char *domain,
 		    const struct alias_entry **out, const char **rest);
+	/* an SRS address of ours (local part SRS0=/SRS1=, srs.h): 1 with the
+	   address it stands for in out, 0 not one (the rules apply), -1
+	   temporary failure, -2 refused (why: bad hash, expired...) */
+	int	(*srs)(void *arg, const char *local, const char *domain,
+		    char *out, size_t outlen, char *why, size_t whylen);
 	void	*arg;
 	char	 delim;		/* recipient delimiter, '+' by default; 0: none */
 	size_t	 max_targets;	/* e.g. 100000 */

@@ -108,6 +108,7 @@ lookup_expand(const char *addrstr, struct xtarget **t, size_t *n, char *err,
 	res.aliases = aliases;
 	res.hostname = lp->conf->hostname;
 	res.db_commands = lp->conf->alias_db_commands;
+	resolver_srs(&res, lp->conf);
 	resolver_src(&src, &res, lp->conf->recipient_delimiter[0],
 	    RESOLVE_TARGETS_MAX);
 	*t = NULL;

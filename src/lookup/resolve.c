@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "log.h"
 #include "resolve.h"
+#include "srs.h"
 
 static int
 src_domain(void *arg, const char *domain)
@@ -18,6 +20,10 @@ src_domain(void *arg, const char *domain)
 
 	/* the host name is always ours (postmaster@, RFC 5321 4.5.1) */
 	if (r->hostname && strcasecmp(domain, r->hostname) == 0)
+		return 1;
+	/* so is the domain of our rewritten senders, for their bounces */
+	if (r->nsrs_secrets && r->srs_domain &&
+	    strcasecmp(domain, r->srs_domain) == 0)
 		return 1;
 	if (r->tbl == NULL)
 		return -1;
@@ -195,6 +201,45 @@ src_wildcard(void *arg, const char *local, const char *domain,
 	return rc;
 }
 
+/* an SRS address: reversed if one of our secrets signed it (expand.h) */
+static int
+src_srs(void *arg, const char *local, const char *domain, char *out,
+    size_t outlen, char *why, size_t whylen)
+{
+	struct resolver	*r = arg;
+	char		 a[ADDR_STR_MAX + 1];
+	enum srs_res	 res;
+
+	if (r->nsrs_secrets == 0)
+		return 0;
+	snprintf(a, sizeof(a), "%s@%s", local, domain);
+	res = srs_reverse(r->srs_secrets, r->nsrs_secrets, r->srs_max_age,
+	    r->now ? r->now : time(NULL), a, out, outlen);
+	switch (res) {
+	case SRS_OK:
+		return 1;
+	case SRS_NOTSRS:
+		return 0;
+	case SRS_ERROR:
+		log_warnx("srs: <%s>: %s", a, srs_strres(res));
+		return -1;
+	default:
+		snprintf(why, whylen, "%s", srs_strres(res));
+		log_info("srs: <%s> refused: %s", a, srs_strres(res));
+		return -2;
+	}
+}
+
+void
+resolver_srs(struct resolver *r, const struct config *c)
+{
+	r->nsrs_secrets = 0;
+	for (size_t i = 0; i < c->nsrs_secrets && i < SRS_SECRETS_MAX; i++)
+		r->srs_secrets[r->nsrs_secrets++] = c->srs_secrets[i];
+	r->srs_max_age = c->srs_max_age;
+	r->srs_domain = config_srs_domain(c);
+}
+
 const char *
 resolver_rcpt_of(const char *key, const char *rcpt, char *buf, size_t len)
 {
@@ -218,6 +263,7 @@ resolver_src(struct expand_src *src, struct resolver *r, char delim,
 	src->account = src_account;
 	src->alias = src_alias;
 	src->wildcard = src_wildcard;
+	src->srs = src_srs;
 	src->arg = r;
 	src->delim = delim;
 	src->max_targets = max_targets;

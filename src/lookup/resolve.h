@@ -6,7 +6,10 @@
 #ifndef SLUICE_RESOLVE_H
 #define SLUICE_RESOLVE_H
 
+#include <time.h>
+
 #include "aliases.h"
+#include "config.h"
 #include "expand.h"
 #include "table.h"
 
@@ -26,6 +29,12 @@ struct resolver {
 	const char		*hostname;	/* always a local domain */
 	int			 db_commands;	/* pipes and files allowed in
 						   database aliases */
+	/* SRS addresses (srs.h): none without secrets */
+	const char		*srs_secrets[SRS_SECRETS_MAX];
+	size_t			 nsrs_secrets;
+	unsigned		 srs_max_age;
+	const char		*srs_domain;	/* also a local domain */
+	time_t			 now;		/* 0: time(NULL) */
 	/* database aliases read during one expansion: they stay valid until
 	   resolver_free() (expand() walks one while it looks up others) */
 	struct dbent		*dbents;
@@ -44,6 +53,8 @@ void	resolver_src(struct expand_src *, struct resolver *, char delim,
    catch-all. Delivery and `sluice robot test` both use it. */
 const char *resolver_rcpt_of(const char *key, const char *rcpt, char *buf,
 	    size_t len);
+/* take the SRS settings of c (pointers into it) */
+void	resolver_srs(struct resolver *, const struct config *c);
 /* free what the database lookups kept */
 void	resolver_free(struct resolver *);
 

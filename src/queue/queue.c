@@ -37,6 +37,7 @@
 #include "proc.h"
 #include "queue.h"
 #include "sluiced.h"
+#include "srs.h"
 
 #define QBUCKETS	4096
 
@@ -64,6 +65,9 @@ struct qreq {
 	struct qtarget		*targets;	/* an expansion, as it comes */
 	size_t			 ntargets, captargets;
 };
+
+/* qreq.rcpt of the lookup that asks whether the sender's domain is ours */
+#define QREQ_SENDER	SIZE_MAX
 
 /* one target of an alias expansion, from QUEUE_RCPT_TARGETS */
 struct qtarget {
@@ -546,7 +550,7 @@ qreq_finish(struct qreq *r)
  */
 static void
 qmsg_send_chunk(struct qmsg *m, enum ipc_role peer, const char *domain,
-    const struct route *rt, const size_t *idx, size_t n)
+    const struct route *rt, const char *srs, const size_t *idx, size_t n)
 {
 	struct qreq	*r;
 	struct buf	 b;
@@ -563,9 +567,13 @@ qmsg_send_chunk(struct qmsg *m, enum ipc_role peer, const char *domain,
 	r->nrcpts = n;
 	buf_init(&b, IPC_FRAME_MAX);
 	ipc_put_str(&b, m->env.id);
-	/* a route may send as another address, never a bounce */
+	/* a route may send as another address, never a bounce; forwarded
+	   mail goes as its SRS address (qmsg_srs_class) */
 	ipc_put_str(&b, rt && rt->rewrite_sender[0] && m->env.from[0] ?
-	    rt->rewrite_sender : m->env.from);
+	    rt->rewrite_sender : srs ? srs : m->env.from);
+	if (srs)
+		log_info("%s: from=<%s> srs=<%s> nrcpt=%zu", m->env.id,
+		    m->env.from, srs, n);
 	ipc_put_mem(&b, m->env.hdrs.data ? m->env.hdrs.data : "",
 	    m->env.hdrs.len);
 	if (peer == ROLE_RELAY) {
@@ -639,9 +647,58 @@ rcpt_domain(const struct qmsg *m, size_t i)
 	return at ? at + 1 : "";
 }
 
+/* is the sender rewritten with SRS (srs.h) for the offsite target i? */
+static int
+qmsg_srs_wanted(const struct qmsg *m, size_t i)
+{
+	return qp->conf->nsrs_secrets > 0 && m->env.from[0] != '\0' &&
+	    m->env.rcpts[i].via == VIA_REMOTE && !(m->env.flags & ENV_F_DOUBLE);
+}
+
+/*
+ * The sender of each offsite recipient: cls[i] 1 for the SRS address
+ * (into srs, made once), 0 for the envelope's; a recipient whose answer
+ * is missing (the lookup of the sender's domain failed) is deferred.
+ * A route's rewrite-sender wins over SRS.
+ */
+static void
+qmsg_srs_class(struct qmsg *m, int *ri, unsigned char *cls, char *srs,
+    size_t srslen)
+{
+	const struct config	*c = qp->conf;
+	enum srs_res		 r = SRS_NOTSRS;
+	int			 made = 0;
+
+	for (size_t i = 0; i < m->env.nrcpts; i++) {
+		cls[i] = 0;
+		if (ri[i] == ROUTE_NONE || !qmsg_srs_wanted(m, i) ||
+		    (ri[i] >= 0 && c->routes[ri[i]].rewrite_sender[0]) ||
+		    m->srs_sender == QSRS_OURS)
+			continue;
+		if (m->srs_sender != QSRS_FOREIGN) {
+			ri[i] = ROUTE_NONE;
+			m->mbox[i].remote = 0;
+			rcpt_outcome(m, i, RCPT_DEFERRED, "none", "4.3.0 "
+			    "temporary failure looking up the sender's domain "
+			    "(sender rewriting)");
+			continue;
+		}
+		if (!made) {
+			made = 1;
+			r = srs_forward(c->srs_secrets[0], time(NULL),
+			    m->env.from, config_srs_domain(c), srs, srslen);
+			if (r != SRS_OK)
+				log_info("%s: from=<%s> srs=none (%s: sent as "
+				    "it is)", m->env.id, m->env.from,
+				    srs_strres(r));
+		}
+		cls[i] = r == SRS_OK;
+	}
+}
+
 /*
  * The remote recipients, one request per route and, for MX delivery, per
- * domain (and per 50).
+ * domain (and per 50), and per sender (SRS or not).
  */
 static void
 qmsg_relay_all(struct qmsg *m)
@@ -650,8 +707,12 @@ qmsg_relay_all(struct qmsg *m)
 	const struct route	*rt;
 	const char		*dom;
 	int			*ri;
+	unsigned char		*cls;
+	char			 srs[ADDR_STR_MAX + 1];
 
-	if ((ri = calloc(m->env.nrcpts, sizeof(*ri))) == NULL) {
+	if ((ri = calloc(m->env.nrcpts, sizeof(*ri))) == NULL ||
+	    (cls = calloc(m->env.nrcpts, 1)) == NULL) {
+		free(ri);
 		for (size_t i = 0; i < m->env.nrcpts; i++)
 			if (m->mbox[i].remote && !m->mbox[i].later) {
 				m->mbox[i].remote = 0;
@@ -661,6 +722,7 @@ qmsg_relay_all(struct qmsg *m)
 		return;
 	}
 	qmsg_route(m, ri);
+	qmsg_srs_class(m, ri, cls, srs, sizeof(srs));
 	for (size_t i = 0; i < m->env.nrcpts; i++) {
 		if (ri[i] == ROUTE_NONE)
 			continue;
@@ -668,8 +730,8 @@ qmsg_relay_all(struct qmsg *m)
 		dom = rcpt_domain(m, i);
 		n = 0;
 		for (size_t k = i; k < m->env.nrcpts; k++) {
-			if (ri[k] != ri[i] || ((rt == NULL ||
-			    rt->kind == ROUTE_MX) &&
+			if (ri[k] != ri[i] || cls[k] != cls[i] ||
+			    ((rt == NULL || rt->kind == ROUTE_MX) &&
 			    strcasecmp(rcpt_domain(m, k), dom) != 0))
 				continue;
 			m->mbox[k].remote = 0;
@@ -677,15 +739,18 @@ qmsg_relay_all(struct qmsg *m)
 				ri[k] = ROUTE_NONE;
 			idx[n++] = k;
 			if (n == DELIVER_RCPTS_MAX) {
-				qmsg_send_chunk(m, ROLE_RELAY, dom, rt, idx, n);
+				qmsg_send_chunk(m, ROLE_RELAY, dom, rt,
+				    cls[i] ? srs : NULL, idx, n);
 				n = 0;
 			}
 		}
 		ri[i] = ROUTE_NONE;
 		if (n)
-			qmsg_send_chunk(m, ROLE_RELAY, dom, rt, idx, n);
+			qmsg_send_chunk(m, ROLE_RELAY, dom, rt,
+			    cls[i] ? srs : NULL, idx, n);
 	}
 	free(ri);
+	free(cls);
 }
 
 /* An expanded recipient: where it goes needs no lookup. */
@@ -827,7 +892,8 @@ qmsg_sequence_next(struct qmsg *m, size_t done, int stop)
 			qmsg_send_pipe(m, k);
 		else if (mk->local) {
 			mk->local = 0;
-			qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, &k, 1);
+			qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, NULL,
+			    &k, 1);
 		} else
 			qmsg_relay_all(m);
 		return;
@@ -856,12 +922,14 @@ qmsg_deliver_all(struct qmsg *m)
 		m->mbox[i].local = 0;
 		idx[n++] = i;
 		if (n == DELIVER_RCPTS_MAX) {
-			qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, idx, n);
+			qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, NULL,
+			    idx, n);
 			n = 0;
 		}
 	}
 	if (n)
-		qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, idx, n);
+		qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, NULL, idx,
+		    n);
 	qmsg_relay_all(m);
 }
 
@@ -871,6 +939,39 @@ qmsg_lookup_done(struct qmsg *m)
 {
 	if (--m->lookups == 0)
 		qmsg_deliver_all(m);
+}
+
+/*
+ * With sender rewriting on, ask once per message (the answer is kept in
+ * memory) whether the sender's domain is ours: the lookup of the sender
+ * as a recipient says "not a local domain" when it is not. The hostname
+ * and srs-domain need no question.
+ */
+static void
+qmsg_ask_sender(struct qmsg *m, struct buf *b)
+{
+	const struct config	*c = qp->conf;
+	const char		*at = strrchr(m->env.from, '@');
+	struct qreq		*r;
+
+	if (m->srs_sender != QSRS_UNKNOWN || c->nsrs_secrets == 0)
+		return;
+	if (at == NULL || strcasecmp(at + 1, c->hostname) == 0 ||
+	    strcasecmp(at + 1, config_srs_domain(c)) == 0) {
+		m->srs_sender = QSRS_OURS;	/* also the null sender */
+		return;
+	}
+	if ((r = qreq_new(m, QREQ_SENDER, ROLE_LOOKUP)) == NULL)
+		return;		/* unknown: forwarded recipients wait */
+	buf_reset(b);
+	ipc_put_str(b, m->env.from);
+	if (ipc_send_buf(qp->peer[ROLE_LOOKUP], LOOKUP_RCPT_RESOLVE, r->id,
+	    -1, b) == -1) {
+		LIST_REMOVE(r, entry);
+		m->outstanding--;
+		free(r);
+	} else
+		m->lookups++;
 }
 
 /* Scan (once) and ask the lookup process about each recipient due now. */
@@ -943,6 +1044,7 @@ qmsg_start(struct qmsg *m)
 		} else
 			m->lookups++;
 	}
+	qmsg_ask_sender(m, &b);
 	buf_free(&b);
 	qmsg_lookup_done(m);
 	if (--m->outstanding == 0)
@@ -1089,6 +1191,12 @@ queue_on_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
 		res = LOOKUP_TEMPFAIL;
 		text[0] = '\0';
 	}
+	if (r->rcpt == QREQ_SENDER) {
+		/* any answer but these means the domain is local */
+		r->m->srs_sender = res == LOOKUP_REMOTE ? QSRS_FOREIGN :
+		    res == LOOKUP_TEMPFAIL ? QSRS_UNKNOWN : QSRS_OURS;
+		goto done;
+	}
 	switch (res) {
 	case LOOKUP_LOCAL:
 		r->m->mbox[r->rcpt].local = 1;
@@ -1115,6 +1223,7 @@ queue_on_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
 		    text : "4.3.0 temporary lookup failure");
 		break;
 	}
+done:
 	qreq_free_targets(r);
 	qmsg_lookup_done(r->m);
 	qreq_finish(r);
@@ -1542,8 +1651,9 @@ queue_peer_down(struct proc *p, enum ipc_role role)
 				    "4.3.0 delivery process died");
 		} else {
 			qreq_free_targets(r);
-			rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "none",
-			    "4.3.0 lookup process died");
+			if (r->rcpt != QREQ_SENDER)
+				rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED,
+				    "none", "4.3.0 lookup process died");
 			qmsg_lookup_done(r->m);
 		}
 		qreq_finish(r);

@@ -47,10 +47,17 @@ struct qmsg {
 	size_t			 ndto;
 	int			 dto_scanned;
 	unsigned		 lookups;	/* in flight this pass */
+	int			 srs_sender;	/* QSRS_*: is the sender rewritten
+						   for forwarded recipients */
 	double			 started;	/* for delay= */
 	size_t			 hidx;		/* sched heap index + 1, 0: out */
 	time_t			 due;		/* its key there */
 };
+
+/* what the sender of a message forwarded offsite becomes (SRS, srs.h) */
+#define QSRS_UNKNOWN	0	/* not asked yet, or the answer failed */
+#define QSRS_FOREIGN	1	/* not our domain: rewritten */
+#define QSRS_OURS	2	/* ours (or null): kept */
 
 /* queue.c */
 struct qmsg	*qmsg_find(const char *id);

@@ -397,6 +397,52 @@ test_dump(void **state)
 	free(c2);
 }
 
+static void
+test_srs(void **state)
+{
+	struct config	*c = malloc(sizeof(*c));
+	char		 err[512], out[4096];
+	FILE		*fp;
+	size_t		 n;
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(load("hostname mx.fwd.test\n", c, err, sizeof(err)),
+	    0);
+	assert_int_equal(c->nsrs_secrets, 0);		/* off */
+	assert_int_equal(c->srs_max_age, 21);
+	assert_string_equal(config_srs_domain(c), "mx.fwd.test");
+	assert_int_equal(load("srs-secret 0123456789abcdef older-secret-"
+	    "still-valid\nsrs-domain srs.fwd.test\nsrs-max-age 7\n", c, err,
+	    sizeof(err)), 0);
+	assert_int_equal(c->nsrs_secrets, 2);
+	assert_string_equal(c->srs_secrets[0], "0123456789abcdef");
+	assert_string_equal(c->srs_secrets[1], "older-secret-still-valid");
+	assert_string_equal(config_srs_domain(c), "srs.fwd.test");
+	assert_int_equal(c->srs_max_age, 7);
+	/* never shown */
+	fp = tmpfile();
+	assert_non_null(fp);
+	config_dump(c, fileno(fp));
+	rewind(fp);
+	n = fread(out, 1, sizeof(out) - 1, fp);
+	out[n] = '\0';
+	fclose(fp);
+	assert_null(strstr(out, "0123456789abcdef"));
+	assert_null(strstr(out, "older-secret"));
+	assert_non_null(strstr(out, "srs-secret ******** ********\n"));
+	assert_non_null(strstr(out, "srs-domain srs.fwd.test\n"));
+	expect_error("srs-secret short\n", 1, "secret 1 is 5 characters");
+	expect_error("srs-secret 0123456789abcdef x\n", 1, "secret 2 is 1");
+	expect_error("srs-secret 0123456789abcdef\nsrs-secret "
+	    "0123456789abcdef\n", 2, "only once");
+	expect_error("srs-max-age 0\n", 1, "out of range");
+	expect_error("srs-max-age 1024\n", 1, "out of range");
+	expect_error("srs-domain not/a/domain\n", 0, "not a domain name");
+	expect_error("srs-domain a@b.test\n", 0, "not a domain name");
+	free(c);
+}
+
 int
 main(void)
 {
@@ -412,6 +458,7 @@ main(void)
 		cmocka_unit_test(test_netmask),
 		cmocka_unit_test(test_trusted),
 		cmocka_unit_test(test_dump),
+		cmocka_unit_test(test_srs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -132,6 +133,84 @@ f_wildcard(void *arg, const char *local, const char *domain,
 	if ((e = aliases_wildcard(f->al, local, domain, rest)) == NULL)
 		return 0;
 	return give(f, e, out);
+}
+
+static void	src_init(struct expand_src *, struct fake *);
+static size_t	run_ok(struct fake *, const struct expand_src *, const char *,
+		    struct xtarget **);
+static void	run_fail(const struct expand_src *, const char *,
+		    enum expand_res, const char *);
+static void	is(const struct xtarget *, enum xtarget_kind, const char *,
+		    const char *, const char *, const char *);
+
+/* SRS addresses: a fixed table instead of the hash (srs.c has its own
+   tests); 0 for the rest */
+static int
+f_srs(void *arg, const char *local, const char *domain, char *out,
+    size_t outlen, char *why, size_t whylen)
+{
+	static const struct { const char *l, *to; int r; } t[] = {
+		{ "SRS0=good", "Dan@Elsewhere.test", 1 },
+		{ "SRS0=home", "ann@x.test", 1 },
+		{ "SRS0=loop", "srs0=loop@x.test", 1 },
+		{ "SRS0=junk", "not an address", 1 },
+		{ "SRS0=bad", "", -2 },
+		{ "SRS0=temp", "", -1 },
+	};
+
+	(void)arg;
+	(void)domain;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcasecmp(local, t[i].l) == 0) {
+			snprintf(out, outlen, "%s", t[i].to);
+			snprintf(why, whylen, "SRS hash does not verify");
+			return t[i].r;
+		}
+	return 0;
+}
+
+static void
+test_srs(void **state)
+{
+	struct fake		*f = *state;
+	struct expand_src	 s;
+	struct xtarget		*out;
+	size_t			 n;
+
+	src_init(&s, f);
+	s.srs = f_srs;
+	n = run_ok(f, &s, "SRS0=good@x.test", &out);
+	assert_int_equal(n, 1);
+	is(&out[0], XT_REMOTE, "Dan@elsewhere.test", "", "", "srs0=good@x.test");
+	free(out);
+	/* any local domain, any case */
+	n = run_ok(f, &s, "srs0=GOOD@y.test", &out);
+	assert_int_equal(n, 1);
+	assert_int_equal(out[0].kind, XT_REMOTE);
+	free(out);
+	/* back to a local address: its own rules */
+	n = run_ok(f, &s, "SRS0=home@x.test", &out);
+	assert_int_equal(n, 1);
+	is(&out[0], XT_MAILBOX, "ann@x.test", "", "", "srs0=home@x.test");
+	free(out);
+	run_fail(&s, "SRS0=bad@x.test", EXPAND_NOUSER, "5.1.1 <SRS0=bad@x.test>: "
+	    "no such user (SRS hash does not verify)");
+	run_fail(&s, "SRS0=temp@x.test", EXPAND_TEMPFAIL, "4.3.0 "
+	    "<SRS0=temp@x.test>: temporary failure checking the SRS address");
+	run_fail(&s, "SRS0=junk@x.test", EXPAND_NOUSER, "5.1.1 "
+	    "<SRS0=junk@x.test>: no such user (SRS hash does not verify)");
+	run_fail(&s, "SRS0=loop@x.test", EXPAND_LOOP, "5.4.6 alias loop: "
+	    "srs0=loop@x.test -> srs0=loop@x.test");
+	/* not SRS by the callback's word: the ordinary rules (catch-all) */
+	n = run_ok(f, &s, "SRS0=other@x.test", &out);
+	assert_int_equal(n, 1);
+	is(&out[0], XT_MAILBOX, "catchall@x.test", "", "", "@x.test");
+	free(out);
+	/* without the callback an SRS address is just a local part */
+	s.srs = NULL;
+	n = run_ok(f, &s, "SRS0=good@x.test", &out);
+	is(&out[0], XT_MAILBOX, "catchall@x.test", "", "", "@x.test");
+	free(out);
 }
 
 static void
@@ -750,6 +829,7 @@ main(void)
 		cmocka_unit_test_setup(test_bad_targets, reset),
 		cmocka_unit_test_setup(test_big, reset),
 		cmocka_unit_test_setup(test_check_loops, reset),
+		cmocka_unit_test_setup(test_srs, reset),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
