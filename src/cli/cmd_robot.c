@@ -178,6 +178,7 @@ robot_test(struct cli *cli, const char *addr, const char *sender)
 	res.aliases = al;
 	res.hostname = cli->cfg.hostname;
 	res.db_commands = cli->cfg.alias_db_commands;
+	resolver_srs(&res, &cli->cfg);
 	resolver_src(&src, &res, cli->cfg.recipient_delimiter[0],
 	    RESOLVE_TARGETS_MAX);
 	switch (expand(&src, addr, &t, &n, err, sizeof(err))) {
