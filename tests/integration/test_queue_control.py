@@ -96,3 +96,27 @@ def test_control_errors(make_sluice):
     s.stop()
     r = s.cli("queue", "flush", check=False)
     assert r.returncode == 69 and "is sluiced running" in r.stderr
+
+
+def test_deleted_account_with_queued_mail_bounces(make_sluice):
+    """The documented rule (docs/accounts.md): mail still queued for an
+    account that is deleted bounces as "user unknown" at its next attempt;
+    the Maildir is not created again."""
+    s = make_sluice()
+    s.add_account("sender@example.test")
+    md = s.maildir("demo@example.test")
+    shutil.rmtree(os.path.join(md, "new"))
+    with open(os.path.join(md, "new"), "w") as f:
+        f.write("not a directory\n")
+    with smtplib.SMTP("127.0.0.1", s.smtp_port) as c:
+        c.sendmail("sender@example.test", ["demo@example.test"],
+                   b"Subject: for a leaving user\r\n\r\nx\r\n")
+    wait_for(lambda: "deferred" in queue_list(s), what="the deferral")
+    s.cli("account", "del", "demo@example.test", "--yes")
+    assert not os.path.exists(md)
+    assert s.cli("queue", "flush").stdout.strip() == "flush: 1 message(s)"
+    s.wait_messages("sender@example.test", 1)
+    bounce = s.messages("sender@example.test")[0]
+    assert b"demo@example.test" in bounce and b"5.1.1" in bounce
+    wait_for(s.queue_empty, what="the queue to empty")
+    assert not os.path.exists(md)
