@@ -409,6 +409,28 @@ dc_auth(struct dc_ctx *x)
 	return 0;
 }
 
+/*
+ * name = <PATH: Dovecot reads the file only from an unquoted '<' (a quoted
+ * "<PATH" is taken as the PEM text itself), so the path cannot be quoted:
+ * only characters that mean nothing to Dovecot's parser are accepted.
+ */
+static int
+dc_set_file(struct buf *b, const char *what, const char *name,
+    const char *path)
+{
+	const char	*ok = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789/._-+,@=~:";
+
+	if (path[0] != '/' || strspn(path, ok) != strlen(path)) {
+		cli_err("dovecot-config: %s %s: Dovecot reads it from an "
+		    "unquoted <PATH; use an absolute path of letters, digits "
+		    "and / . _ - + , @ = ~ :", what, path);
+		return -1;
+	}
+	buf_addf(b, "%s = <%s\n", name, path);
+	return 0;
+}
+
 /* TLS from sluice's certificate, or plaintext on loopback only */
 static int
 dc_tls(struct dc_ctx *x)
@@ -420,8 +442,8 @@ dc_tls(struct dc_ctx *x)
 		buf_adds(b, "\n# TLS with sluice's certificate (STARTTLS on the "
 		    "IMAP port); passwords\n# only inside TLS, or from this "
 		    "host (Dovecot counts loopback as secure)\nssl = yes\n");
-		if (dc_setx(b, "", "ssl_cert", "<", c->tls_cert, "", 0) == -1 ||
-		    dc_setx(b, "", "ssl_key", "<", c->tls_key, "", 0) == -1)
+		if (dc_set_file(b, "tls-cert", "ssl_cert", c->tls_cert) == -1 ||
+		    dc_set_file(b, "tls-key", "ssl_key", c->tls_key) == -1)
 			return EX_CONFIG;
 		buf_adds(b, "ssl_min_protocol = TLSv1.2\n"
 		    "disable_plaintext_auth = yes\n");
