@@ -590,8 +590,9 @@ dc_check_stdout(struct dc_ctx *x)
 
 	if (x->o.base_dir == NULL || fstat(STDOUT_FILENO, &out) == -1 ||
 	    (size_t)snprintf(path, sizeof(path), "%s/dovecot.conf",
-	    x->o.base_dir) >= sizeof(path) || stat(path, &there) == -1)
-		return 0;
+	    x->o.base_dir) >= sizeof(path) || lstat(path, &there) == -1 ||
+	    !S_ISREG(there.st_mode))
+		return 0;	/* Dovecot's own symlink to the config is fine */
 	if (out.st_dev == there.st_dev && out.st_ino == there.st_ino) {
 		cli_err("dovecot-config: do not write the config to %s: "
 		    "Dovecot replaces that file with a symlink (put it "
