@@ -31,6 +31,8 @@
 #include <sys/stat.h>
 
 #include <arpa/inet.h>
+
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -154,7 +156,8 @@ dc_unescape(const char *s, size_t n, char *dst, size_t dstlen)
 		char		*end;
 
 		if (c == '%') {
-			if (n - i < 3)
+			if (n - i < 3 || !isxdigit((unsigned char)s[i + 1]) ||
+			    !isxdigit((unsigned char)s[i + 2]))
 				return -1;
 			hex[0] = s[i + 1];
 			hex[1] = s[i + 2];

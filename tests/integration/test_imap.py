@@ -289,5 +289,23 @@ def test_usage(tmp_path):
                                 str(tmp_path / "run")], stdout=out,
                                stderr=subprocess.PIPE, text=True)
         assert r.returncode == 64 and "symlink" in r.stderr
+        # ... but Dovecot's own symlink there (a config regenerated while it
+        # ran before) is fine
+        conf.unlink()
+        conf.symlink_to(tmp_path / "dovecot.conf")
+        with open(tmp_path / "dovecot.conf", "w") as out:
+            r = subprocess.run([SLUICE, "-c", s.conf, "dovecot-config", "--sql-file",
+                                str(tmp_path / "sql"), "--base-dir",
+                                str(tmp_path / "run")], stdout=out,
+                               stderr=subprocess.PIPE, text=True)
+        assert r.returncode == 0, r.stderr
+        assert "protocols = imap" in (tmp_path / "dovecot.conf").read_text()
+        # a newline in the config's path would start a Dovecot directive
+        odd = tmp_path / "a\nprotocols = pop3"
+        shutil.copy(s.conf, odd)
+        r = subprocess.run([SLUICE, "-c", str(odd), "dovecot-config", "--sql-file",
+                            str(tmp_path / "sql2")], capture_output=True, text=True)
+        assert r.returncode == 78 and "control character" in r.stderr
+        assert r.stdout == "" and not os.path.exists(tmp_path / "sql2")
     finally:
         s.cleanup()
