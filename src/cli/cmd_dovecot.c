@@ -50,6 +50,9 @@
 #define DC_OUT_MAX		(64 * 1024)
 #define DC_DEFAULT_LISTEN	"127.0.0.1:143"
 #define DC_DEFAULT_SQL_FILE	"/etc/dovecot/sluice-sql.conf.ext"
+/* user and group names we put into the config (useradd's, and '$') */
+#define DC_NAME_CHARS	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
+			"0123456789._-$"
 
 static const char usage_dovecot[] =
     "usage: sluice [-c FILE] dovecot-config [--imap-listen ADDR:PORT]\n"
@@ -89,7 +92,7 @@ struct dc_ctx {
 	const char	*cfgpath;
 	struct dc_opts	 o;
 	char		 host[256], port[16];
-	int		 loopback, pgsql;
+	int		 loopback;
 	char		 owner[64];	/* the Maildirs' owner */
 	char		 group[64];
 	unsigned long	 uid, gid;
@@ -310,9 +313,9 @@ dc_sql(struct dc_ctx *x)
 			return EX_CONFIG;
 		}
 		if (stat(db, &st) == -1) {
-			cli_err("dovecot-config: database %s: %s (create it "
-			    "first: sluice domain add DOMAIN)", db,
-			    strerror(errno));
+			cli_err("dovecot-config: database %s: %s%s", db,
+			    strerror(errno), errno == ENOENT ? " (create it "
+			    "first: sluice domain add DOMAIN)" : "");
 			return EX_UNAVAILABLE;
 		}
 		buf_adds(&x->sql, "driver = sqlite\n");
@@ -335,7 +338,6 @@ dc_sql(struct dc_ctx *x)
 			return EX_CONFIG;
 		/* sluice's unique index is on lower(local), lower(domain) */
 		match = "lower(local) = '%Ln' AND lower(domain) = '%Ld'";
-		x->pgsql = 1;
 	} else {
 		cli_err("dovecot-config: database %s: Dovecot cannot read the "
 		    "files backend's accounts file (it is not a passwd-file); "
@@ -568,17 +570,23 @@ dc_owner(struct dc_ctx *x)
 	if (pw->pw_uid == 0)
 		cli_err("warning: the Maildirs' owner %s is root: Dovecot "
 		    "will do mail access as root", name);
+	if (strlen(pw->pw_name) >= sizeof(x->owner) ||
+	    strspn(pw->pw_name, DC_NAME_CHARS) != strlen(pw->pw_name)) {
+		cli_err("dovecot-config: user name %s: not a plain name", name);
+		return EX_NOUSER;
+	}
 	snprintf(x->owner, sizeof(x->owner), "%s", pw->pw_name);
 	x->uid = pw->pw_uid;
 	x->gid = pw->pw_gid;
 	if ((gr = getgrgid(pw->pw_gid)) == NULL ||
-	    strlen(gr->gr_name) >= sizeof(x->group)) {
+	    strlen(gr->gr_name) >= sizeof(x->group) ||
+	    strspn(gr->gr_name, DC_NAME_CHARS) != strlen(gr->gr_name)) {
 		cli_err("dovecot-config: user %s: no name for group %lu", name,
 		    x->gid);
 		return EX_NOUSER;
 	}
 	snprintf(x->group, sizeof(x->group), "%s", gr->gr_name);
-	return strlen(pw->pw_name) >= sizeof(x->owner) ? EX_NOUSER : 0;
+	return 0;
 }
 
 /*
