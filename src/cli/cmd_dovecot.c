@@ -287,24 +287,15 @@ dc_pg_conninfo(const char *dsn, struct buf *b)
 	return b->err ? -1 : 0;
 }
 
-/* the SQL settings file: driver, connect string, the three queries */
+/* driver and connect string of the SQL file; *match: the WHERE clause */
 static int
-dc_sql(struct dc_ctx *x)
+dc_sql_connect(struct dc_ctx *x, const char **match)
 {
-	const char	*db = x->cfg->database, *match;
+	const char	*db = x->cfg->database;
 	struct buf	 ci;
 	struct stat	 st;
 	int		 rc;
 
-	buf_adds(&x->sql, "# Dovecot SQL settings for sluice, written by "
-	    "`sluice dovecot-config`\n# from ");
-	if (dc_quote(&x->sql, "", x->cfgpath, "", 0) == -1) {
-		cli_err("dovecot-config: the config path contains a control "
-		    "character");
-		return EX_CONFIG;
-	}
-	buf_adds(&x->sql, ". Mode 0600: it may hold the database password."
-	    "\n");
 	if (strncmp(db, "sqlite:", 7) == 0) {
 		db += 7;
 		if (db[0] != '/') {
@@ -319,11 +310,11 @@ dc_sql(struct dc_ctx *x)
 			return EX_UNAVAILABLE;
 		}
 		buf_adds(&x->sql, "driver = sqlite\n");
-		if (dc_set(&x->sql, "", "connect", db) == -1)
-			return EX_CONFIG;
 		/* the columns are COLLATE NOCASE: the primary key is used */
-		match = "local = '%Ln' AND domain = '%Ld'";
-	} else if (strncmp(db, "postgresql://", 13) == 0) {
+		*match = "local = '%Ln' AND domain = '%Ld'";
+		return dc_set(&x->sql, "", "connect", db) == -1 ? EX_CONFIG : 0;
+	}
+	if (strncmp(db, "postgresql://", 13) == 0) {
 		buf_init(&ci, CONFIG_STR_MAX * 4);
 		if (dc_pg_conninfo(db, &ci) == -1) {
 			buf_free(&ci);
@@ -334,16 +325,34 @@ dc_sql(struct dc_ctx *x)
 		buf_adds(&x->sql, "driver = pgsql\n");
 		rc = dc_set(&x->sql, "", "connect", ci.data);
 		buf_free(&ci);
-		if (rc == -1)
-			return EX_CONFIG;
 		/* sluice's unique index is on lower(local), lower(domain) */
-		match = "lower(local) = '%Ln' AND lower(domain) = '%Ld'";
-	} else {
-		cli_err("dovecot-config: database %s: Dovecot cannot read the "
-		    "files backend's accounts file (it is not a passwd-file); "
-		    "use sqlite: or postgresql:// (docs/imap.md)", db);
+		*match = "lower(local) = '%Ln' AND lower(domain) = '%Ld'";
+		return rc == -1 ? EX_CONFIG : 0;
+	}
+	cli_err("dovecot-config: database %s: Dovecot cannot read the files "
+	    "backend's accounts file (it is not a passwd-file); use sqlite: "
+	    "or postgresql:// (docs/imap.md)", db);
+	return EX_CONFIG;
+}
+
+/* the SQL settings file: driver, connect string, the three queries */
+static int
+dc_sql(struct dc_ctx *x)
+{
+	const char	*match = NULL;
+	int		 rc;
+
+	buf_adds(&x->sql, "# Dovecot SQL settings for sluice, written by "
+	    "`sluice dovecot-config`\n# from ");
+	if (dc_quote(&x->sql, "", x->cfgpath, "", 0) == -1) {
+		cli_err("dovecot-config: the config path contains a control "
+		    "character");
 		return EX_CONFIG;
 	}
+	buf_adds(&x->sql, ". Mode 0600: it may hold the database password."
+	    "\n");
+	if ((rc = dc_sql_connect(x, &match)) != 0)
+		return rc;
 	buf_adds(&x->sql, "# sluice stores yescrypt hashes ($y$...): libc "
 	    "crypt(3) checks them\ndefault_pass_scheme = CRYPT\n");
 	buf_addf(&x->sql, "password_query = SELECT lower(local) || '@' || "
