@@ -4,8 +4,12 @@ set -eu
 PKGS="build-essential pkg-config meson ninja-build libevent-dev libssl-dev
 libsqlite3-dev libpq-dev libcrypt-dev libcmocka-dev python3-pytest python3-aiosmtpd
 swaks curl openssl sqlite3 libc-ares-dev dnsmasq-base
-postfix postgresql"
+postfix postgresql
+dovecot-imapd dovecot-lmtpd dovecot-sqlite dovecot-pgsql"
 missing=""
+had_dovecot=no
+dpkg-query -W -f='${Status}' dovecot-core 2>/dev/null | grep -q "install ok installed" &&
+    had_dovecot=yes
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 	    missing="$missing $p"
@@ -23,6 +27,17 @@ if [ -n "$missing" ]; then
 	esac
 	# shellcheck disable=SC2086
 	$SUDO apt-get install -y -qq --no-install-recommends $missing
+	# Dovecot is only for the tests and `make run`, which start their own
+	# on other ports: a system instance the install started is stopped and
+	# disabled (best effort, never failing make deps)
+	if [ "$had_dovecot" = no ]; then
+		$SUDO service dovecot stop >/dev/null 2>&1 || true
+		if command -v systemctl >/dev/null 2>&1; then
+			$SUDO systemctl disable --now dovecot.service \
+			    dovecot.socket >/dev/null 2>&1 || true
+		fi
+		$SUDO update-rc.d dovecot disable >/dev/null 2>&1 || true
+	fi
 fi
 # the unprivileged user sluiced drops to when started as root
 if [ "$(id -u)" -eq 0 ] && ! id _sluice >/dev/null 2>&1; then

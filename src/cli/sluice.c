@@ -33,6 +33,7 @@ static const char usage_main[] =
     "  alias add|del|list             aliases in the database\n"
     "  db migrate                     create or update the database schema\n"
     "  robot test ADDRESS < MESSAGE   dry run of delivery to a robot\n"
+    "  dovecot-config [OPTIONS]       a Dovecot configuration for IMAP\n"
     "\n"
     "options:\n"
     "  -c FILE    configuration file (default $SLUICE_CONFIG, then "
@@ -51,6 +52,7 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "robot",	cmd_robot },
 	{ "alias",	cmd_alias },
 	{ "db",		cmd_db },
+	{ "dovecot-config", cmd_dovecot },
 };
 
 void
