@@ -14,9 +14,11 @@
  * The relayed copy's header section (mask_rewrite) is built by allow-list:
  * From, To, Cc, Subject, Date, Message-ID, References, In-Reply-To,
  * MIME-Version, Content-*, List-* and Auto-Submitted are kept, every other
- * field is dropped. Kept fields other than From/To/Cc are copied byte for
- * byte (with their folding) or, when a line is over MASK_LINE_MAX octets or
- * holds a CR or NUL, dropped (never repaired: repairs change threading).
+ * field is dropped, and so is a line that is no "name:" field (obsolete
+ * white space before the colon included). Kept fields other than
+ * From/To/Cc are copied byte for byte (with their folding) or, when a line
+ * is over MASK_LINE_MAX octets or holds a CR or NUL, dropped (never
+ * repaired: repairs change threading).
  *   From: one field, "NAME via DOMAIN" <from_mask>, at the place of the
  *	first From: (or before the mark when there is none). NAME is the
  *	first mailbox's display name: a quoted string or plain phrase becomes

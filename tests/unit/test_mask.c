@@ -661,6 +661,16 @@ test_rewrite_errors(void **state)
 	assert_non_null(got);
 	free(got);
 	assert_int_equal(p.calls, 0);
+	/* a NUL in an address: no call, nothing written */
+	p.fail = 0;
+	p.calls = 0;
+	buf_init(&b, 1 << 20);
+	assert_int_equal(mask_rewrite("To: svc\0@shop.test\n", 19, &m, &b,
+	    &why), 0);
+	assert_int_equal(p.calls, 0);
+	assert_int_equal(strlen(b.data), b.len);
+	assert_null(strstr(b.data, "To:"));
+	buf_free(&b);
 	/* bad maps */
 	m = M;
 	m.domain = "mask test";
