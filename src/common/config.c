@@ -22,7 +22,7 @@
 #include "table.h"
 
 enum ptype { P_STR, P_PATH, P_SIZE, P_UINT, P_TIME, P_LISTEN, P_NETS, P_FMT,
-	P_ROUTE, P_RELAYHOST, P_ONLINE, P_BOOL, P_SRS };
+	P_ROUTE, P_RELAYHOST, P_ONLINE, P_BOOL, P_SRS, P_MASKKEY };
 
 struct param {
 	const char	*name;
@@ -73,6 +73,9 @@ static const struct param params[] = {
 	{ "srs-secret",	P_SRS,	N(srs_secrets),	0, 0, NULL, 1 },
 	{ "srs-domain",	P_STR,	S(srs_domain),	0, 0, NULL, 1 },
 	{ "srs-max-age", P_UINT, N(srs_max_age), 1, 1000, "21", 1 },
+	{ "mask-domain", P_STR,	S(mask_domain),	0, 0, NULL, 1 },
+	{ "mask-key",	P_MASKKEY, N(mask_keys), 0, 0, NULL, 1 },
+	{ "mask-bounce-limit", P_UINT, N(mask_bounce_limit), 1, 1000, "3", 1 },
 	{ "delay-warning", P_TIME, N(delay_warning), 0, 30 * 86400, "0", 1 },
 	{ "smtp-out-timeout", P_TIME, N(smtp_out_timeout), 1, 3600, "10m", 1 },
 	{ "smtp-out-port", P_UINT, N(smtp_out_port), 1, 65535, "25", 1 },
@@ -388,37 +391,48 @@ set_nets(struct config *c, const struct param *p, char *v, char *err,
 	return 0;
 }
 
-/* srs-secret SECRET...: once, the first signs, the others still verify */
+/*
+ * srs-secret / mask-key SECRET...: once, the first signs, the others still
+ * verify (rotation). arr has SRS_SECRETS_MAX rows of SRS_SECRET_MAX + 1.
+ */
 static int
-set_srs(struct config *c, char *v, char *err, size_t errlen)
+set_secrets(const char *name, char (*arr)[SRS_SECRET_MAX + 1], size_t *n,
+    char *v, char *err, size_t errlen)
 {
 	char	*w[SRS_SECRETS_MAX + 1];
 	size_t	 nw, i, l;
 
-	if (c->nsrs_secrets) {
-		snprintf(err, errlen, "srs-secret: only once (list every "
-		    "secret on one line, the signing one first)");
+	if (*n) {
+		snprintf(err, errlen, "%s: only once (list every secret on "
+		    "one line, the signing one first)", name);
 		return -1;
 	}
 	nw = config_split_words(v, w, SRS_SECRETS_MAX);
 	if (nw == 0 || nw > SRS_SECRETS_MAX) {
-		snprintf(err, errlen, "srs-secret: between 1 and %d secrets",
+		snprintf(err, errlen, "%s: between 1 and %d secrets", name,
 		    SRS_SECRETS_MAX);
 		return -1;
 	}
 	for (i = 0; i < nw; i++) {
 		/* never the secret itself in a message: logs keep those */
 		if ((l = strlen(w[i])) < SRS_SECRET_MIN || l > SRS_SECRET_MAX) {
-			snprintf(err, errlen, "srs-secret: secret %zu is %zu "
+			snprintf(err, errlen, "%s: secret %zu is %zu "
 			    "characters (%d to %d, random: openssl rand -hex "
-			    "16)", i + 1, l, SRS_SECRET_MIN, SRS_SECRET_MAX);
+			    "16)", name, i + 1, l, SRS_SECRET_MIN,
+			    SRS_SECRET_MAX);
 			return -1;
 		}
-		snprintf(c->srs_secrets[i], sizeof(c->srs_secrets[i]), "%s",
-		    w[i]);
+		snprintf(arr[i], SRS_SECRET_MAX + 1, "%s", w[i]);
 	}
-	c->nsrs_secrets = nw;
+	*n = nw;
 	return 0;
+}
+
+static int
+set_srs(struct config *c, char *v, char *err, size_t errlen)
+{
+	return set_secrets("srs-secret", c->srs_secrets, &c->nsrs_secrets, v,
+	    err, errlen);
 }
 
 const char *
@@ -524,6 +538,9 @@ set_param(struct config *c, const struct param *p, char *v, char *err,
 		return online_parse(&c->online, v, err, errlen);
 	case P_SRS:
 		return set_srs(c, v, err, errlen);
+	case P_MASKKEY:
+		return set_secrets("mask-key", c->mask_keys, &c->nmask_keys, v,
+		    err, errlen);
 	case P_BOOL:
 		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
 			snprintf(err, errlen, "%s: yes or no", p->name);
@@ -587,6 +604,23 @@ config_validate(struct config *c, char *err, size_t errlen)
 		    ADDR_F_UTF8, &a) != ADDR_OK || a.domain[0] == '\0') {
 			snprintf(err, errlen, "%s: double-bounce-to: \"%s\" is "
 			    "not an address", c->path, c->double_bounce);
+			return -1;
+		}
+	}
+	if (c->mask_domain[0]) {
+		struct mailaddr a;
+		char		t[ADDR_STR_MAX + 1];
+		snprintf(t, sizeof(t), "mask@%s", c->mask_domain);
+		if (addr_parse(t, strlen(t), 0, &a) != ADDR_OK ||
+		    a.domain[0] == '[') {
+			snprintf(err, errlen, "%s: mask-domain: \"%s\" is not "
+			    "a domain name", c->path, c->mask_domain);
+			return -1;
+		}
+		if (c->nmask_keys == 0) {
+			snprintf(err, errlen, "%s: mask-domain needs mask-key "
+			    "(the key of the codes' MACs: openssl rand -hex 16)",
+			    c->path);
 			return -1;
 		}
 	}
@@ -792,14 +826,18 @@ config_dump(const struct config *c, int fd)
 				    "yes" : "no");
 			break;
 		case P_SRS:
+		case P_MASKKEY: {
 			/* secrets are never shown: how many there are is */
-			if (c->nsrs_secrets) {
-				dprintf(fd, "srs-secret");
-				for (size_t j = 0; j < c->nsrs_secrets; j++)
+			size_t n = p->type == P_SRS ? c->nsrs_secrets :
+			    c->nmask_keys;
+			if (n) {
+				dprintf(fd, "%s", p->name);
+				for (size_t j = 0; j < n; j++)
 					dprintf(fd, " ********");
 				dprintf(fd, "\n");
 			}
 			break;
+		}
 		case P_FMT:
 			if (c->log_json)
 				dprintf(fd, "log-format json\n");

@@ -97,6 +97,11 @@ struct config {
 	size_t		 nsrs_secrets;
 	char		 srs_domain[256];	/* "": the hostname */
 	unsigned	 srs_max_age;		/* days */
+	/* the masked relay (mask.h): off without mask-domain */
+	char		 mask_domain[256];
+	char		 mask_keys[SRS_SECRETS_MAX][SRS_SECRET_MAX + 1];
+	size_t		 nmask_keys;		/* the first signs */
+	unsigned	 mask_bounce_limit;	/* hard bounces, then disabled */
 };
 
 /* 0 ok; -1 with "FILE:LINE: message" in err */
