@@ -162,9 +162,14 @@ ar_export_file(struct ar_out *o, int dfd, const char *name, const char *path)
 	int		 fd;
 
 	if ((fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
-	    O_NONBLOCK)) == -1)
-		return errno == ENOENT ? 0 : -1;	/* moved meanwhile */
+	    O_NONBLOCK)) == -1) {
+		if (errno == ELOOP)
+			cli_err("export: %s skipped (a symbolic link)", path);
+		/* ENOENT: moved meanwhile (new/ to cur/) */
+		return errno == ENOENT || errno == ELOOP ? 0 : -1;
+	}
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		cli_err("export: %s skipped (not a regular file)", path);
 		close(fd);
 		return 0;
 	}
@@ -694,18 +699,19 @@ ar_entry_check(struct ar_in *in, struct archive_entry *e, struct ar_entry *x)
 	return NULL;
 }
 
+/*
+ * A reader of the tar on fd from its start; NULL with errno. *ok is 0 if
+ * the archive could not be opened (not a tar: archive_error_string).
+ */
 static struct archive *
-ar_read_open(int fd)
+ar_read_open(int fd, int *ok)
 {
 	struct archive	*a;
 
 	if (lseek(fd, 0, SEEK_SET) == -1 || (a = archive_read_new()) == NULL)
 		return NULL;
-	if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
-	    archive_read_open_fd(a, fd, 16384) != ARCHIVE_OK) {
-		archive_read_free(a);
-		return NULL;
-	}
+	*ok = archive_read_support_format_tar(a) == ARCHIVE_OK &&
+	    archive_read_open_fd(a, fd, 16384) == ARCHIVE_OK;
 	return a;
 }
 
@@ -734,16 +740,17 @@ ar_check(struct ar_in *in, int fd)
 	struct buf		 rec;
 	const char		*why = NULL;
 	char			 name[AR_PATH_MAX + 1] = "";
-	int			 r;
+	int			 r, ok;
 
-	if ((in->a = ar_read_open(fd)) == NULL) {
+	if ((in->a = ar_read_open(fd, &ok)) == NULL) {
 		cli_err("import: %s: cannot read: %s", in->file,
 		    strerror(errno));
 		return EX_NOINPUT;
 	}
 	buf_init(&rec, AR_RECORD_MAX);
-	while (why == NULL && (r = archive_read_next_header(in->a, &e)) ==
-	    ARCHIVE_OK) {
+	r = ok ? ARCHIVE_OK : ARCHIVE_FATAL;
+	while (why == NULL && r == ARCHIVE_OK && (r =
+	    archive_read_next_header(in->a, &e)) == ARCHIVE_OK) {
 		snprintf(name, sizeof(name), "%s", archive_entry_pathname(e) ?
 		    archive_entry_pathname(e) : "");
 		if (++in->entries > AR_ENTRIES_MAX)
@@ -1026,9 +1033,10 @@ ar_restore(struct ar_in *in, int fd, int root, unsigned long *added,
 
 	in->total = 0;
 	in->have_record = 0;
-	if ((in->a = ar_read_open(fd)) == NULL) {
-		cli_err("import: %s: cannot read: %s", in->file,
-		    strerror(errno));
+	if ((in->a = ar_read_open(fd, &r)) == NULL || !r) {
+		cli_err("import: %s: cannot read it again: %s", in->file,
+		    in->a ? archive_error_string(in->a) : strerror(errno));
+		archive_read_free(in->a);
 		return EX_IOERR;
 	}
 	while (rc == 0 && (r = archive_read_next_header(in->a, &e)) ==
