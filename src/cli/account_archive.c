@@ -608,6 +608,34 @@ ar_is_box(const char *s)
 }
 
 /*
+ * Where an entry under Maildir/ may be: the folder (Maildir or .Name),
+ * its cur/ new/ tmp/ and regular files, messages in cur/ and new/. Sets
+ * x->folder; NULL or the reason.
+ */
+static const char *
+ar_entry_place(struct ar_entry *x, int dir)
+{
+	size_t	 f;
+
+	if (strcmp(x->comp[0], "Maildir") != 0)
+		return "outside Maildir/ and not " AR_RECORD_NAME;
+	f = x->folder = x->ncomp > 1 && x->comp[1][0] == '.' ? 2 : 1;
+	if (x->ncomp == f)
+		return dir ? NULL : "a folder that is not a directory";
+	if (x->ncomp == f + 1)
+		return dir && !ar_is_box(x->comp[f]) ? "a directory other "
+		    "than cur, new, tmp or a Maildir++ folder" :
+		    !dir && ar_is_box(x->comp[f]) ? "cur/new/tmp not a "
+		    "directory" : NULL;
+	if (x->ncomp == f + 2)
+		return dir ? "a directory inside cur, new or tmp" :
+		    strcmp(x->comp[f], "tmp") == 0 ? "a file in tmp/" :
+		    !ar_is_box(x->comp[f]) ? "a file below a directory other "
+		    "than cur or new" : NULL;
+	return "too deep";
+}
+
+/*
  * Check one entry's type, name and size and say what it is (x); NULL or
  * the reason it is refused.
  */
@@ -615,8 +643,8 @@ static const char *
 ar_entry_check(struct ar_in *in, struct archive_entry *e, struct ar_entry *x)
 {
 	const char	*name = archive_entry_pathname(e), *why;
-	char		*p;
-	size_t		 n, i, f;
+	char		*p, *c;
+	size_t		 n, i;
 	int		 dir;
 
 	if (name == NULL || *name == '\0')
@@ -653,45 +681,28 @@ ar_entry_check(struct ar_in *in, struct archive_entry *e, struct ar_entry *x)
 	}
 	x->ncomp = 0;
 	for (p = x->path; p != NULL; ) {
-		if (x->ncomp == AR_DEPTH_MAX)
-			return "too deep";
-		x->comp[x->ncomp++] = p;
+		c = p;
 		if ((p = strchr(p, '/')) != NULL)
 			*p++ = '\0';
+		if (*c == '\0')
+			return "an empty path component";
+		if (strcmp(c, ".") == 0 || strcmp(c, "..") == 0)
+			return "a \".\" or \"..\" component";
+		if (strlen(c) > NAME_MAX)
+			return "a path component too long";
+		if (x->ncomp == AR_DEPTH_MAX)
+			return "too deep";
+		x->comp[x->ncomp++] = c;
 	}
 	for (i = 0; i < x->ncomp; i++) {
-		if (*x->comp[i] == '\0')
-			return "an empty path component";
-		if (strcmp(x->comp[i], ".") == 0 ||
-		    strcmp(x->comp[i], "..") == 0)
-			return "a \".\" or \"..\" component";
-		if (strlen(x->comp[i]) > NAME_MAX)
-			return "a path component too long";
 		if (x->comp[i][0] == '.' && (i != 1 || (x->ncomp == 2 && !dir)))
 			return "a name starting with '.' (only Maildir++ "
 			    "folders directly under Maildir/ may)";
 	}
-	if (strcmp(x->comp[0], "Maildir") != 0)
-		return "outside Maildir/ and not " AR_RECORD_NAME;
-	f = x->folder = x->ncomp > 1 && x->comp[1][0] == '.' ? 2 : 1;
-	why = NULL;
-	if (x->ncomp == f)
-		why = dir ? NULL : "a folder that is not a directory";
-	else if (x->ncomp == f + 1)
-		why = dir && !ar_is_box(x->comp[f]) ? "a directory other "
-		    "than cur, new, tmp or a Maildir++ folder" :
-		    !dir && ar_is_box(x->comp[f]) ? "cur/new/tmp not a "
-		    "directory" : NULL;
-	else if (x->ncomp == f + 2)
-		why = dir ? "a directory inside cur, new or tmp" :
-		    strcmp(x->comp[f], "tmp") == 0 ? "a file in tmp/" :
-		    !ar_is_box(x->comp[f]) ? "a file below a directory other "
-		    "than cur or new" : NULL;
-	else
-		why = "too deep";
-	if (why != NULL)
+	if ((why = ar_entry_place(x, dir)) != NULL)
 		return why;
-	x->kind = dir ? AR_DIR : x->ncomp == f + 2 ? AR_MESSAGE : AR_META;
+	x->kind = dir ? AR_DIR : x->ncomp == x->folder + 2 ? AR_MESSAGE :
+	    AR_META;
 	if (x->size > AR_ENTRY_MAX)
 		return "file larger than the limit (AR_ENTRY_MAX)";
 	if ((in->total += x->size) > AR_TOTAL_MAX)
@@ -1008,11 +1019,10 @@ ar_write_entry_in(struct ar_write *w, struct archive *a,
 		else if ((dfd = ar_subdir(folder, x->comp[x->folder])) == -1 ||
 		    (rc = ar_put_file(w, a, e, folder, dfd, name)) == -1)
 			rc = -1;
-		else {
-			rc = ar_seen_add(s, name);
-			if (rc == 0)
-				w->added++;
-		}
+		else if (rc == 0) {
+			w->present++;	/* the same name appeared meanwhile */
+		} else if ((rc = ar_seen_add(s, name)) == 0)
+			w->added++;
 	}
 	if (dfd != -1)
 		close(dfd);
