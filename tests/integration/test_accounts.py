@@ -445,3 +445,22 @@ def test_hostile_entry_named_in_message(make_sluice):
         f.write(_tar())
     s.cli("account", "import", path)
     assert len(s.messages("new@example.test")) == 1
+
+
+def test_deleted_account_with_queued_mail_bounces(make_sluice):
+    """The documented rule: mail still queued for a deleted account bounces
+    later as "user unknown"; nothing crashes."""
+    s = make_sluice(start=False)
+    s.add_account("sender@example.test")
+    t = tag()
+    # the daemon is down: the message waits in the maildrop
+    s.cli("sendmail", "-f", "sender@example.test", "demo@example.test",
+          input="Subject: %s\n\nqueued for demo\n" % t)
+    s.cli("account", "del", "demo@example.test", "--yes")
+    s.start()
+    dsn = wait_for(lambda: [m for m in s.messages("sender@example.test")
+                            if b"demo@example.test" in m],
+                   what="the bounce to sender@")[0]
+    assert b"5.1.1" in dsn or b"unknown" in dsn.lower()
+    assert not os.path.exists(s.maildir("demo@example.test"))
+    assert s.sanitizer_reports() == []
