@@ -211,3 +211,52 @@ table_alias_list(struct table *t, const char *domain, table_row_cb cb,
 {
 	return t->ops->alias_list(t->be, domain, cb, arg, err, errlen);
 }
+
+int
+table_alias_list_target(struct table *t, const char *target,
+    table_row_cb cb, void *arg, char *err, size_t errlen)
+{
+	return t->ops->alias_list_target(t->be, target, cb, arg, err, errlen);
+}
+
+enum table_res
+table_account_get(struct table *t, const char *local, const char *domain,
+    struct table_account *out)
+{
+	memset(out, 0, sizeof(*out));
+	return t->ops->account_get(t->be, local, domain, out);
+}
+
+int
+table_account_set(struct table *t, const char *local, const char *domain,
+    const char *recovery, const char *send_as, char *err, size_t errlen)
+{
+	if ((recovery != NULL && strlen(recovery) > TABLE_RECOVERY_MAX) ||
+	    (send_as != NULL && strlen(send_as) > TABLE_SEND_AS_MAX)) {
+		snprintf(err, errlen, "recovery address or send-as too long");
+		return -1;
+	}
+	return t->ops->account_set(t->be, local, domain, recovery, send_as,
+	    err, errlen);
+}
+
+int
+table_reset_put(struct table *t, const char *local, const char *domain,
+    const char *token_hash, long long expires, char *err, size_t errlen)
+{
+	if (strlen(token_hash) > TABLE_TOKEN_HASH_MAX) {
+		snprintf(err, errlen, "token hash too long");
+		return -1;
+	}
+	return t->ops->reset_put(t->be, local, domain, token_hash, expires,
+	    err, errlen);
+}
+
+enum table_res
+table_reset_take(struct table *t, const char *local, const char *domain,
+    const char *token_hash, long long now)
+{
+	if (strlen(token_hash) > TABLE_TOKEN_HASH_MAX)
+		return TABLE_NOTFOUND;
+	return t->ops->reset_take(t->be, local, domain, token_hash, now);
+}

@@ -76,5 +76,50 @@ int	table_alias_del(struct table *, const char *key, const char *target,
 /* cols: address, target, owner, created */
 int	table_alias_list(struct table *, const char *domain, table_row_cb,
 	    void *, char *err, size_t);
+/*
+ * The alias rows whose target is this address (compared without case),
+ * cols: address, target, owner, created. table_account_del also deletes
+ * them (and the account's reset token).
+ */
+int	table_alias_list_target(struct table *, const char *target,
+	    table_row_cb, void *, char *err, size_t);
+
+/*
+ * accounts, schema 3: a recovery address ("" none) and send_as, the extra
+ * sender patterns the account may use in MAIL FROM and From:, separated
+ * by single spaces ("*@example.test", "*" = anything; "" = only its own
+ * address and the addresses that deliver to it). created is a Unix time
+ * (0 when the backend does not know it: files).
+ */
+#define TABLE_HASH_MAX		255
+#define TABLE_RECOVERY_MAX	256
+#define TABLE_SEND_AS_MAX	1023
+
+struct table_account {
+	char		 hash[TABLE_HASH_MAX + 1];
+	char		 recovery[TABLE_RECOVERY_MAX + 1];
+	char		 send_as[TABLE_SEND_AS_MAX + 1];
+	long long	 created;
+};
+
+enum table_res	 table_account_get(struct table *, const char *local,
+		    const char *domain, struct table_account *out);
+/* NULL leaves a field unchanged; 0 ok, -1 with err ("no such account") */
+int	table_account_set(struct table *, const char *local,
+	    const char *domain, const char *recovery, const char *send_as,
+	    char *err, size_t);
+
+/*
+ * Password reset tokens, schema 3: only a hash of the token is stored
+ * (hex SHA-256, at most 128 characters), one per account; put replaces an
+ * earlier one. take is TABLE_FOUND only if the hash matches and
+ * expires > now, and then deletes the token (it works once); an expired
+ * token is deleted too. A wrong hash leaves a valid token in place.
+ */
+#define TABLE_TOKEN_HASH_MAX	128
+int	table_reset_put(struct table *, const char *local, const char *domain,
+	    const char *token_hash, long long expires, char *err, size_t);
+enum table_res	 table_reset_take(struct table *, const char *local,
+		    const char *domain, const char *token_hash, long long now);
 
 #endif

@@ -52,6 +52,19 @@ struct table_ops {
 			    const char *, char *, size_t);
 	int		 (*alias_list)(struct table_be *, const char *,
 			    table_row_cb, void *, char *, size_t);
+	/* schema 3 */
+	int		 (*alias_list_target)(struct table_be *, const char *,
+			    table_row_cb, void *, char *, size_t);
+	enum table_res	 (*account_get)(struct table_be *, const char *,
+			    const char *, struct table_account *);
+	int		 (*account_set)(struct table_be *, const char *,
+			    const char *, const char *, const char *, char *,
+			    size_t);
+	int		 (*reset_put)(struct table_be *, const char *,
+			    const char *, const char *, long long, char *,
+			    size_t);
+	enum table_res	 (*reset_take)(struct table_be *, const char *,
+			    const char *, const char *, long long);
 };
 
 extern const struct table_ops	table_sqlite_ops;

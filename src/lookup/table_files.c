@@ -426,6 +426,66 @@ files_alias_list(struct table_be *t, const char *domain, table_row_cb cb,
 	return 0;
 }
 
+static int
+files_alias_list_target(struct table_be *t, const char *target,
+    table_row_cb cb, void *arg, char *err, size_t errlen)
+{
+	return files_alias_list(t, target, cb, arg, err, errlen);
+}
+
+/* the hash from the accounts file; no recovery, send_as or time */
+static enum table_res
+files_account_get(struct table_be *t, const char *local, const char *domain,
+    struct table_account *out)
+{
+	const struct fentry	*e;
+	enum table_res		 r;
+
+	if ((r = files_account(t, local, domain, &e)) != TABLE_FOUND)
+		return r;
+	if (strlen(e->hash) >= sizeof(out->hash))
+		return TABLE_TEMPFAIL;
+	snprintf(out->hash, sizeof(out->hash), "%s", e->hash);
+	out->recovery[0] = out->send_as[0] = '\0';
+	out->created = 0;
+	return TABLE_FOUND;
+}
+
+static int
+files_account_set(struct table_be *t, const char *l, const char *d,
+    const char *r, const char *s, char *err, size_t len)
+{
+	(void)l;
+	(void)d;
+	(void)r;
+	(void)s;
+	return files_readonly(t, "accounts", err, len);
+}
+
+static int
+files_reset_put(struct table_be *t, const char *l, const char *d,
+    const char *h, long long ex, char *err, size_t len)
+{
+	(void)l;
+	(void)d;
+	(void)h;
+	(void)ex;
+	return files_readonly(t, "accounts", err, len);
+}
+
+/* no tokens are ever stored here */
+static enum table_res
+files_reset_take(struct table_be *t, const char *l, const char *d,
+    const char *h, long long now)
+{
+	(void)t;
+	(void)l;
+	(void)d;
+	(void)h;
+	(void)now;
+	return TABLE_NOTFOUND;
+}
+
 const struct table_ops table_files_ops = {
 	.prefix = "files:",
 	.open = files_open,
@@ -448,4 +508,9 @@ const struct table_ops table_files_ops = {
 	.alias_add = files_alias_add,
 	.alias_del = files_alias_del,
 	.alias_list = files_alias_list,
+	.alias_list_target = files_alias_list_target,
+	.account_get = files_account_get,
+	.account_set = files_account_set,
+	.reset_put = files_reset_put,
+	.reset_take = files_reset_take,
 };

@@ -3,7 +3,8 @@
  * ("postgresql://user:password@host:port/dbname"), for several sluice
  * servers sharing one database.
  *
- * The same schema and versions as table_sqlite.c (docs/database.md), in
+ * The same schema and versions as table_sqlite.c (docs/database.md, now
+ * version 3: accounts.recovery and send_as, reset_tokens), in
  * TEXT and BIGINT columns. Names are stored lower-cased and compared with
  * lower() on both sides (a row a script wrote in capitals is still found);
  * unique indexes on lower() keep them unique whatever their case. aliases
@@ -30,7 +31,7 @@
 #include "table.h"
 #include "table_backend.h"
 
-#define PG_SCHEMA_VERSION	2
+#define PG_SCHEMA_VERSION	3
 #define PG_NAME_MAX		255	/* longest domain or local we store */
 
 /* SQLSTATEs we turn into words */
@@ -67,6 +68,14 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
 	" seq BIGINT GENERATED ALWAYS AS IDENTITY,"
 	" PRIMARY KEY (address, target));"
 	"CREATE INDEX aliases_lower ON aliases (lower(address));",
+	/* 3: recovery address, extra sender patterns, reset tokens */
+	"ALTER TABLE accounts ADD COLUMN recovery TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE accounts ADD COLUMN send_as TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE reset_tokens ("
+	" address TEXT PRIMARY KEY,"
+	" token_hash TEXT NOT NULL,"
+	" expires BIGINT NOT NULL);"
+	"CREATE INDEX aliases_target ON aliases (lower(target));",
 };
 
 static void
@@ -496,18 +505,56 @@ pg_account_add(struct table_be *t, const char *local, const char *domain,
 	return 0;
 }
 
+/* run sql with n parameters inside the open transaction; rows or -1 */
+static int
+pg_tx_change(struct table_be *t, const char *sql, int n,
+    const char *const *p, char *err, size_t errlen)
+{
+	PGresult	*r;
+	int		 rows;
+
+	if ((r = pg_run(t, 0, sql, n, p, PGRES_COMMAND_OK, NULL, err,
+	    errlen)) == NULL)
+		return -1;
+	rows = pg_rows(r);
+	PQclear(r);
+	return rows;
+}
+
+/*
+ * The account, the alias rows that point at it and its reset token, in one
+ * transaction.
+ */
 static int
 pg_account_del(struct table_be *t, const char *local, const char *domain,
     char *err, size_t errlen)
 {
-	const char	*n[3] = { local, domain, NULL };
-	int		 rc, st;
+	char		 ll[PG_NAME_MAX + 1], ld[PG_NAME_MAX + 1];
+	const char	*p[2] = { ll, ld };
+	int		 rc;
 
-	rc = pg_change(t, "DELETE FROM accounts WHERE lower(local) = $1::text "
-	    "AND lower(domain) = $2::text", n, NULL, 0, &st, err, errlen);
+	if (pg_lower(local, ll, sizeof(ll)) == -1 ||
+	    pg_lower(domain, ld, sizeof(ld)) == -1) {
+		snprintf(err, errlen, "name too long");
+		return -1;
+	}
+	if (pg_ready(t, err, errlen) == -1 ||
+	    pg_command(t, "BEGIN", err, errlen) == -1)
+		return -1;
+	rc = pg_tx_change(t, "DELETE FROM accounts WHERE lower(local) = "
+	    "$1::text AND lower(domain) = $2::text", 2, p, err, errlen);
+	if (rc > 0 && (pg_tx_change(t, "DELETE FROM aliases WHERE "
+	    "lower(target) = $1::text || '@' || $2::text", 2, p, err,
+	    errlen) == -1 || pg_tx_change(t, "DELETE FROM reset_tokens WHERE "
+	    "address = $1::text || '@' || $2::text", 2, p, err, errlen) == -1))
+		rc = -1;
 	if (rc == 0)
 		snprintf(err, errlen, "no such account");
-	return rc <= 0 ? -1 : 0;
+	if (rc > 0 && pg_command(t, "COMMIT", err, errlen) == 0)
+		return 0;
+	if (PQtransactionStatus(t->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(t->conn, "ROLLBACK"));
+	return -1;
 }
 
 static int
@@ -738,6 +785,159 @@ pg_alias_list(struct table_be *t, const char *domain, table_row_cb cb,
 	    errlen);
 }
 
+/* cols: address, target, owner, created */
+static int
+pg_alias_list_target(struct table_be *t, const char *target,
+    table_row_cb cb, void *arg, char *err, size_t errlen)
+{
+	char		 lt[2 * PG_NAME_MAX + 2];
+	const char	*p[1] = { lt };
+	PGresult	*r;
+
+	if (pg_lower(target, lt, sizeof(lt)) == -1) {
+		snprintf(err, errlen, "address too long");
+		return -1;
+	}
+	if ((r = pg_exec(t, "SELECT address, target, owner, created::text "
+	    "FROM aliases WHERE lower(target) = $1::text "
+	    "ORDER BY lower(address) COLLATE \"C\", seq", 1, p,
+	    PGRES_TUPLES_OK, NULL, err, errlen)) == NULL)
+		return -1;
+	pg_rows_cb(r, cb, arg);
+	return 0;
+}
+
+/* ---- schema 3: account details, reset tokens ---- */
+
+/* field (i, j) of r into dst; -1 if it does not fit */
+static int
+pg_field(PGresult *r, int i, int j, char *dst, size_t dstlen)
+{
+	const char	*v = PQgetisnull(r, i, j) ? "" : PQgetvalue(r, i, j);
+	size_t		 n = strlen(v);
+
+	if (n >= dstlen)
+		return -1;
+	memcpy(dst, v, n + 1);
+	return 0;
+}
+
+static enum table_res
+pg_account_get(struct table_be *t, const char *local, const char *domain,
+    struct table_account *out)
+{
+	char		 ll[PG_NAME_MAX + 1], ld[PG_NAME_MAX + 1], err[256];
+	const char	*p[2] = { ll, ld };
+	PGresult	*r;
+	enum table_res	 res = TABLE_FOUND;
+
+	if (pg_lower(local, ll, sizeof(ll)) == -1 ||
+	    pg_lower(domain, ld, sizeof(ld)) == -1)
+		return TABLE_NOTFOUND;
+	if ((r = pg_exec(t, "SELECT password, recovery, send_as, "
+	    "created::text FROM accounts WHERE lower(local) = $1::text AND "
+	    "lower(domain) = $2::text", 2, p, PGRES_TUPLES_OK, NULL, err,
+	    sizeof(err))) == NULL)
+		return TABLE_TEMPFAIL;
+	if (PQntuples(r) == 0)
+		res = TABLE_NOTFOUND;
+	else if (pg_field(r, 0, 0, out->hash, sizeof(out->hash)) == -1 ||
+	    pg_field(r, 0, 1, out->recovery, sizeof(out->recovery)) == -1 ||
+	    pg_field(r, 0, 2, out->send_as, sizeof(out->send_as)) == -1)
+		res = TABLE_TEMPFAIL;
+	else
+		out->created = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+	PQclear(r);
+	return res;
+}
+
+static int
+pg_account_set(struct table_be *t, const char *local, const char *domain,
+    const char *recovery, const char *send_as, char *err, size_t errlen)
+{
+	char		 ll[PG_NAME_MAX + 1], ld[PG_NAME_MAX + 1];
+	const char	*p[4] = { ll, ld, recovery, send_as };
+	PGresult	*r;
+	int		 rows;
+
+	if (pg_lower(local, ll, sizeof(ll)) == -1 ||
+	    pg_lower(domain, ld, sizeof(ld)) == -1) {
+		snprintf(err, errlen, "name too long");
+		return -1;
+	}
+	if ((r = pg_exec(t, "UPDATE accounts SET "
+	    "recovery = coalesce($3::text, recovery), "
+	    "send_as = coalesce($4::text, send_as) "
+	    "WHERE lower(local) = $1::text AND lower(domain) = $2::text", 4, p,
+	    PGRES_COMMAND_OK, NULL, err, errlen)) == NULL)
+		return -1;
+	rows = pg_rows(r);
+	PQclear(r);
+	if (rows == 0) {
+		snprintf(err, errlen, "no such account");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+pg_reset_put(struct table_be *t, const char *local, const char *domain,
+    const char *token_hash, long long expires, char *err, size_t errlen)
+{
+	char		 ll[PG_NAME_MAX + 1], ld[PG_NAME_MAX + 1], ex[32];
+	const char	*p[4] = { ll, ld, token_hash, ex };
+	PGresult	*r;
+
+	if (pg_lower(local, ll, sizeof(ll)) == -1 ||
+	    pg_lower(domain, ld, sizeof(ld)) == -1) {
+		snprintf(err, errlen, "name too long");
+		return -1;
+	}
+	snprintf(ex, sizeof(ex), "%lld", expires);
+	if ((r = pg_exec(t, "INSERT INTO reset_tokens (address, token_hash, "
+	    "expires) VALUES ($1::text || '@' || $2::text, $3::text, "
+	    "$4::bigint) ON CONFLICT (address) DO UPDATE SET "
+	    "token_hash = EXCLUDED.token_hash, expires = EXCLUDED.expires", 4,
+	    p, PGRES_COMMAND_OK, NULL, err, errlen)) == NULL)
+		return -1;
+	PQclear(r);
+	return 0;
+}
+
+/*
+ * One DELETE both checks and consumes the token, so two concurrent
+ * callers cannot both use it; then an expired one is removed.
+ */
+static enum table_res
+pg_reset_take(struct table_be *t, const char *local, const char *domain,
+    const char *token_hash, long long now)
+{
+	char		 ll[PG_NAME_MAX + 1], ld[PG_NAME_MAX + 1], nw[32];
+	char		 err[256];
+	const char	*p[4] = { ll, ld, token_hash, nw };
+	const char	*q[3] = { ll, ld, nw };
+	PGresult	*r;
+	int		 found;
+
+	if (pg_lower(local, ll, sizeof(ll)) == -1 ||
+	    pg_lower(domain, ld, sizeof(ld)) == -1)
+		return TABLE_NOTFOUND;
+	snprintf(nw, sizeof(nw), "%lld", now);
+	if ((r = pg_exec(t, "DELETE FROM reset_tokens WHERE address = "
+	    "$1::text || '@' || $2::text AND token_hash = $3::text AND "
+	    "expires > $4::bigint", 4, p, PGRES_COMMAND_OK, NULL, err,
+	    sizeof(err))) == NULL)
+		return TABLE_TEMPFAIL;
+	found = pg_rows(r) > 0;
+	PQclear(r);
+	if ((r = pg_exec(t, "DELETE FROM reset_tokens WHERE address = "
+	    "$1::text || '@' || $2::text AND expires <= $3::bigint", 3, q,
+	    PGRES_COMMAND_OK, NULL, err, sizeof(err))) == NULL)
+		return found ? TABLE_FOUND : TABLE_TEMPFAIL;
+	PQclear(r);
+	return found ? TABLE_FOUND : TABLE_NOTFOUND;
+}
+
 const struct table_ops table_pgsql_ops = {
 	.prefix = "postgresql://",
 	.open = pg_open,
@@ -760,4 +960,9 @@ const struct table_ops table_pgsql_ops = {
 	.alias_add = pg_alias_add,
 	.alias_del = pg_alias_del,
 	.alias_list = pg_alias_list,
+	.alias_list_target = pg_alias_list_target,
+	.account_get = pg_account_get,
+	.account_set = pg_account_set,
+	.reset_put = pg_reset_put,
+	.reset_take = pg_reset_take,
 };

@@ -2,10 +2,12 @@
  * table_sqlite - the SQLite backend of table.h ("sqlite:/path/file.db").
  *
  * Schema (docs/database.md; kept readable by Dovecot's sql driver):
- *	meta(key, value)		schema_version = 2
+ *	meta(key, value)		schema_version = 3
  *	domains(name, created)
  *	accounts(local, domain -> domains, password, created)
  *	aliases(address, target, owner, created)	(version 2)
+ *	accounts.recovery, accounts.send_as, reset_tokens(address,
+ *	    token_hash, expires)			(version 3)
  * table_init_schema() creates it or migrates an older one, one version a
  * transaction, at start and by `sluice db migrate`.
  * Names are stored lower-cased (ASCII) and compared NOCASE. Every statement
@@ -26,7 +28,7 @@
 #include "table.h"
 #include "table_backend.h"
 
-#define TABLE_SCHEMA_VERSION	2
+#define TABLE_SCHEMA_VERSION	3
 #define TABLE_NAME_MAX		255	/* longest domain or local we store */
 
 #define TABLE_CACHE	8	/* prepared lookup statements kept */
@@ -59,6 +61,14 @@ static const char *const migrations[TABLE_SCHEMA_VERSION] = {
 	" owner TEXT NOT NULL DEFAULT '',"
 	" created INTEGER NOT NULL,"
 	" PRIMARY KEY (address, target));",
+	/* 3: recovery address, extra sender patterns, reset tokens */
+	"ALTER TABLE accounts ADD COLUMN recovery TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE accounts ADD COLUMN send_as TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE reset_tokens ("
+	" address TEXT PRIMARY KEY COLLATE NOCASE,"
+	" token_hash TEXT NOT NULL,"
+	" expires INTEGER NOT NULL);"
+	"CREATE INDEX aliases_target ON aliases (lower(target));",
 };
 
 static struct table_be *
@@ -389,6 +399,10 @@ sq_account_add(struct table_be *t, const char *local, const char *domain,
 	return rc == -1 ? -1 : 0;
 }
 
+/*
+ * The account, the alias rows that point at it and its reset token, in one
+ * transaction.
+ */
 static int
 sq_account_del(struct table_be *t, const char *local, const char *domain,
     char *err, size_t errlen)
@@ -396,11 +410,30 @@ sq_account_del(struct table_be *t, const char *local, const char *domain,
 	const char	*n[3] = { local, domain, NULL };
 	int		 rc;
 
+	if (sqlite3_exec(t->db, "BEGIN IMMEDIATE;", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		table_error(t, err, errlen);
+		return -1;
+	}
 	rc = table_change(t, "DELETE FROM accounts WHERE local = ?1 AND "
 	    "domain = ?2", n, NULL, 0, err, errlen);
+	if (rc > 0 && (table_change(t, "DELETE FROM aliases WHERE "
+	    "lower(target) = ?1 || '@' || ?2", n, NULL, 0, err, errlen) == -1 ||
+	    table_change(t, "DELETE FROM reset_tokens WHERE "
+	    "address = ?1 || '@' || ?2", n, NULL, 0, err, errlen) == -1))
+		rc = -1;
 	if (rc == 0)
 		snprintf(err, errlen, "no such account");
-	return rc <= 0 ? -1 : 0;
+	if (rc <= 0) {
+		sqlite3_exec(t->db, "ROLLBACK;", NULL, NULL, NULL);
+		return -1;
+	}
+	if (sqlite3_exec(t->db, "COMMIT;", NULL, NULL, NULL) != SQLITE_OK) {
+		table_error(t, err, errlen);
+		sqlite3_exec(t->db, "ROLLBACK;", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -643,6 +676,177 @@ sq_alias_list(struct table_be *t, const char *domain, table_row_cb cb,
 	return table_rows(t, st, cb, arg, err, errlen);
 }
 
+/* cols: address, target, owner, created */
+static int
+sq_alias_list_target(struct table_be *t, const char *target,
+    table_row_cb cb, void *arg, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = table_prepare(t, "SELECT address, target, owner, created "
+	    "FROM aliases WHERE lower(target) = ?1 ORDER BY address, rowid",
+	    err, errlen)) == NULL)
+		return -1;
+	if (table_bind_name(st, 1, target) == -1) {
+		snprintf(err, errlen, "address too long");
+		sqlite3_finalize(st);
+		return -1;
+	}
+	return table_rows(t, st, cb, arg, err, errlen);
+}
+
+/* ---- schema 3: account details, reset tokens ---- */
+
+/* Copy column i of st into dst; -1 if it does not fit. */
+static int
+sq_column(sqlite3_stmt *st, int i, char *dst, size_t dstlen)
+{
+	const unsigned char	*v = sqlite3_column_text(st, i);
+	int			 n = sqlite3_column_bytes(st, i);
+
+	if (v == NULL) {
+		dst[0] = '\0';
+		return 0;
+	}
+	if (n < 0 || (size_t)n >= dstlen)
+		return -1;
+	memcpy(dst, v, (size_t)n + 1);
+	return 0;
+}
+
+/* A statement with the lower-cased local and domain bound as ?1, ?2. */
+static sqlite3_stmt *
+sq_prepare_addr(struct table_be *t, const char *sql, const char *local,
+    const char *domain, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = table_prepare(t, sql, err, errlen)) == NULL)
+		return NULL;
+	if (table_bind_name(st, 1, local) == -1 ||
+	    table_bind_name(st, 2, domain) == -1) {
+		snprintf(err, errlen, "address too long");
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	return st;
+}
+
+static enum table_res
+sq_account_get(struct table_be *t, const char *local, const char *domain,
+    struct table_account *out)
+{
+	sqlite3_stmt	*st;
+	char		 err[256];
+	int		 rc;
+
+	if (strlen(local) > TABLE_NAME_MAX || strlen(domain) > TABLE_NAME_MAX)
+		return TABLE_NOTFOUND;
+	if ((st = sq_prepare_addr(t, "SELECT password, recovery, send_as, "
+	    "created FROM accounts WHERE local = ?1 AND domain = ?2", local,
+	    domain, err, sizeof(err))) == NULL)
+		return TABLE_TEMPFAIL;
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return rc == SQLITE_DONE ? TABLE_NOTFOUND : TABLE_TEMPFAIL;
+	}
+	if (sq_column(st, 0, out->hash, sizeof(out->hash)) == -1 ||
+	    sq_column(st, 1, out->recovery, sizeof(out->recovery)) == -1 ||
+	    sq_column(st, 2, out->send_as, sizeof(out->send_as)) == -1) {
+		sqlite3_finalize(st);
+		return TABLE_TEMPFAIL;
+	}
+	out->created = (long long)sqlite3_column_int64(st, 3);
+	sqlite3_finalize(st);
+	return TABLE_FOUND;
+}
+
+static int
+sq_account_set(struct table_be *t, const char *local, const char *domain,
+    const char *recovery, const char *send_as, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = sq_prepare_addr(t, "UPDATE accounts SET "
+	    "recovery = coalesce(?3, recovery), send_as = coalesce(?4, send_as) "
+	    "WHERE local = ?1 AND domain = ?2", local, domain, err,
+	    errlen)) == NULL)
+		return -1;
+	if (recovery != NULL)
+		sqlite3_bind_text(st, 3, recovery, -1, SQLITE_STATIC);
+	if (send_as != NULL)
+		sqlite3_bind_text(st, 4, send_as, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		table_error(t, err, errlen);
+		return -1;
+	}
+	if (sqlite3_changes(t->db) == 0) {
+		snprintf(err, errlen, "no such account");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+sq_reset_put(struct table_be *t, const char *local, const char *domain,
+    const char *token_hash, long long expires, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = sq_prepare_addr(t, "INSERT OR REPLACE INTO reset_tokens "
+	    "(address, token_hash, expires) VALUES (?1 || '@' || ?2, ?3, ?4)",
+	    local, domain, err, errlen)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 3, token_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)expires);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		table_error(t, err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * One DELETE both checks and consumes the token, so two concurrent
+ * callers cannot both use it; then an expired one is removed.
+ */
+static enum table_res
+sq_reset_take(struct table_be *t, const char *local, const char *domain,
+    const char *token_hash, long long now)
+{
+	sqlite3_stmt	*st;
+	char		 err[256];
+	int		 rc, found;
+
+	if ((st = sq_prepare_addr(t, "DELETE FROM reset_tokens WHERE "
+	    "address = ?1 || '@' || ?2 AND token_hash = ?3 AND expires > ?4",
+	    local, domain, err, sizeof(err))) == NULL)
+		return TABLE_TEMPFAIL;
+	sqlite3_bind_text(st, 3, token_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return TABLE_TEMPFAIL;
+	found = sqlite3_changes(t->db) > 0;
+	if ((st = sq_prepare_addr(t, "DELETE FROM reset_tokens WHERE "
+	    "address = ?1 || '@' || ?2 AND expires <= ?3", local, domain, err,
+	    sizeof(err))) == NULL)
+		return TABLE_TEMPFAIL;
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && !found)
+		return TABLE_TEMPFAIL;
+	return found ? TABLE_FOUND : TABLE_NOTFOUND;
+}
+
 const struct table_ops table_sqlite_ops = {
 	.prefix = "sqlite:",
 	.open = sq_open,
@@ -665,4 +869,9 @@ const struct table_ops table_sqlite_ops = {
 	.alias_add = sq_alias_add,
 	.alias_del = sq_alias_del,
 	.alias_list = sq_alias_list,
+	.alias_list_target = sq_alias_list_target,
+	.account_get = sq_account_get,
+	.account_set = sq_account_set,
+	.reset_put = sq_reset_put,
+	.reset_take = sq_reset_take,
 };
