@@ -379,6 +379,38 @@ tempfail:
 	lookup_auth_reply(c, SMTP_AUTH_RESULT, m->id, AUTH_TEMPFAIL, "");
 }
 
+/* the account's send-as patterns ("*@example.test *"): AUTH_OK if one
+   matches addr (case-insensitive globs) */
+static uint32_t
+lookup_send_as(const char *user, const char *addr)
+{
+	struct table_account	 a;
+	struct table		*t;
+	char			 local[ADDR_LOCAL_MAX + 1];
+	char			 domain[ADDR_DOMAIN_MAX + 1], *p, *w;
+
+	if (auth_split(user, local, sizeof(local), domain,
+	    sizeof(domain)) == -1)
+		return AUTH_DENIED;
+	if ((t = lookup_table()) == NULL)
+		return AUTH_TEMPFAIL;
+	switch (table_account_get(t, local, domain, &a)) {
+	case TABLE_FOUND:
+		break;
+	case TABLE_NOTFOUND:
+		return AUTH_DENIED;	/* deleted since it logged in */
+	default:
+		table_close(tbl);
+		tbl = NULL;
+		return AUTH_TEMPFAIL;
+	}
+	explicit_bzero(a.hash, sizeof(a.hash));
+	for (p = a.send_as; (w = strsep(&p, " ")) != NULL; )
+		if (*w && fnmatch(w, addr, FNM_CASEFOLD) == 0)
+			return AUTH_OK;
+	return AUTH_DENIED;
+}
+
 /*
  * May user send as addr? Its own address; an address that delivers to it
  * (an alias or an extension of it); or one of its send-as patterns.
@@ -398,6 +430,8 @@ lookup_owns(const char *user, const char *addr)
 	addr_format(&a, canon, sizeof(canon));
 	if (strcasecmp(canon, user) == 0)
 		return AUTH_OK;
+	if ((res = lookup_send_as(user, canon)) != AUTH_DENIED)
+		return res;
 	switch ((r = lookup_expand(canon, &t, &n, err, sizeof(err)))) {
 	case EXPAND_TEMPFAIL:
 		res = AUTH_TEMPFAIL;

@@ -372,3 +372,29 @@ def test_certificate_reloaded_on_sighup(sub):
     assert cert_serial(s.smtps_port) == after
     c = RawSMTP(s.submission_port).submission()
     c.expect(250, "2.1.0", "MAIL FROM:<%s>" % DEMO)
+
+
+@pytest.mark.db_backends
+def test_send_as_patterns(make_sluice, db_backend):
+    s = make_sluice("auth-failure-delay 0\n", tls=True)
+    s.cli("account", "set", DEMO, "--send-as", "*@example.org news@*.test")
+    c = RawSMTP(s.submission_port).submission()
+    for ok in ("anyone@example.org", "ANN@Example.ORG", "news@lists.test"):
+        c.expect(250, "2.1.0", "MAIL FROM:<%s>" % ok)
+        c.expect(250, "2.0.0", "RSET")
+    for bad in ("anyone@example.net", "news2@lists.test"):
+        c.expect(553, "5.7.1", "MAIL FROM:<%s>" % bad)
+    t = tag()
+    c.expect(250, "2.1.0", "MAIL FROM:<desk@example.org>")
+    c.expect(250, "2.1.5", "RCPT TO:<%s>" % DEMO)
+    c.expect(354, None, "DATA")
+    c.send(b"From: Desk <desk@example.org>\r\nSubject: " + t.encode() + b"\r\n\r\nx\r\n.\r\n")
+    c.expect(250, "2.0.0")
+    s.assert_intact([t])
+    # '*' allows anything; an empty list takes it back
+    s.cli("account", "set", DEMO, "--send-as", "*")
+    c = RawSMTP(s.submission_port).submission()
+    c.expect(250, "2.1.0", "MAIL FROM:<ceo@far.test>")
+    s.cli("account", "set", DEMO, "--send-as", "")
+    c = RawSMTP(s.submission_port).submission()
+    c.expect(553, "5.7.1", "MAIL FROM:<ceo@far.test>")
