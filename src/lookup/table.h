@@ -122,4 +122,84 @@ int	table_reset_put(struct table *, const char *local, const char *domain,
 enum table_res	 table_reset_take(struct table *, const char *local,
 		    const char *domain, const char *token_hash, long long now);
 
+/*
+ * The masked relay, schema 4 (docs/masks.md). Codes are the 20-character
+ * lower-case CODE of mask.h (without "service-"/"user-"); addresses are
+ * stored lower-case. A service stands for a real address; a pair is one
+ * person's user address for one service. Times are Unix seconds; expires
+ * 0 = never. An event is one relayed message: kind "in" (person to
+ * service), "reply" (service to person), "auto-in"/"auto-reply" (the same,
+ * automatic: not counted as human), "bounce-in"/"bounce-reply".
+ */
+#define TABLE_MASK_CODE_MAX	32
+#define TABLE_MASK_LABEL_MAX	255
+
+struct table_mask_service {
+	char		 code[TABLE_MASK_CODE_MAX + 1];
+	char		 real[256 + 1];
+	char		 label[TABLE_MASK_LABEL_MAX + 1];
+	long long	 created;
+	long long	 expires;
+	int		 disabled;	/* 0 on, 1 by the operator, 2 bounces */
+	unsigned	 bounces;	/* permanent bounces of real, in a row */
+};
+
+struct table_mask_pair {
+	char		 code[TABLE_MASK_CODE_MAX + 1];
+	char		 service[TABLE_MASK_CODE_MAX + 1];
+	char		 person[256 + 1];
+	long long	 created;
+	int		 disabled;	/* as for services */
+	unsigned	 bounces;
+};
+
+enum table_res	 table_mask_service_get(struct table *, const char *code,
+		    struct table_mask_service *);
+int	table_mask_service_add(struct table *, const char *code,
+	    const char *real, const char *label, long long expires, char *err,
+	    size_t);
+/* disabled: 0, 1 or 2; -1 with err ("no such service") */
+int	table_mask_service_set(struct table *, const char *code, int disabled,
+	    char *err, size_t);
+/* the service and its pairs and events */
+int	table_mask_service_del(struct table *, const char *code, char *err,
+	    size_t);
+/* cols: code, real, label, created, expires, disabled, bounces, pairs */
+int	table_mask_service_list(struct table *, table_row_cb, void *,
+	    char *err, size_t);
+
+enum table_res	 table_mask_pair_get(struct table *, const char *code,
+		    struct table_mask_pair *);
+/* the pair of (service, person), if there is one */
+enum table_res	 table_mask_pair_find(struct table *, const char *service,
+		    const char *person, struct table_mask_pair *);
+/*
+ * Add the pair (service, person) with code, unless it exists: then *out is
+ * the existing one (two messages raced). FOUND with *out, or TEMPFAIL.
+ */
+enum table_res	 table_mask_pair_add(struct table *, const char *code,
+		    const char *service, const char *person,
+		    struct table_mask_pair *out);
+int	table_mask_pair_set(struct table *, const char *code, int disabled,
+	    char *err, size_t);
+/* cols: code, service, person, created, disabled, bounces */
+int	table_mask_pair_list(struct table *, const char *service,
+	    table_row_cb, void *, char *err, size_t);
+
+/* one relayed message; at is its time; 0 ok, -1 */
+int	table_mask_event(struct table *, const char *service,
+	    const char *pair, const char *kind, long long at);
+/*
+ * A permanent bounce from a real address (kind "service" or "pair"):
+ * counts it; at limit in a row the row is disabled (2). 0 ok, -1. A
+ * successful relay resets the count (table_mask_ok).
+ */
+int	table_mask_bounce(struct table *, const char *kind, const char *code,
+	    unsigned limit);
+int	table_mask_ok(struct table *, const char *kind, const char *code);
+/* events since (and of one service, or NULL: all), oldest first; cols:
+   service, pair, kind, at */
+int	table_mask_events(struct table *, const char *service, long long since,
+	    table_row_cb, void *, char *err, size_t);
+
 #endif
