@@ -260,3 +260,183 @@ table_reset_take(struct table *t, const char *local, const char *domain,
 		return TABLE_NOTFOUND;
 	return t->ops->reset_take(t->be, local, domain, token_hash, now);
 }
+
+/*
+ * The masked relay (schema 4). Arguments are checked here, once for every
+ * backend: a code or address too long to be stored is "not found" for a
+ * look-up and an error for a change.
+ */
+#define MASK_ADDR_MAX	256	/* struct table_mask_service.real */
+
+static int
+mask_code_ok(const char *code)
+{
+	return code != NULL && code[0] != '\0' &&
+	    strlen(code) <= TABLE_MASK_CODE_MAX;
+}
+
+static int
+mask_addr_ok(const char *addr)
+{
+	return addr != NULL && addr[0] != '\0' &&
+	    strlen(addr) <= MASK_ADDR_MAX;
+}
+
+static int
+mask_kind_ok(const char *kind)
+{
+	return kind != NULL && (strcmp(kind, "service") == 0 ||
+	    strcmp(kind, "pair") == 0);
+}
+
+static int
+mask_bad(const char *what, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s", what);
+	return -1;
+}
+
+enum table_res
+table_mask_service_get(struct table *t, const char *code,
+    struct table_mask_service *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!mask_code_ok(code))
+		return TABLE_NOTFOUND;
+	return t->ops->mask_service_get(t->be, code, out);
+}
+
+int
+table_mask_service_add(struct table *t, const char *code, const char *real,
+    const char *label, long long expires, char *err, size_t errlen)
+{
+	if (!mask_code_ok(code))
+		return mask_bad("bad service code", err, errlen);
+	if (!mask_addr_ok(real))
+		return mask_bad("bad real address", err, errlen);
+	if (label == NULL)
+		label = "";
+	if (strlen(label) > TABLE_MASK_LABEL_MAX)
+		return mask_bad("label too long", err, errlen);
+	if (expires < 0)
+		return mask_bad("bad expiry time", err, errlen);
+	return t->ops->mask_service_add(t->be, code, real, label, expires, err,
+	    errlen);
+}
+
+int
+table_mask_service_set(struct table *t, const char *code, int disabled,
+    char *err, size_t errlen)
+{
+	if (disabled < 0 || disabled > 2)
+		return mask_bad("bad disabled state", err, errlen);
+	if (!mask_code_ok(code))
+		return mask_bad("no such service", err, errlen);
+	return t->ops->mask_service_set(t->be, code, disabled, err, errlen);
+}
+
+int
+table_mask_service_del(struct table *t, const char *code, char *err,
+    size_t errlen)
+{
+	if (!mask_code_ok(code))
+		return mask_bad("no such service", err, errlen);
+	return t->ops->mask_service_del(t->be, code, err, errlen);
+}
+
+int
+table_mask_service_list(struct table *t, table_row_cb cb, void *arg,
+    char *err, size_t errlen)
+{
+	return t->ops->mask_service_list(t->be, cb, arg, err, errlen);
+}
+
+enum table_res
+table_mask_pair_get(struct table *t, const char *code,
+    struct table_mask_pair *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!mask_code_ok(code))
+		return TABLE_NOTFOUND;
+	return t->ops->mask_pair_get(t->be, code, out);
+}
+
+enum table_res
+table_mask_pair_find(struct table *t, const char *service,
+    const char *person, struct table_mask_pair *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!mask_code_ok(service) || !mask_addr_ok(person))
+		return TABLE_NOTFOUND;
+	return t->ops->mask_pair_find(t->be, service, person, out);
+}
+
+/* a pair that cannot be stored cannot be made: TEMPFAIL is all it may say */
+enum table_res
+table_mask_pair_add(struct table *t, const char *code, const char *service,
+    const char *person, struct table_mask_pair *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!mask_code_ok(code) || !mask_code_ok(service) ||
+	    !mask_addr_ok(person))
+		return TABLE_TEMPFAIL;
+	return t->ops->mask_pair_add(t->be, code, service, person, out);
+}
+
+int
+table_mask_pair_set(struct table *t, const char *code, int disabled,
+    char *err, size_t errlen)
+{
+	if (disabled < 0 || disabled > 2)
+		return mask_bad("bad disabled state", err, errlen);
+	if (!mask_code_ok(code))
+		return mask_bad("no such pair", err, errlen);
+	return t->ops->mask_pair_set(t->be, code, disabled, err, errlen);
+}
+
+int
+table_mask_pair_list(struct table *t, const char *service, table_row_cb cb,
+    void *arg, char *err, size_t errlen)
+{
+	if (!mask_code_ok(service))
+		return 0;	/* no pairs can be stored under it */
+	return t->ops->mask_pair_list(t->be, service, cb, arg, err, errlen);
+}
+
+int
+table_mask_event(struct table *t, const char *service, const char *pair,
+    const char *kind, long long at)
+{
+	if (!mask_code_ok(service) || (pair != NULL && pair[0] != '\0' &&
+	    !mask_code_ok(pair)) || kind == NULL || kind[0] == '\0' ||
+	    strlen(kind) > 32)
+		return -1;
+	return t->ops->mask_event(t->be, service, pair, kind, at);
+}
+
+int
+table_mask_bounce(struct table *t, const char *kind, const char *code,
+    unsigned limit)
+{
+	if (!mask_kind_ok(kind) || !mask_code_ok(code))
+		return -1;
+	return t->ops->mask_bounce(t->be, kind, code, limit);
+}
+
+int
+table_mask_ok(struct table *t, const char *kind, const char *code)
+{
+	if (!mask_kind_ok(kind) || !mask_code_ok(code))
+		return -1;
+	return t->ops->mask_ok(t->be, kind, code);
+}
+
+int
+table_mask_events(struct table *t, const char *service, long long since,
+    table_row_cb cb, void *arg, char *err, size_t errlen)
+{
+	if (service != NULL && !mask_code_ok(service))
+		return 0;
+	return t->ops->mask_events(t->be, service, since, cb, arg, err,
+	    errlen);
+}

@@ -65,6 +65,37 @@ struct table_ops {
 			    size_t);
 	enum table_res	 (*reset_take)(struct table_be *, const char *,
 			    const char *, const char *, long long);
+	/* schema 4: the masked relay */
+	enum table_res	 (*mask_service_get)(struct table_be *, const char *,
+			    struct table_mask_service *);
+	int		 (*mask_service_add)(struct table_be *, const char *,
+			    const char *, const char *, long long, char *,
+			    size_t);
+	int		 (*mask_service_set)(struct table_be *, const char *,
+			    int, char *, size_t);
+	int		 (*mask_service_del)(struct table_be *, const char *,
+			    char *, size_t);
+	int		 (*mask_service_list)(struct table_be *, table_row_cb,
+			    void *, char *, size_t);
+	enum table_res	 (*mask_pair_get)(struct table_be *, const char *,
+			    struct table_mask_pair *);
+	enum table_res	 (*mask_pair_find)(struct table_be *, const char *,
+			    const char *, struct table_mask_pair *);
+	enum table_res	 (*mask_pair_add)(struct table_be *, const char *,
+			    const char *, const char *,
+			    struct table_mask_pair *);
+	int		 (*mask_pair_set)(struct table_be *, const char *, int,
+			    char *, size_t);
+	int		 (*mask_pair_list)(struct table_be *, const char *,
+			    table_row_cb, void *, char *, size_t);
+	int		 (*mask_event)(struct table_be *, const char *,
+			    const char *, const char *, long long);
+	int		 (*mask_bounce)(struct table_be *, const char *,
+			    const char *, unsigned);
+	int		 (*mask_ok)(struct table_be *, const char *,
+			    const char *);
+	int		 (*mask_events)(struct table_be *, const char *,
+			    long long, table_row_cb, void *, char *, size_t);
 };
 
 extern const struct table_ops	table_sqlite_ops;

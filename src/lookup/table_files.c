@@ -11,7 +11,7 @@
  * without case. The files are read again when they change (a stat(2) of
  * each per lookup), so an edit applies to the next message. Aliases come
  * from the aliases file (the `aliases` directive); this backend has none
- * of its own. It is read-only: the `sluice domain|account|alias` commands
+ * of its own, nor masks (reads find none, writes fail). It is read-only: the `sluice domain|account|alias` commands
  * that would change it say so and change nothing. A file that cannot be
  * read is a temporary failure (P3), never "no such user".
  */
@@ -486,6 +486,145 @@ files_reset_take(struct table_be *t, const char *l, const char *d,
 	return TABLE_NOTFOUND;
 }
 
+/*
+ * The masked relay needs a database: here there are no services, pairs or
+ * events, and the commands that would make them say it is read-only.
+ */
+static int
+files_mask_ro(struct table_be *t, char *err, size_t errlen)
+{
+	(void)t;
+	snprintf(err, errlen, "the files backend is read-only and holds no "
+	    "masks: the masked relay needs a sqlite: or postgresql: database");
+	return -1;
+}
+
+static enum table_res
+files_mask_service_get(struct table_be *t, const char *c,
+    struct table_mask_service *out)
+{
+	(void)t;
+	(void)c;
+	(void)out;
+	return TABLE_NOTFOUND;
+}
+
+static int
+files_mask_service_add(struct table_be *t, const char *c, const char *r,
+    const char *l, long long ex, char *err, size_t len)
+{
+	(void)c;
+	(void)r;
+	(void)l;
+	(void)ex;
+	return files_mask_ro(t, err, len);
+}
+
+static int
+files_mask_set(struct table_be *t, const char *c, int d, char *err,
+    size_t len)
+{
+	(void)c;
+	(void)d;
+	return files_mask_ro(t, err, len);
+}
+
+static int
+files_mask_service_del(struct table_be *t, const char *c, char *err,
+    size_t len)
+{
+	(void)c;
+	return files_mask_ro(t, err, len);
+}
+
+static int
+files_mask_service_list(struct table_be *t, table_row_cb cb, void *arg,
+    char *err, size_t len)
+{
+	(void)t;
+	(void)cb;
+	(void)arg;
+	(void)err;
+	(void)len;
+	return 0;
+}
+
+static enum table_res
+files_mask_pair_get(struct table_be *t, const char *c,
+    struct table_mask_pair *out)
+{
+	(void)t;
+	(void)c;
+	(void)out;
+	return TABLE_NOTFOUND;
+}
+
+static enum table_res
+files_mask_pair_find(struct table_be *t, const char *s, const char *p,
+    struct table_mask_pair *out)
+{
+	(void)s;
+	return files_mask_pair_get(t, p, out);
+}
+
+/* a pair cannot be stored: temporary, so that mail is not refused for it */
+static enum table_res
+files_mask_pair_add(struct table_be *t, const char *c, const char *s,
+    const char *p, struct table_mask_pair *out)
+{
+	(void)t;
+	(void)c;
+	(void)s;
+	(void)p;
+	(void)out;
+	return TABLE_TEMPFAIL;
+}
+
+static int
+files_mask_list(struct table_be *t, const char *s, table_row_cb cb,
+    void *arg, char *err, size_t len)
+{
+	(void)s;
+	return files_mask_service_list(t, cb, arg, err, len);
+}
+
+static int
+files_mask_event(struct table_be *t, const char *s, const char *p,
+    const char *k, long long at)
+{
+	(void)t;
+	(void)s;
+	(void)p;
+	(void)k;
+	(void)at;
+	return -1;
+}
+
+static int
+files_mask_bounce(struct table_be *t, const char *k, const char *c,
+    unsigned limit)
+{
+	(void)t;
+	(void)k;
+	(void)c;
+	(void)limit;
+	return -1;
+}
+
+static int
+files_mask_ok(struct table_be *t, const char *k, const char *c)
+{
+	return files_mask_bounce(t, k, c, 0);
+}
+
+static int
+files_mask_events(struct table_be *t, const char *s, long long since,
+    table_row_cb cb, void *arg, char *err, size_t len)
+{
+	(void)since;
+	return files_mask_list(t, s, cb, arg, err, len);
+}
+
 const struct table_ops table_files_ops = {
 	.prefix = "files:",
 	.open = files_open,
@@ -513,4 +652,18 @@ const struct table_ops table_files_ops = {
 	.account_set = files_account_set,
 	.reset_put = files_reset_put,
 	.reset_take = files_reset_take,
+	.mask_service_get = files_mask_service_get,
+	.mask_service_add = files_mask_service_add,
+	.mask_service_set = files_mask_set,
+	.mask_service_del = files_mask_service_del,
+	.mask_service_list = files_mask_service_list,
+	.mask_pair_get = files_mask_pair_get,
+	.mask_pair_find = files_mask_pair_find,
+	.mask_pair_add = files_mask_pair_add,
+	.mask_pair_set = files_mask_set,
+	.mask_pair_list = files_mask_list,
+	.mask_event = files_mask_event,
+	.mask_bounce = files_mask_bounce,
+	.mask_ok = files_mask_ok,
+	.mask_events = files_mask_events,
 };

@@ -4,7 +4,8 @@
  * servers sharing one database.
  *
  * The same schema and versions as table_sqlite.c (docs/database.md, now
- * version 3: accounts.recovery and send_as, reset_tokens), in
+ * version 4: accounts.recovery and send_as, reset_tokens (3); the mask_*
+ * tables of the masked relay (4)), in
  * TEXT and BIGINT columns. Names are stored lower-cased and compared with
  * lower() on both sides (a row a script wrote in capitals is still found);
  * unique indexes on lower() keep them unique whatever their case. aliases
@@ -31,7 +32,7 @@
 #include "table.h"
 #include "table_backend.h"
 
-#define PG_SCHEMA_VERSION	3
+#define PG_SCHEMA_VERSION	4
 #define PG_NAME_MAX		255	/* longest domain or local we store */
 
 /* SQLSTATEs we turn into words */
@@ -76,6 +77,35 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
 	" token_hash TEXT NOT NULL,"
 	" expires BIGINT NOT NULL);"
 	"CREATE INDEX aliases_target ON aliases (lower(target));",
+	/* 4: the masked relay (docs/masks.md) */
+	"CREATE TABLE mask_services ("
+	" code TEXT PRIMARY KEY,"
+	" real TEXT NOT NULL,"
+	" label TEXT NOT NULL DEFAULT '',"
+	" created BIGINT NOT NULL,"
+	" expires BIGINT NOT NULL DEFAULT 0,"
+	" disabled INTEGER NOT NULL DEFAULT 0,"
+	" bounces INTEGER NOT NULL DEFAULT 0);"
+	"CREATE UNIQUE INDEX mask_services_lower ON mask_services (lower(code));"
+	"CREATE TABLE mask_pairs ("
+	" code TEXT PRIMARY KEY,"
+	" service TEXT NOT NULL REFERENCES mask_services(code),"
+	" person TEXT NOT NULL,"
+	" created BIGINT NOT NULL,"
+	" disabled INTEGER NOT NULL DEFAULT 0,"
+	" bounces INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE (service, person));"
+	"CREATE UNIQUE INDEX mask_pairs_lower ON mask_pairs (lower(code));"
+	"CREATE UNIQUE INDEX mask_pairs_person"
+	" ON mask_pairs (lower(service), lower(person));"
+	"CREATE TABLE mask_events ("
+	" service TEXT NOT NULL,"
+	" pair TEXT NOT NULL DEFAULT '',"
+	" kind TEXT NOT NULL,"
+	" at BIGINT NOT NULL,"
+	" seq BIGINT GENERATED ALWAYS AS IDENTITY);"
+	"CREATE INDEX mask_events_service"
+	" ON mask_events (lower(service), at);",
 };
 
 static void
@@ -938,6 +968,375 @@ pg_reset_take(struct table_be *t, const char *local, const char *domain,
 	return found ? TABLE_FOUND : TABLE_NOTFOUND;
 }
 
+/* ---- schema 4: the masked relay ---- */
+
+#define PG_TEXT_MAX	1024	/* longest text given to pg_lowers */
+
+/*
+ * Lower-case up to four values into low[] for parameters; a NULL stays
+ * NULL. -1 if one is too long.
+ */
+static int
+pg_lowers(char low[][PG_TEXT_MAX + 1], const char **p, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (p[i] == NULL)
+			continue;
+		if (pg_lower(p[i], low[i], PG_TEXT_MAX + 1) == -1)
+			return -1;
+		p[i] = low[i];
+	}
+	return 0;
+}
+
+#define PG_SERVICE_COLS	"code, real, label, created::text, " \
+	"expires::text, disabled::text, bounces::text"
+#define PG_PAIR_COLS	"code, service, person, created::text, " \
+	"disabled::text, bounces::text"
+
+static int
+pg_service_row(PGresult *r, int i, struct table_mask_service *s)
+{
+	if (pg_field(r, i, 0, s->code, sizeof(s->code)) == -1 ||
+	    pg_field(r, i, 1, s->real, sizeof(s->real)) == -1 ||
+	    pg_field(r, i, 2, s->label, sizeof(s->label)) == -1)
+		return -1;
+	s->created = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+	s->expires = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+	s->disabled = (int)strtol(PQgetvalue(r, i, 5), NULL, 10);
+	s->bounces = (unsigned)strtoul(PQgetvalue(r, i, 6), NULL, 10);
+	return 0;
+}
+
+static int
+pg_pair_row(PGresult *r, int i, struct table_mask_pair *p)
+{
+	if (pg_field(r, i, 0, p->code, sizeof(p->code)) == -1 ||
+	    pg_field(r, i, 1, p->service, sizeof(p->service)) == -1 ||
+	    pg_field(r, i, 2, p->person, sizeof(p->person)) == -1)
+		return -1;
+	p->created = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+	p->disabled = (int)strtol(PQgetvalue(r, i, 4), NULL, 10);
+	p->bounces = (unsigned)strtoul(PQgetvalue(r, i, 5), NULL, 10);
+	return 0;
+}
+
+/* a query for at most one row, its parameters lower-cased */
+static PGresult *
+pg_query_lower(struct table_be *t, const char *sql, int n, const char **p,
+    enum table_res *res)
+{
+	char		 low[4][PG_TEXT_MAX + 1], err[256];
+	PGresult	*r;
+
+	*res = TABLE_TEMPFAIL;
+	if (pg_lowers(low, p, n) == -1) {
+		*res = TABLE_NOTFOUND;
+		return NULL;
+	}
+	if ((r = pg_exec(t, sql, n, p, PGRES_TUPLES_OK, NULL, err,
+	    sizeof(err))) == NULL)
+		return NULL;
+	if (PQntuples(r) == 0) {
+		*res = TABLE_NOTFOUND;
+		PQclear(r);
+		return NULL;
+	}
+	*res = TABLE_FOUND;
+	return r;
+}
+
+static enum table_res
+pg_mask_service_get(struct table_be *t, const char *code,
+    struct table_mask_service *out)
+{
+	const char	*p[1] = { code };
+	PGresult	*r;
+	enum table_res	 res;
+
+	if ((r = pg_query_lower(t, "SELECT " PG_SERVICE_COLS " FROM "
+	    "mask_services WHERE lower(code) = $1::text", 1, p, &res)) == NULL)
+		return res;
+	res = pg_service_row(r, 0, out) == 0 ? TABLE_FOUND : TABLE_TEMPFAIL;
+	PQclear(r);
+	return res;
+}
+
+/*
+ * A change with n parameters of which the first nlow are lower-cased.
+ * Rows changed or -1 with err set; *unique is set on a unique violation.
+ */
+static int
+pg_mask_change(struct table_be *t, int tx, const char *sql, int n, int nlow,
+    const char **p, int *unique, char *err, size_t errlen)
+{
+	char		 low[4][PG_TEXT_MAX + 1];
+	PGresult	*r, *fail;
+	int		 rows;
+
+	if (unique != NULL)
+		*unique = 0;
+	if (pg_lowers(low, p, nlow) == -1) {
+		snprintf(err, errlen, "value too long");
+		return -1;
+	}
+	if ((r = pg_run(t, !tx, sql, n, p, PGRES_COMMAND_OK, &fail, err,
+	    errlen)) == NULL) {
+		if (unique != NULL && pg_sqlstate_is(fail, PG_UNIQUE_VIOLATION))
+			*unique = 1;
+		PQclear(fail);
+		return -1;
+	}
+	rows = pg_rows(r);
+	PQclear(r);
+	return rows;
+}
+
+static int
+pg_mask_service_add(struct table_be *t, const char *code, const char *real,
+    const char *label, long long expires, char *err, size_t errlen)
+{
+	char		 now[32], ex[32];
+	const char	*p[5] = { code, real, label, now, ex };
+	int		 unique;
+
+	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+	snprintf(ex, sizeof(ex), "%lld", expires);
+	if (pg_mask_change(t, 0, "INSERT INTO mask_services (code, real, "
+	    "label, created, expires) VALUES ($1::text, $2::text, $3::text, "
+	    "$4::bigint, $5::bigint)", 5, 2, p, &unique, err, errlen) == -1) {
+		if (unique)
+			snprintf(err, errlen, "service code already exists");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+pg_mask_set(struct table_be *t, const char *sql, const char *code,
+    int disabled, const char *what, char *err, size_t errlen)
+{
+	char		 d[16];
+	const char	*p[2] = { code, d };
+	int		 rc;
+
+	snprintf(d, sizeof(d), "%d", disabled);
+	rc = pg_mask_change(t, 0, sql, 2, 1, p, NULL, err, errlen);
+	if (rc == 0)
+		snprintf(err, errlen, "no such %s", what);
+	return rc <= 0 ? -1 : 0;
+}
+
+static int
+pg_mask_service_set(struct table_be *t, const char *code, int disabled,
+    char *err, size_t errlen)
+{
+	return pg_mask_set(t, "UPDATE mask_services SET disabled = $2::int, "
+	    "bounces = CASE WHEN $2::int = 0 THEN 0 ELSE bounces END "
+	    "WHERE lower(code) = $1::text", code, disabled, "service", err,
+	    errlen);
+}
+
+static int
+pg_mask_service_del(struct table_be *t, const char *code, char *err,
+    size_t errlen)
+{
+	const char	*p[1];
+	int		 rc;
+
+	if (pg_ready(t, err, errlen) == -1 ||
+	    pg_command(t, "BEGIN", err, errlen) == -1)
+		return -1;
+	p[0] = code;
+	rc = pg_mask_change(t, 1, "DELETE FROM mask_events WHERE "
+	    "lower(service) = $1::text", 1, 1, p, NULL, err, errlen);
+	p[0] = code;
+	if (rc != -1)
+		rc = pg_mask_change(t, 1, "DELETE FROM mask_pairs WHERE "
+		    "lower(service) = $1::text", 1, 1, p, NULL, err, errlen);
+	p[0] = code;
+	if (rc != -1)
+		rc = pg_mask_change(t, 1, "DELETE FROM mask_services WHERE "
+		    "lower(code) = $1::text", 1, 1, p, NULL, err, errlen);
+	if (rc == 0)
+		snprintf(err, errlen, "no such service");
+	if (rc > 0 && pg_command(t, "COMMIT", err, errlen) == 0)
+		return 0;
+	if (PQtransactionStatus(t->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(t->conn, "ROLLBACK"));
+	return -1;
+}
+
+static int
+pg_mask_service_list(struct table_be *t, table_row_cb cb, void *arg,
+    char *err, size_t errlen)
+{
+	PGresult	*r;
+
+	if ((r = pg_exec(t, "SELECT s.code, s.real, s.label, s.created::text, "
+	    "s.expires::text, s.disabled::text, s.bounces::text, "
+	    "(SELECT count(*) FROM mask_pairs p WHERE lower(p.service) = "
+	    "lower(s.code))::text FROM mask_services s "
+	    "ORDER BY s.created, lower(s.code) COLLATE \"C\"", 0, NULL,
+	    PGRES_TUPLES_OK, NULL, err, errlen)) == NULL)
+		return -1;
+	pg_rows_cb(r, cb, arg);
+	return 0;
+}
+
+static enum table_res
+pg_mask_pair_get(struct table_be *t, const char *code,
+    struct table_mask_pair *out)
+{
+	const char	*p[1] = { code };
+	PGresult	*r;
+	enum table_res	 res;
+
+	if ((r = pg_query_lower(t, "SELECT " PG_PAIR_COLS " FROM mask_pairs "
+	    "WHERE lower(code) = $1::text", 1, p, &res)) == NULL)
+		return res;
+	res = pg_pair_row(r, 0, out) == 0 ? TABLE_FOUND : TABLE_TEMPFAIL;
+	PQclear(r);
+	return res;
+}
+
+static enum table_res
+pg_mask_pair_find(struct table_be *t, const char *service,
+    const char *person, struct table_mask_pair *out)
+{
+	const char	*p[2] = { service, person };
+	PGresult	*r;
+	enum table_res	 res;
+
+	if ((r = pg_query_lower(t, "SELECT " PG_PAIR_COLS " FROM mask_pairs "
+	    "WHERE lower(service) = $1::text AND lower(person) = $2::text", 2,
+	    p, &res)) == NULL)
+		return res;
+	res = pg_pair_row(r, 0, out) == 0 ? TABLE_FOUND : TABLE_TEMPFAIL;
+	PQclear(r);
+	return res;
+}
+
+/*
+ * Race-safe: ON CONFLICT DO NOTHING covers both unique keys; the SELECT
+ * then finds the pair another message made. If the code was taken by
+ * another pair there is nothing to find: TEMPFAIL (the next try draws a
+ * new code).
+ */
+static enum table_res
+pg_mask_pair_add(struct table_be *t, const char *code, const char *service,
+    const char *person, struct table_mask_pair *out)
+{
+	char		 now[32], err[256];
+	const char	*p[4] = { code, service, person, now };
+
+	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+	if (pg_mask_change(t, 0, "INSERT INTO mask_pairs (code, service, "
+	    "person, created) VALUES ($1::text, $2::text, $3::text, "
+	    "$4::bigint) ON CONFLICT DO NOTHING", 4, 3, p, NULL, err,
+	    sizeof(err)) == -1)
+		return TABLE_TEMPFAIL;
+	return pg_mask_pair_find(t, service, person, out) == TABLE_FOUND ?
+	    TABLE_FOUND : TABLE_TEMPFAIL;
+}
+
+static int
+pg_mask_pair_set(struct table_be *t, const char *code, int disabled,
+    char *err, size_t errlen)
+{
+	return pg_mask_set(t, "UPDATE mask_pairs SET disabled = $2::int, "
+	    "bounces = CASE WHEN $2::int = 0 THEN 0 ELSE bounces END "
+	    "WHERE lower(code) = $1::text", code, disabled, "pair", err,
+	    errlen);
+}
+
+static int
+pg_mask_pair_list(struct table_be *t, const char *service, table_row_cb cb,
+    void *arg, char *err, size_t errlen)
+{
+	char		 low[1][PG_TEXT_MAX + 1];
+	const char	*p[1] = { service };
+	PGresult	*r;
+
+	if (pg_lowers(low, p, 1) == -1)
+		return 0;
+	if ((r = pg_exec(t, "SELECT " PG_PAIR_COLS " FROM mask_pairs "
+	    "WHERE lower(service) = $1::text ORDER BY created, "
+	    "lower(code) COLLATE \"C\"", 1, p, PGRES_TUPLES_OK, NULL, err,
+	    errlen)) == NULL)
+		return -1;
+	pg_rows_cb(r, cb, arg);
+	return 0;
+}
+
+static int
+pg_mask_event(struct table_be *t, const char *service, const char *pair,
+    const char *kind, long long at)
+{
+	char		 when[32], err[256];
+	const char	*p[4] = { service, pair ? pair : "", kind, when };
+
+	snprintf(when, sizeof(when), "%lld", at);
+	return pg_mask_change(t, 0, "INSERT INTO mask_events (service, pair, "
+	    "kind, at) VALUES ($1::text, $2::text, $3::text, $4::bigint)", 4,
+	    2, p, NULL, err, sizeof(err)) == -1 ? -1 : 0;
+}
+
+static int
+pg_mask_bounce(struct table_be *t, const char *kind, const char *code,
+    unsigned limit)
+{
+	char		 lim[16], err[256];
+	const char	*p[2] = { code, lim };
+
+	snprintf(lim, sizeof(lim), "%u", limit);
+	return pg_mask_change(t, 0, strcmp(kind, "service") == 0 ?
+	    "UPDATE mask_services SET bounces = bounces + 1, "
+	    "disabled = CASE WHEN disabled = 0 AND $2::int > 0 AND "
+	    "bounces + 1 >= $2::int THEN 2 ELSE disabled END "
+	    "WHERE lower(code) = $1::text" :
+	    "UPDATE mask_pairs SET bounces = bounces + 1, "
+	    "disabled = CASE WHEN disabled = 0 AND $2::int > 0 AND "
+	    "bounces + 1 >= $2::int THEN 2 ELSE disabled END "
+	    "WHERE lower(code) = $1::text", 2, 1, p, NULL, err,
+	    sizeof(err)) == -1 ? -1 : 0;
+}
+
+static int
+pg_mask_ok(struct table_be *t, const char *kind, const char *code)
+{
+	char		 err[256];
+	const char	*p[1] = { code };
+
+	return pg_mask_change(t, 0, strcmp(kind, "service") == 0 ?
+	    "UPDATE mask_services SET bounces = 0 WHERE "
+	    "lower(code) = $1::text AND bounces <> 0" :
+	    "UPDATE mask_pairs SET bounces = 0 WHERE "
+	    "lower(code) = $1::text AND bounces <> 0", 1, 1, p, NULL, err,
+	    sizeof(err)) == -1 ? -1 : 0;
+}
+
+static int
+pg_mask_events(struct table_be *t, const char *service, long long since,
+    table_row_cb cb, void *arg, char *err, size_t errlen)
+{
+	char		 low[1][PG_TEXT_MAX + 1], s[32];
+	const char	*p[2] = { service, s };
+	PGresult	*r;
+
+	if (pg_lowers(low, p, 1) == -1)
+		return 0;
+	snprintf(s, sizeof(s), "%lld", since);
+	if ((r = pg_exec(t, "SELECT service, pair, kind, at::text "
+	    "FROM mask_events WHERE ($1::text IS NULL OR "
+	    "lower(service) = $1::text) AND at >= $2::bigint "
+	    "ORDER BY at, seq", 2, p, PGRES_TUPLES_OK, NULL, err,
+	    errlen)) == NULL)
+		return -1;
+	pg_rows_cb(r, cb, arg);
+	return 0;
+}
+
 const struct table_ops table_pgsql_ops = {
 	.prefix = "postgresql://",
 	.open = pg_open,
@@ -965,4 +1364,18 @@ const struct table_ops table_pgsql_ops = {
 	.account_set = pg_account_set,
 	.reset_put = pg_reset_put,
 	.reset_take = pg_reset_take,
+	.mask_service_get = pg_mask_service_get,
+	.mask_service_add = pg_mask_service_add,
+	.mask_service_set = pg_mask_service_set,
+	.mask_service_del = pg_mask_service_del,
+	.mask_service_list = pg_mask_service_list,
+	.mask_pair_get = pg_mask_pair_get,
+	.mask_pair_find = pg_mask_pair_find,
+	.mask_pair_add = pg_mask_pair_add,
+	.mask_pair_set = pg_mask_pair_set,
+	.mask_pair_list = pg_mask_pair_list,
+	.mask_event = pg_mask_event,
+	.mask_bounce = pg_mask_bounce,
+	.mask_ok = pg_mask_ok,
+	.mask_events = pg_mask_events,
 };

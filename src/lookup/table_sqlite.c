@@ -8,6 +8,7 @@
  *	aliases(address, target, owner, created)	(version 2)
  *	accounts.recovery, accounts.send_as, reset_tokens(address,
  *	    token_hash, expires)			(version 3)
+ *	mask_services, mask_pairs, mask_events		(version 4)
  * table_init_schema() creates it or migrates an older one, one version a
  * transaction, at start and by `sluice db migrate`.
  * Names are stored lower-cased (ASCII) and compared NOCASE. Every statement
@@ -18,6 +19,7 @@
  * dispatches to it through table_sqlite_ops (table_backend.h).
  */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +30,7 @@
 #include "table.h"
 #include "table_backend.h"
 
-#define TABLE_SCHEMA_VERSION	3
+#define TABLE_SCHEMA_VERSION	4
 #define TABLE_NAME_MAX		255	/* longest domain or local we store */
 
 #define TABLE_CACHE	8	/* prepared lookup statements kept */
@@ -69,6 +71,29 @@ static const char *const migrations[TABLE_SCHEMA_VERSION] = {
 	" token_hash TEXT NOT NULL,"
 	" expires INTEGER NOT NULL);"
 	"CREATE INDEX aliases_target ON aliases (lower(target));",
+	/* 4: the masked relay (docs/masks.md) */
+	"CREATE TABLE mask_services ("
+	" code TEXT PRIMARY KEY COLLATE NOCASE,"
+	" real TEXT NOT NULL COLLATE NOCASE,"
+	" label TEXT NOT NULL DEFAULT '',"
+	" created INTEGER NOT NULL,"
+	" expires INTEGER NOT NULL DEFAULT 0,"
+	" disabled INTEGER NOT NULL DEFAULT 0,"
+	" bounces INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE mask_pairs ("
+	" code TEXT PRIMARY KEY COLLATE NOCASE,"
+	" service TEXT NOT NULL COLLATE NOCASE REFERENCES mask_services(code),"
+	" person TEXT NOT NULL COLLATE NOCASE,"
+	" created INTEGER NOT NULL,"
+	" disabled INTEGER NOT NULL DEFAULT 0,"
+	" bounces INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE (service, person));"
+	"CREATE TABLE mask_events ("
+	" service TEXT NOT NULL COLLATE NOCASE,"
+	" pair TEXT NOT NULL DEFAULT '' COLLATE NOCASE,"
+	" kind TEXT NOT NULL,"
+	" at INTEGER NOT NULL);"
+	"CREATE INDEX mask_events_service ON mask_events (service, at);",
 };
 
 static struct table_be *
@@ -847,6 +872,369 @@ sq_reset_take(struct table_be *t, const char *local, const char *domain,
 	return found ? TABLE_FOUND : TABLE_NOTFOUND;
 }
 
+/* ---- schema 4: the masked relay ---- */
+
+#define SQ_TEXT_MAX	1024	/* longest text bound by sq_prepf */
+
+/*
+ * Prepare sql and bind its parameters ?1, ?2... by types: 'l' text
+ * lower-cased (ASCII), 't' text as is, 'i' a long long; a NULL text is
+ * SQL NULL. NULL with err set on failure.
+ */
+static sqlite3_stmt *
+sq_prepf(struct table_be *t, char *err, size_t errlen, const char *sql,
+    const char *types, ...)
+{
+	sqlite3_stmt	*st;
+	va_list		 ap;
+	char		 low[SQ_TEXT_MAX + 1];
+	const char	*s;
+	size_t		 n, k;
+	int		 i, rc = SQLITE_OK;
+
+	if ((st = table_prepare(t, sql, err, errlen)) == NULL)
+		return NULL;
+	va_start(ap, types);
+	for (i = 1; types[i - 1] != '\0' && rc == SQLITE_OK; i++) {
+		if (types[i - 1] == 'i') {
+			rc = sqlite3_bind_int64(st, i,
+			    (sqlite3_int64)va_arg(ap, long long));
+			continue;
+		}
+		if ((s = va_arg(ap, const char *)) == NULL)
+			continue;
+		if (types[i - 1] == 't') {
+			rc = sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+			continue;
+		}
+		if ((n = strlen(s)) > SQ_TEXT_MAX) {
+			rc = SQLITE_TOOBIG;
+			break;
+		}
+		for (k = 0; k < n; k++)
+			low[k] = (char)tolower((unsigned char)s[k]);
+		rc = sqlite3_bind_text(st, i, low, (int)n, SQLITE_TRANSIENT);
+	}
+	va_end(ap);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: cannot bind a value", t->path);
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* Step a changing statement and finalize it; rows changed or -1. */
+static int
+sq_done(struct table_be *t, sqlite3_stmt *st, char *err, size_t errlen)
+{
+	int	 rc;
+
+	if (st == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		table_error(t, err, errlen);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? sqlite3_changes(t->db) : -1;
+}
+
+static int
+sq_begin(struct table_be *t, char *err, size_t errlen)
+{
+	if (sqlite3_exec(t->db, "BEGIN IMMEDIATE;", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		table_error(t, err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+/* commit (ok) or roll back; 0 or -1 with err set */
+static int
+sq_end(struct table_be *t, int ok, char *err, size_t errlen)
+{
+	if (ok && sqlite3_exec(t->db, "COMMIT;", NULL, NULL, NULL) ==
+	    SQLITE_OK)
+		return 0;
+	if (ok)
+		table_error(t, err, errlen);
+	sqlite3_exec(t->db, "ROLLBACK;", NULL, NULL, NULL);
+	return -1;
+}
+
+/* One row from a statement already stepped to SQLITE_ROW */
+static int
+sq_service_row(sqlite3_stmt *st, struct table_mask_service *s)
+{
+	if (sq_column(st, 0, s->code, sizeof(s->code)) == -1 ||
+	    sq_column(st, 1, s->real, sizeof(s->real)) == -1 ||
+	    sq_column(st, 2, s->label, sizeof(s->label)) == -1)
+		return -1;
+	s->created = (long long)sqlite3_column_int64(st, 3);
+	s->expires = (long long)sqlite3_column_int64(st, 4);
+	s->disabled = sqlite3_column_int(st, 5);
+	s->bounces = (unsigned)sqlite3_column_int64(st, 6);
+	return 0;
+}
+
+static int
+sq_pair_row(sqlite3_stmt *st, struct table_mask_pair *p)
+{
+	if (sq_column(st, 0, p->code, sizeof(p->code)) == -1 ||
+	    sq_column(st, 1, p->service, sizeof(p->service)) == -1 ||
+	    sq_column(st, 2, p->person, sizeof(p->person)) == -1)
+		return -1;
+	p->created = (long long)sqlite3_column_int64(st, 3);
+	p->disabled = sqlite3_column_int(st, 4);
+	p->bounces = (unsigned)sqlite3_column_int64(st, 5);
+	return 0;
+}
+
+/* step st (finalized here) for at most one row through fill */
+static enum table_res
+sq_get_one(sqlite3_stmt *st, int (*fill)(sqlite3_stmt *, void *), void *out)
+{
+	int		 rc;
+	enum table_res	 res;
+
+	if (st == NULL)
+		return TABLE_TEMPFAIL;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		res = fill(st, out) == 0 ? TABLE_FOUND : TABLE_TEMPFAIL;
+	else
+		res = rc == SQLITE_DONE ? TABLE_NOTFOUND : TABLE_TEMPFAIL;
+	sqlite3_finalize(st);
+	return res;
+}
+
+static int
+sq_fill_service(sqlite3_stmt *st, void *out)
+{
+	return sq_service_row(st, out);
+}
+
+static int
+sq_fill_pair(sqlite3_stmt *st, void *out)
+{
+	return sq_pair_row(st, out);
+}
+
+#define SQ_SERVICE_COLS	"code, real, label, created, expires, disabled, " \
+	"bounces"
+#define SQ_PAIR_COLS	"code, service, person, created, disabled, bounces"
+
+static enum table_res
+sq_mask_service_get(struct table_be *t, const char *code,
+    struct table_mask_service *out)
+{
+	char	 err[256];
+
+	return sq_get_one(sq_prepf(t, err, sizeof(err), "SELECT "
+	    SQ_SERVICE_COLS " FROM mask_services WHERE code = ?1", "l", code),
+	    sq_fill_service, out);
+}
+
+static int
+sq_mask_service_add(struct table_be *t, const char *code, const char *real,
+    const char *label, long long expires, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = sq_prepf(t, err, errlen, "INSERT INTO mask_services (code, "
+	    "real, label, created, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
+	    "llti" "i", code, real, label, (long long)time(NULL),
+	    expires)) == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		snprintf(err, errlen, "service code already exists");
+	else
+		table_error(t, err, errlen);
+	return -1;
+}
+
+/* UPDATE a service or pair's disabled; enabling clears the bounces */
+static int
+sq_mask_set(struct table_be *t, const char *sql, const char *code,
+    int disabled, const char *what, char *err, size_t errlen)
+{
+	int	 rc;
+
+	rc = sq_done(t, sq_prepf(t, err, errlen, sql, "li", code,
+	    (long long)disabled), err, errlen);
+	if (rc == 0)
+		snprintf(err, errlen, "no such %s", what);
+	return rc <= 0 ? -1 : 0;
+}
+
+static int
+sq_mask_service_set(struct table_be *t, const char *code, int disabled,
+    char *err, size_t errlen)
+{
+	return sq_mask_set(t, "UPDATE mask_services SET disabled = ?2, "
+	    "bounces = CASE WHEN ?2 = 0 THEN 0 ELSE bounces END "
+	    "WHERE code = ?1", code, disabled, "service", err, errlen);
+}
+
+static int
+sq_mask_service_del(struct table_be *t, const char *code, char *err,
+    size_t errlen)
+{
+	int	 rc;
+
+	if (sq_begin(t, err, errlen) == -1)
+		return -1;
+	rc = sq_done(t, sq_prepf(t, err, errlen, "DELETE FROM mask_events "
+	    "WHERE service = ?1", "l", code), err, errlen);
+	if (rc != -1)
+		rc = sq_done(t, sq_prepf(t, err, errlen, "DELETE FROM "
+		    "mask_pairs WHERE service = ?1", "l", code), err, errlen);
+	if (rc != -1)
+		rc = sq_done(t, sq_prepf(t, err, errlen, "DELETE FROM "
+		    "mask_services WHERE code = ?1", "l", code), err, errlen);
+	if (rc == 0)
+		snprintf(err, errlen, "no such service");
+	return sq_end(t, rc > 0, err, errlen);
+}
+
+static int
+sq_mask_service_list(struct table_be *t, table_row_cb cb, void *arg,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = table_prepare(t, "SELECT s.code, s.real, s.label, "
+	    "s.created, s.expires, s.disabled, s.bounces, (SELECT count(*) "
+	    "FROM mask_pairs p WHERE p.service = s.code) FROM mask_services s "
+	    "ORDER BY s.created, s.code", err, errlen)) == NULL)
+		return -1;
+	return table_rows(t, st, cb, arg, err, errlen);
+}
+
+static enum table_res
+sq_mask_pair_get(struct table_be *t, const char *code,
+    struct table_mask_pair *out)
+{
+	char	 err[256];
+
+	return sq_get_one(sq_prepf(t, err, sizeof(err), "SELECT "
+	    SQ_PAIR_COLS " FROM mask_pairs WHERE code = ?1", "l", code),
+	    sq_fill_pair, out);
+}
+
+static enum table_res
+sq_mask_pair_find(struct table_be *t, const char *service,
+    const char *person, struct table_mask_pair *out)
+{
+	char	 err[256];
+
+	return sq_get_one(sq_prepf(t, err, sizeof(err), "SELECT "
+	    SQ_PAIR_COLS " FROM mask_pairs WHERE service = ?1 AND "
+	    "person = ?2", "ll", service, person), sq_fill_pair, out);
+}
+
+/*
+ * Race-safe: the INSERT does nothing when (service, person) - or, far less
+ * likely, the code - exists; the SELECT then returns the pair that is there.
+ * A code taken by another pair leaves nothing to find: TEMPFAIL.
+ */
+static enum table_res
+sq_mask_pair_add(struct table_be *t, const char *code, const char *service,
+    const char *person, struct table_mask_pair *out)
+{
+	char		 err[256];
+	enum table_res	 res;
+
+	if (sq_done(t, sq_prepf(t, err, sizeof(err), "INSERT INTO mask_pairs "
+	    "(code, service, person, created) VALUES (?1, ?2, ?3, ?4) "
+	    "ON CONFLICT DO NOTHING", "llli", code, service, person,
+	    (long long)time(NULL)), err, sizeof(err)) == -1)
+		return TABLE_TEMPFAIL;
+	res = sq_mask_pair_find(t, service, person, out);
+	return res == TABLE_FOUND ? TABLE_FOUND : TABLE_TEMPFAIL;
+}
+
+static int
+sq_mask_pair_set(struct table_be *t, const char *code, int disabled,
+    char *err, size_t errlen)
+{
+	return sq_mask_set(t, "UPDATE mask_pairs SET disabled = ?2, "
+	    "bounces = CASE WHEN ?2 = 0 THEN 0 ELSE bounces END "
+	    "WHERE code = ?1", code, disabled, "pair", err, errlen);
+}
+
+static int
+sq_mask_pair_list(struct table_be *t, const char *service, table_row_cb cb,
+    void *arg, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = sq_prepf(t, err, errlen, "SELECT " SQ_PAIR_COLS
+	    " FROM mask_pairs WHERE service = ?1 ORDER BY created, code", "l",
+	    service)) == NULL)
+		return -1;
+	return table_rows(t, st, cb, arg, err, errlen);
+}
+
+static int
+sq_mask_event(struct table_be *t, const char *service, const char *pair,
+    const char *kind, long long at)
+{
+	char	 err[256];
+
+	return sq_done(t, sq_prepf(t, err, sizeof(err), "INSERT INTO "
+	    "mask_events (service, pair, kind, at) VALUES (?1, ?2, ?3, ?4)",
+	    "llti", service, pair ? pair : "", kind, at), err,
+	    sizeof(err)) == -1 ? -1 : 0;
+}
+
+static int
+sq_mask_bounce(struct table_be *t, const char *kind, const char *code,
+    unsigned limit)
+{
+	char	 err[256];
+
+	return sq_done(t, sq_prepf(t, err, sizeof(err), strcmp(kind,
+	    "service") == 0 ? "UPDATE mask_services SET bounces = bounces + 1, "
+	    "disabled = CASE WHEN disabled = 0 AND ?2 > 0 AND "
+	    "bounces + 1 >= ?2 THEN 2 ELSE disabled END WHERE code = ?1" :
+	    "UPDATE mask_pairs SET bounces = bounces + 1, "
+	    "disabled = CASE WHEN disabled = 0 AND ?2 > 0 AND "
+	    "bounces + 1 >= ?2 THEN 2 ELSE disabled END WHERE code = ?1",
+	    "li", code, (long long)limit), err, sizeof(err)) == -1 ? -1 : 0;
+}
+
+static int
+sq_mask_ok(struct table_be *t, const char *kind, const char *code)
+{
+	char	 err[256];
+
+	return sq_done(t, sq_prepf(t, err, sizeof(err), strcmp(kind,
+	    "service") == 0 ? "UPDATE mask_services SET bounces = 0 "
+	    "WHERE code = ?1 AND bounces <> 0" : "UPDATE mask_pairs SET "
+	    "bounces = 0 WHERE code = ?1 AND bounces <> 0", "l", code), err,
+	    sizeof(err)) == -1 ? -1 : 0;
+}
+
+static int
+sq_mask_events(struct table_be *t, const char *service, long long since,
+    table_row_cb cb, void *arg, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = sq_prepf(t, err, errlen, "SELECT service, pair, kind, at "
+	    "FROM mask_events WHERE (?1 IS NULL OR service = ?1) AND "
+	    "at >= ?2 ORDER BY at, rowid", "li", service, since)) == NULL)
+		return -1;
+	return table_rows(t, st, cb, arg, err, errlen);
+}
+
 const struct table_ops table_sqlite_ops = {
 	.prefix = "sqlite:",
 	.open = sq_open,
@@ -874,4 +1262,18 @@ const struct table_ops table_sqlite_ops = {
 	.account_set = sq_account_set,
 	.reset_put = sq_reset_put,
 	.reset_take = sq_reset_take,
+	.mask_service_get = sq_mask_service_get,
+	.mask_service_add = sq_mask_service_add,
+	.mask_service_set = sq_mask_service_set,
+	.mask_service_del = sq_mask_service_del,
+	.mask_service_list = sq_mask_service_list,
+	.mask_pair_get = sq_mask_pair_get,
+	.mask_pair_find = sq_mask_pair_find,
+	.mask_pair_add = sq_mask_pair_add,
+	.mask_pair_set = sq_mask_pair_set,
+	.mask_pair_list = sq_mask_pair_list,
+	.mask_event = sq_mask_event,
+	.mask_bounce = sq_mask_bounce,
+	.mask_ok = sq_mask_ok,
+	.mask_events = sq_mask_events,
 };
