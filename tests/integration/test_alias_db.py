@@ -140,17 +140,22 @@ def test_db_migrate_from_version_1(make_sluice, database):
             from sluice_harness import RUN_USER
             shutil.chown(path, RUN_USER, RUN_USER)
     else:
-        s.db.sql("DROP TABLE aliases; DROP TABLE reset_tokens; DROP TABLE accounts; "
+        s.db.sql("DROP TABLE mask_events; DROP TABLE mask_pairs; DROP TABLE mask_services; "
+                 "DROP TABLE aliases; DROP TABLE reset_tokens; DROP TABLE accounts; "
                  "DROP TABLE domains; DROP TABLE meta;")
         s.db.sql(V1_PG)
     r = s.cli("db", "migrate")
-    assert "schema version 3" in r.stdout
-    assert s.db.sql("SELECT value FROM meta WHERE key='schema_version'") == [["3"]]
+    assert "schema version 4" in r.stdout
+    assert s.db.sql("SELECT value FROM meta WHERE key='schema_version'") == [["4"]]
     assert s.db.sql("SELECT local FROM accounts") == [["keep"]]
     # version 3: the account keeps its row, with empty recovery and send_as
     assert s.db.sql("SELECT recovery, send_as FROM accounts") == [["", ""]]
     s.db.sql("SELECT address, token_hash, expires FROM reset_tokens")
     s.db.sql("SELECT address, target, owner, created FROM aliases")
+    # version 4: the masked relay's tables, empty
+    assert s.db.sql("SELECT count(*) FROM mask_services") == [["0"]]
+    assert s.db.sql("SELECT count(*) FROM mask_pairs") == [["0"]]
+    s.db.sql("SELECT service, pair, kind, at FROM mask_events")
     # a newer schema than this sluice knows is refused, not changed
     s.db.sql("UPDATE meta SET value='99' WHERE key='schema_version'")
     r = s.cli("db", "migrate", check=False)

@@ -198,8 +198,8 @@ def test_check_and_migrate(env):
     assert r.returncode == 0, err(r)
     r = env.run("db", "migrate")
     assert r.returncode == 0, err(r)
-    assert "schema version 3" in out(r)
-    assert env.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert "schema version 4" in out(r)
+    assert env.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
 
 
 # --- usage and help ----------------------------------------------------------

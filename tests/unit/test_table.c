@@ -1,4 +1,4 @@
-/* table: the backend dispatch, table_dsn_safe, schema 3 on SQLite */
+/* table: the backend dispatch, table_dsn_safe, schemas 3 and 4 on SQLite */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,7 +83,7 @@ test_sqlite_schema3(void **state)
 	snprintf(dsn, sizeof(dsn), "sqlite:%s", path);
 	assert_non_null(t = table_open(dsn, err, sizeof(err)));
 	assert_int_equal(table_init_schema(t, err, sizeof(err)), 0);
-	assert_int_equal(table_schema_version(t), 3);
+	assert_int_equal(table_schema_version(t), 4);
 	assert_int_equal(table_domain_add(t, "example.test", err,
 	    sizeof(err)), 0);
 	assert_int_equal(table_account_add(t, "demo", "example.test", "$y$h",
@@ -152,6 +152,203 @@ test_sqlite_schema3(void **state)
 	rmdir(dir);
 }
 
+/* a fresh SQLite database in dir; removed by db_drop */
+static struct table *
+db_new(char *dir, char *path, size_t pathlen)
+{
+	char		 dsn[160], err[256];
+	struct table	*t;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, pathlen, "%s/t.db", dir);
+	snprintf(dsn, sizeof(dsn), "sqlite:%s", path);
+	assert_non_null(t = table_open(dsn, err, sizeof(err)));
+	assert_int_equal(table_init_schema(t, err, sizeof(err)), 0);
+	return t;
+}
+
+static void
+db_drop(struct table *t, const char *dir)
+{
+	char	 path[160];
+
+	table_close(t);
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/t.db-wal", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/t.db-shm", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+struct rows {
+	size_t	 n;
+	char	 first[4][64];	/* columns of the first row */
+	char	 last[8][64];	/* and of the last */
+};
+
+static void
+rows_cb(void *arg, const char **cols, size_t ncols)
+{
+	struct rows	*r = arg;
+
+	for (size_t i = 0; i < ncols && i < 8; i++) {
+		if (r->n == 0 && i < 4)
+			snprintf(r->first[i], sizeof(r->first[i]), "%s",
+			    cols[i]);
+		snprintf(r->last[i], sizeof(r->last[i]), "%s", cols[i]);
+	}
+	r->n++;
+}
+
+#define SVC	"aaaaaaaaaaaaaaaaaaaa"
+#define SVC2	"bbbbbbbbbbbbbbbbbbbb"
+#define PAIR	"cccccccccccccccccccc"
+#define PAIR2	"dddddddddddddddddddd"
+
+/* schema 4: services, pairs (race-safe add), bounces, events */
+static void
+test_sqlite_mask(void **state)
+{
+	char				 dir[] = "/tmp/sluice-table-XXXXXX";
+	char				 path[128], err[256];
+	struct table			*t;
+	struct table_mask_service	 s;
+	struct table_mask_pair		 p;
+	struct rows			 r;
+
+	(void)state;
+	t = db_new(dir, path, sizeof(path));
+	assert_int_equal(table_mask_service_get(t, SVC, &s), TABLE_NOTFOUND);
+	assert_int_equal(table_mask_service_add(t, SVC, "Shop@Example.ORG",
+	    "listing 42", 0, err, sizeof(err)), 0);
+	assert_int_equal(table_mask_service_add(t, SVC, "x@example.org", "",
+	    0, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "already exists"));
+	assert_int_equal(table_mask_service_add(t, SVC2, "b@example.org",
+	    NULL, 2000000000, err, sizeof(err)), 0);
+	/* any case finds it; stored lower-case */
+	assert_int_equal(table_mask_service_get(t, "AAAAAAAAAAAAAAAAAAAA", &s),
+	    TABLE_FOUND);
+	assert_string_equal(s.code, SVC);
+	assert_string_equal(s.real, "shop@example.org");
+	assert_string_equal(s.label, "listing 42");
+	assert_true(s.created > 0);
+	assert_int_equal(s.expires, 0);
+	assert_int_equal(s.disabled, 0);
+	/* too long to exist */
+	assert_int_equal(table_mask_service_get(t, "aaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaa", &s), TABLE_NOTFOUND);
+
+	/* a pair: added once, the second add returns the first */
+	assert_int_equal(table_mask_pair_find(t, SVC, "ann@client.test", &p),
+	    TABLE_NOTFOUND);
+	assert_int_equal(table_mask_pair_add(t, PAIR, SVC, "Ann@Client.test",
+	    &p), TABLE_FOUND);
+	assert_string_equal(p.code, PAIR);
+	assert_string_equal(p.person, "ann@client.test");
+	assert_int_equal(table_mask_pair_add(t, PAIR2, SVC, "ann@client.TEST",
+	    &p), TABLE_FOUND);
+	assert_string_equal(p.code, PAIR);
+	assert_int_equal(table_mask_pair_get(t, PAIR2, &p), TABLE_NOTFOUND);
+	/* the code already taken by another pair: temporary */
+	assert_int_equal(table_mask_pair_add(t, PAIR, SVC, "bob@client.test",
+	    &p), TABLE_TEMPFAIL);
+	/* no such service: the foreign key refuses it */
+	assert_int_equal(table_mask_pair_add(t, PAIR2, "eeeeeeeeeeeeeeeeeeee",
+	    "bob@client.test", &p), TABLE_TEMPFAIL);
+	assert_int_equal(table_mask_pair_add(t, PAIR2, SVC, "bob@client.test",
+	    &p), TABLE_FOUND);
+	assert_int_equal(table_mask_pair_find(t, SVC, "BOB@client.test", &p),
+	    TABLE_FOUND);
+	assert_string_equal(p.code, PAIR2);
+	assert_string_equal(p.service, SVC);
+
+	/* bounces in a row to the limit disable (2); ok resets the count */
+	assert_int_equal(table_mask_bounce(t, "pair", PAIR, 3), 0);
+	assert_int_equal(table_mask_bounce(t, "pair", PAIR, 3), 0);
+	assert_int_equal(table_mask_pair_get(t, PAIR, &p), TABLE_FOUND);
+	assert_int_equal(p.bounces, 2);
+	assert_int_equal(p.disabled, 0);
+	assert_int_equal(table_mask_ok(t, "pair", PAIR), 0);
+	assert_int_equal(table_mask_pair_get(t, PAIR, &p), TABLE_FOUND);
+	assert_int_equal(p.bounces, 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(table_mask_bounce(t, "pair", PAIR, 3), 0);
+	assert_int_equal(table_mask_pair_get(t, PAIR, &p), TABLE_FOUND);
+	assert_int_equal(p.bounces, 3);
+	assert_int_equal(p.disabled, 2);
+	assert_int_equal(table_mask_bounce(t, "service", SVC, 2), 0);
+	assert_int_equal(table_mask_bounce(t, "service", SVC, 2), 0);
+	assert_int_equal(table_mask_service_get(t, SVC, &s), TABLE_FOUND);
+	assert_int_equal(s.disabled, 2);
+	assert_int_equal(s.bounces, 2);
+	assert_int_equal(table_mask_bounce(t, "nonsense", SVC, 2), -1);
+	/* the operator's enable clears the count; disable (1) stays 1 */
+	assert_int_equal(table_mask_service_set(t, SVC, 0, err, sizeof(err)),
+	    0);
+	assert_int_equal(table_mask_service_get(t, SVC, &s), TABLE_FOUND);
+	assert_int_equal(s.disabled, 0);
+	assert_int_equal(s.bounces, 0);
+	assert_int_equal(table_mask_service_set(t, SVC, 1, err, sizeof(err)),
+	    0);
+	assert_int_equal(table_mask_bounce(t, "service", SVC, 1), 0);
+	assert_int_equal(table_mask_service_get(t, SVC, &s), TABLE_FOUND);
+	assert_int_equal(s.disabled, 1);
+	assert_int_equal(table_mask_service_set(t, SVC, 3, err, sizeof(err)),
+	    -1);
+	assert_int_equal(table_mask_service_set(t, "ffffffffffffffffffff", 1,
+	    err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no such service"));
+	assert_int_equal(table_mask_pair_set(t, PAIR, 0, err, sizeof(err)), 0);
+	assert_int_equal(table_mask_pair_get(t, PAIR, &p), TABLE_FOUND);
+	assert_int_equal(p.disabled, 0);
+
+	/* listings */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(table_mask_service_list(t, rows_cb, &r, err,
+	    sizeof(err)), 0);
+	assert_int_equal(r.n, 2);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(table_mask_pair_list(t, SVC, rows_cb, &r, err,
+	    sizeof(err)), 0);
+	assert_int_equal(r.n, 2);
+
+	/* events: since, one service or all, oldest first */
+	assert_int_equal(table_mask_event(t, SVC, PAIR, "in", 1000), 0);
+	assert_int_equal(table_mask_event(t, SVC, PAIR, "reply", 1100), 0);
+	assert_int_equal(table_mask_event(t, SVC2, NULL, "bounce-in", 900), 0);
+	assert_int_equal(table_mask_event(t, SVC, PAIR2, "auto-in", 1200), 0);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(table_mask_events(t, NULL, 0, rows_cb, &r, err,
+	    sizeof(err)), 0);
+	assert_int_equal(r.n, 4);
+	assert_string_equal(r.first[0], SVC2);
+	assert_string_equal(r.first[1], "");
+	assert_string_equal(r.first[3], "900");
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(table_mask_events(t, SVC, 1100, rows_cb, &r, err,
+	    sizeof(err)), 0);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.first[2], "reply");
+	assert_string_equal(r.last[2], "auto-in");
+	assert_string_equal(r.last[1], PAIR2);
+
+	/* deleting a service deletes its pairs and events, nothing else */
+	assert_int_equal(table_mask_service_del(t, SVC, err, sizeof(err)), 0);
+	assert_int_equal(table_mask_service_del(t, SVC, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no such service"));
+	assert_int_equal(table_mask_pair_get(t, PAIR, &p), TABLE_NOTFOUND);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(table_mask_events(t, NULL, 0, rows_cb, &r, err,
+	    sizeof(err)), 0);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(table_mask_service_get(t, SVC2, &s), TABLE_FOUND);
+	assert_int_equal(s.expires, 2000000000);
+	db_drop(t, dir);
+}
+
 int
 main(void)
 {
@@ -159,6 +356,7 @@ main(void)
 		cmocka_unit_test(test_dsn_safe),
 		cmocka_unit_test(test_open_dispatch),
 		cmocka_unit_test(test_sqlite_schema3),
+		cmocka_unit_test(test_sqlite_mask),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
