@@ -34,6 +34,7 @@ static const char usage_main[] =
     "  db migrate                     create or update the database schema\n"
     "  robot test ADDRESS < MESSAGE   dry run of delivery to a robot\n"
     "  dovecot-config [OPTIONS]       a Dovecot configuration for IMAP\n"
+    "  mask service|list|pairs|stats  the masked relay\n"
     "\n"
     "options:\n"
     "  -c FILE    configuration file (default $SLUICE_CONFIG, then "
@@ -53,6 +54,7 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "alias",	cmd_alias },
 	{ "db",		cmd_db },
 	{ "dovecot-config", cmd_dovecot },
+	{ "mask",	cmd_mask },
 };
 
 void
