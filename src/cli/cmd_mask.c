@@ -12,7 +12,8 @@
  * signed with the first mask-key; a REAL address in the mask domain is
  * refused (a mask never forwards to a mask). DATE is YYYY-MM-DD or
  * YYYY-MM-DDTHH:MM:SSZ, UTC. Exit: 0 ok, 64 usage, 65 invalid input,
- * 67 no such service, 75 database trouble, 78 no mask-domain.
+ * 67 no such service, 75 database trouble, 78 no mask-domain (or a
+ * files: database, which holds no masks).
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -347,7 +348,8 @@ mask_service_add(struct cli *cli, const struct mask_opts *o)
 	table_close(t);
 	if (rc == -1) {
 		cli_err("%s", err);
-		return EX_TEMPFAIL;
+		/* the files backend: the relay needs a database (config) */
+		return strstr(err, "read-only") ? EX_CONFIG : EX_TEMPFAIL;
 	}
 	if (!(o->seen & M_JSON)) {
 		printf("service-%s@%s\n", code, cli->cfg.mask_domain);

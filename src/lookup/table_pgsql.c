@@ -1261,7 +1261,7 @@ pg_mask_pair_list(struct table_be *t, const char *service, table_row_cb cb,
 	if (pg_lowers(low, p, 1) == -1)
 		return 0;
 	if ((r = pg_exec(t, "SELECT " PG_PAIR_COLS " FROM mask_pairs "
-	    "WHERE lower(service) = $1::text ORDER BY created, "
+	    "WHERE lower(service) = $1::text ORDER BY mask_pairs.created, "
 	    "lower(code) COLLATE \"C\"", 1, p, PGRES_TUPLES_OK, NULL, err,
 	    errlen)) == NULL)
 		return -1;
@@ -1330,7 +1330,7 @@ pg_mask_events(struct table_be *t, const char *service, long long since,
 	if ((r = pg_exec(t, "SELECT service, pair, kind, at::text "
 	    "FROM mask_events WHERE ($1::text IS NULL OR "
 	    "lower(service) = $1::text) AND at >= $2::bigint "
-	    "ORDER BY at, seq", 2, p, PGRES_TUPLES_OK, NULL, err,
+	    "ORDER BY mask_events.at, seq", 2, p, PGRES_TUPLES_OK, NULL, err,
 	    errlen)) == NULL)
 		return -1;
 	pg_rows_cb(r, cb, arg);

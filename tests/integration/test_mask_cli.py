@@ -3,9 +3,14 @@ their pairs and statistics, on SQLite and PostgreSQL. Events are written
 behind sluice's back (the db fixture's sql()) as a scripted conversation
 with known timestamps, so the statistics are exact numbers."""
 import json
+import os
 import re
+import shutil
+import subprocess
 
 import pytest
+
+from sluice_harness import BUILD, RUN_USER, Sluice, free_port
 
 DOMAIN = "relay.example.test"
 MASK_CONF = "mask-domain %s\nmask-key 00112233445566778899aabbccddeeff\n" % DOMAIN
@@ -152,6 +157,39 @@ def test_without_mask_config(make_sluice):
     assert mask(s, "--help").returncode == 0
 
 
+def test_files_backend_has_no_masks():
+    s = Sluice(extra_conf=MASK_CONF)
+    try:
+        tables = os.path.join(s.dir, "tables")
+        os.mkdir(tables)
+        for name in ("domains", "accounts"):
+            with open(os.path.join(tables, name), "w") as f:
+                f.write("")
+            if os.geteuid() == 0:
+                shutil.chown(os.path.join(tables, name), RUN_USER, RUN_USER)
+        with open(s.conf, "a") as f:
+            f.write("database files:%s\n" % tables)
+        assert json.loads(mask(s, "list", "--json").stdout) == []
+        r = mask(s, "service", "add", "a@example.org", rc=78)
+        assert "read-only" in r.stderr and "needs a sqlite" in r.stderr
+        mask(s, "service", "disable", "a" * 20, rc=67)
+        assert "all: in=0 people=0" in mask(s, "stats").stdout
+    finally:
+        s.cleanup()
+
+
+def test_database_down_is_temporary():
+    s = Sluice(extra_conf=MASK_CONF + "database postgresql://u:pw@127.0.0.1:%d/db\n"
+               % free_port())
+    try:
+        for args in (["list"], ["service", "add", "a@example.org"], ["stats"],
+                     ["service", "disable", "a" * 20], ["pairs", "a" * 20]):
+            r = mask(s, *args, rc=75)
+            assert "postgresql" in r.stderr and "pw@" not in r.stderr
+    finally:
+        s.cleanup()
+
+
 T = 1700000000  # 2023-11-14T22:13:20Z
 
 
@@ -223,3 +261,18 @@ def test_stats_scripted_conversation(ms, db_backend):
     # nothing since a later day
     j = json.loads(mask(ms, "stats", "--since", "2030-01-01", "--json").stdout)
     assert stat(j["all"]) == (0, 0, 0, 0, 0.0, None, None)
+
+
+def test_table_functions_on_postgresql(pg_server):
+    """The unit test of the mask tables (tests/unit/test_table.c), run on a
+    fresh PostgreSQL database: pair_add twice, bounce limits, events."""
+    name, dsn = pg_server.new_database()
+    try:
+        r = subprocess.run([os.path.join(BUILD, "tests", "unit", "test_table")],
+                           env=dict(os.environ, SLUICE_TEST_PGSQL_DSN=dsn),
+                           capture_output=True, text=True)
+        out = r.stdout + r.stderr
+        assert r.returncode == 0, out
+        assert "[       OK ] test_pgsql_mask" in out, out
+    finally:
+        pg_server.drop_database(name)

@@ -207,19 +207,18 @@ rows_cb(void *arg, const char **cols, size_t ncols)
 #define PAIR	"cccccccccccccccccccc"
 #define PAIR2	"dddddddddddddddddddd"
 
-/* schema 4: services, pairs (race-safe add), bounces, events */
+/*
+ * schema 4: services, pairs (race-safe add), bounces, events, on an empty
+ * schema-4 database of any backend
+ */
 static void
-test_sqlite_mask(void **state)
+mask_checks(struct table *t)
 {
-	char				 dir[] = "/tmp/sluice-table-XXXXXX";
-	char				 path[128], err[256];
-	struct table			*t;
+	char				 err[256];
 	struct table_mask_service	 s;
 	struct table_mask_pair		 p;
 	struct rows			 r;
 
-	(void)state;
-	t = db_new(dir, path, sizeof(path));
 	assert_int_equal(table_mask_service_get(t, SVC, &s), TABLE_NOTFOUND);
 	assert_int_equal(table_mask_service_add(t, SVC, "Shop@Example.ORG",
 	    "listing 42", 0, err, sizeof(err)), 0);
@@ -346,7 +345,41 @@ test_sqlite_mask(void **state)
 	assert_int_equal(r.n, 1);
 	assert_int_equal(table_mask_service_get(t, SVC2, &s), TABLE_FOUND);
 	assert_int_equal(s.expires, 2000000000);
+}
+
+static void
+test_sqlite_mask(void **state)
+{
+	char		 dir[] = "/tmp/sluice-table-XXXXXX", path[128];
+	struct table	*t;
+
+	(void)state;
+	t = db_new(dir, path, sizeof(path));
+	mask_checks(t);
 	db_drop(t, dir);
+}
+
+/*
+ * The same on PostgreSQL when SLUICE_TEST_PGSQL_DSN names an empty
+ * database (tests/integration/test_mask_cli.py starts one); else skipped.
+ */
+static void
+test_pgsql_mask(void **state)
+{
+	const char	*dsn = getenv("SLUICE_TEST_PGSQL_DSN");
+	char		 err[256];
+	struct table	*t;
+
+	(void)state;
+	if (dsn == NULL || *dsn == '\0')
+		skip();
+	t = table_open(dsn, err, sizeof(err));
+	if (t == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(table_init_schema(t, err, sizeof(err)), 0);
+	assert_int_equal(table_schema_version(t), 4);
+	mask_checks(t);
+	table_close(t);
 }
 
 int
@@ -357,6 +390,7 @@ main(void)
 		cmocka_unit_test(test_open_dispatch),
 		cmocka_unit_test(test_sqlite_schema3),
 		cmocka_unit_test(test_sqlite_mask),
+		cmocka_unit_test(test_pgsql_mask),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
