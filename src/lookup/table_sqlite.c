@@ -2,7 +2,7 @@
  * table_sqlite - the SQLite backend of table.h ("sqlite:/path/file.db").
  *
  * Schema (docs/database.md; kept readable by Dovecot's sql driver):
- *	meta(key, value)		schema_version = 3
+ *	meta(key, value)		schema_version = 4
  *	domains(name, created)
  *	accounts(local, domain -> domains, password, created)
  *	aliases(address, target, owner, created)	(version 2)
