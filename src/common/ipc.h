@@ -41,7 +41,7 @@ enum ipc_type {
 	CHILD_PEER_SET,		/* u32 role; fd: the channel to that peer */
 	CHILD_CONF_RELOAD,	/* (empty): re-read the config file */
 	/* smtp -> lookup, and the answer */
-	LOOKUP_RCPT_CHECK,	/* str addr */
+	LOOKUP_RCPT_CHECK,	/* str addr; str sender */
 	SMTP_RCPT_RESULT,	/* u32 table_res-like code (lookup_rcpt) */
 	/* smtp -> queue, and the answers */
 	QUEUE_MSG_OPEN,		/* (empty) */
@@ -83,6 +83,9 @@ enum ipc_type {
 	SMTP_SENDER_RESULT,	/* u32 auth_res; str the address refused */
 	/* master -> smtp: the TLS files, opened as root (SIGHUP) */
 	SMTP_TLS_FILE,		/* u32 0 cert, 1 key; fd: the file */
+	/* queue -> lookup: a recipient in the mask domain (lookup.c) */
+	LOOKUP_MASK_RESOLVE,	/* str rcpt; str sender; u32 automatic */
+	QUEUE_MASK_RESOLVED,	/* u32 mask_res; str why; [route] */
 	IMSG_MAX
 };
 
@@ -101,6 +104,7 @@ enum lookup_rcpt {
 	LOOKUP_TEMPFAIL,	/* the table failed: try later (P3) */
 	LOOKUP_EXPANDED,	/* an alias (or extension): targets sent */
 	LOOKUP_FAILED,		/* permanent (alias loop...): text says */
+	LOOKUP_DENIED,		/* this sender may not write to it (masks) */
 };
 
 struct ipc;

@@ -21,6 +21,7 @@
 #include "addr.h"
 #include "aliases.h"
 #include "authpool.h"
+#include "mask_lookup.h"
 #include "envelope.h"
 #include "expand.h"
 #include "resolve.h"
@@ -122,6 +123,9 @@ lookup_expand(const char *addrstr, struct xtarget **t, size_t *n, char *err,
 	return r;
 }
 
+static uint32_t	lookup_addr(const char *, struct xtarget **, size_t *, char *,
+		    size_t);
+
 /*
  * Read the address of a request and resolve it: LOOKUP_EXPANDED means the
  * targets are in *t (also for a plain account), LOOKUP_FAILED an alias
@@ -142,6 +146,13 @@ lookup_request(struct ipc_msg *m, char *addr, struct xtarget **t, size_t *n,
 		log_warnx("bad %s", ipc_type_name(m->type));
 		return LOOKUP_TEMPFAIL;
 	}
+	return lookup_addr(addr, t, n, err, errlen);
+}
+
+static uint32_t
+lookup_addr(const char *addr, struct xtarget **t, size_t *n, char *err,
+    size_t errlen)
+{
 	switch (lookup_expand(addr, t, n, err, errlen)) {
 	case EXPAND_REMOTE:
 		return LOOKUP_REMOTE;
@@ -156,20 +167,54 @@ lookup_request(struct ipc_msg *m, char *addr, struct xtarget **t, size_t *n,
 	}
 }
 
-/* The SMTP-time check: does the recipient exist (or is it remote)? */
+/*
+ * The SMTP-time check: does the recipient exist (or is it remote)? str
+ * addr; str sender (the mask rules depend on who writes).
+ */
 static void
 lookup_on_check(struct ipc *c, struct ipc_msg *m, void *arg)
 {
 	struct buf	 b;
 	struct xtarget	*t = NULL;
+	struct ipc_rd	 rd;
+	struct table	*tb;
 	char		 addr[ADDR_STR_MAX + 1], err[ENV_TEXT_MAX];
-	size_t		 n;
+	char		 sender[ADDR_STR_MAX + 1];
+	size_t		 n = 0;
 	uint32_t	 res;
 
 	(void)arg;
-	res = lookup_request(m, addr, &t, &n, err, sizeof(err));
-	if (res == LOOKUP_FAILED || res == LOOKUP_EXPANDED)
-		res = LOOKUP_LOCAL;	/* it exists; a loop bounces later */
+	ipc_rd_init(&rd, m);
+	ipc_get_str(&rd, addr, sizeof(addr));
+	ipc_get_str(&rd, sender, sizeof(sender));
+	if (ipc_get_end(&rd) == -1) {
+		log_warnx("bad LOOKUP_RCPT_CHECK");
+		res = LOOKUP_TEMPFAIL;
+	} else if (mask_domain_of(lp->conf, addr)) {
+		if ((tb = lookup_table()) == NULL)
+			res = LOOKUP_TEMPFAIL;
+		else switch (mask_check(tb, lp->conf, addr, sender, err,
+		    sizeof(err))) {
+		case MASK_R_OK:
+			res = LOOKUP_LOCAL;
+			break;
+		case MASK_R_DENIED:
+			log_info("mask: refused from=<%s> to=<%s>: %s", sender,
+			    addr, err);
+			res = LOOKUP_DENIED;
+			break;
+		case MASK_R_TEMPFAIL:
+			res = LOOKUP_TEMPFAIL;
+			break;
+		default:
+			res = LOOKUP_NOUSER;
+			break;
+		}
+	} else {
+		res = lookup_addr(addr, &t, &n, err, sizeof(err));
+		if (res == LOOKUP_FAILED || res == LOOKUP_EXPANDED)
+			res = LOOKUP_LOCAL; /* it exists; a loop bounces later */
+	}
 	free(t);
 	buf_init(&b, 64);
 	ipc_put_u32(&b, res);
@@ -492,8 +537,59 @@ static const struct ipc_handler smtp_handlers[] = {
 	{ LOOKUP_SENDER_CHECK, lookup_on_sender },
 	{ 0, NULL }
 };
+/*
+ * LOOKUP_MASK_RESOLVE: str rcpt; str sender; u32 automatic. Answer
+ * QUEUE_MASK_RESOLVED: u32 mask_res; str why; and with MASK_R_OK the
+ * route: u32 dir; str service, pair, target, verp, from_mask, reply_to,
+ * person, service_real, user_mask, service_mask.
+ */
+static void
+lookup_on_mask(struct ipc *c, struct ipc_msg *m, void *arg)
+{
+	struct ipc_rd		 rd;
+	struct buf		 b;
+	struct mask_route	 mr;
+	struct table		*tb;
+	char			 rcpt[ADDR_STR_MAX + 1], sender[ADDR_STR_MAX + 1];
+	char			 why[256] = "";
+	uint32_t		 automatic, res;
+
+	(void)arg;
+	ipc_rd_init(&rd, m);
+	ipc_get_str(&rd, rcpt, sizeof(rcpt));
+	ipc_get_str(&rd, sender, sizeof(sender));
+	automatic = ipc_get_u32(&rd);
+	if (ipc_get_end(&rd) == -1) {
+		log_warnx("bad LOOKUP_MASK_RESOLVE");
+		res = MASK_R_TEMPFAIL;
+	} else if ((tb = lookup_table()) == NULL)
+		res = MASK_R_TEMPFAIL;
+	else
+		res = mask_resolve(tb, lp->conf, rcpt, sender, automatic != 0,
+		    &mr, why, sizeof(why));
+	buf_init(&b, 4096);
+	ipc_put_u32(&b, res);
+	ipc_put_str(&b, why);
+	if (res == MASK_R_OK) {
+		ipc_put_u32(&b, mr.dir);
+		ipc_put_str(&b, mr.service);
+		ipc_put_str(&b, mr.pair);
+		ipc_put_str(&b, mr.target);
+		ipc_put_str(&b, mr.verp);
+		ipc_put_str(&b, mr.from_mask);
+		ipc_put_str(&b, mr.reply_to);
+		ipc_put_str(&b, mr.person);
+		ipc_put_str(&b, mr.service_real);
+		ipc_put_str(&b, mr.user_mask);
+		ipc_put_str(&b, mr.service_mask);
+	}
+	ipc_send_buf(c, QUEUE_MASK_RESOLVED, m->id, -1, &b);
+	buf_free(&b);
+}
+
 static const struct ipc_handler queue_handlers[] = {
 	{ LOOKUP_RCPT_RESOLVE, lookup_on_resolve },
+	{ LOOKUP_MASK_RESOLVE, lookup_on_mask },
 	{ 0, NULL }
 };
 

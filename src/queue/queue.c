@@ -38,6 +38,8 @@
 #include "queue.h"
 #include "sluiced.h"
 #include "srs.h"
+#include "mask.h"
+#include "maskq.h"
 
 #define QBUCKETS	4096
 
@@ -50,6 +52,7 @@ struct qopen {
 	char			 maildrop[256];	/* imported from this file */
 	int			 failed;	/* this commit did not happen */
 	struct qmsg		*parent;	/* a DSN: the bounced message */
+	size_t			 parent_rcpt;	/* a mask copy: for this one */
 	struct envelope		 env;
 };
 
@@ -95,6 +98,7 @@ static void	qmsg_start(struct qmsg *);
 static void	qmsg_done(struct qmsg *);
 static void	qmsg_finish(struct qmsg *);
 static void	qmsg_dsn_done(struct qmsg *, int);
+static void	qmsg_mask_done(struct qmsg *, size_t, const char *);
 static void	queue_on_retry(int, short, void *);
 static void	qmsg_idle(struct qmsg *);
 static void	qmsg_unidle(struct qmsg *);
@@ -330,10 +334,14 @@ queue_on_commit(struct ipc *c, struct ipc_msg *m, void *arg)
 	event_active(ev_flush, EV_TIMEOUT, 0);
 }
 
-/* A message the queue made itself (bounce, maildrop): commit it too. */
-void
-queue_commit_internal(struct envelope *env, int datafd, const char *maildrop,
-    struct qmsg *parent)
+/*
+ * A message the queue made itself (bounce, maildrop, mask copy): commit it
+ * too. A mask copy names the recipient of parent it stands for. -1: not
+ * queued (no memory; the data file goes at the next start).
+ */
+static int
+queue_commit_add(struct envelope *env, int datafd, const char *maildrop,
+    struct qmsg *parent, size_t parent_rcpt)
 {
 	struct qopen	*o;
 
@@ -341,16 +349,26 @@ queue_commit_internal(struct envelope *env, int datafd, const char *maildrop,
 		log_warnx("%s: out of memory, data/%s removed at next start",
 		    env->id, env->id);
 		close(datafd);
-		return;
+		envelope_free(env);
+		return -1;
 	}
 	o->env = *env;
 	envelope_init(env);
 	o->fd = datafd;
 	o->session = 0;
 	o->parent = parent;
+	o->parent_rcpt = parent_rcpt;
 	snprintf(o->maildrop, sizeof(o->maildrop), "%s", maildrop ? maildrop : "");
 	TAILQ_INSERT_TAIL(&batch, o, batch);
 	event_active(ev_flush, EV_TIMEOUT, 0);
+	return 0;
+}
+
+void
+queue_commit_internal(struct envelope *env, int datafd, const char *maildrop,
+    struct qmsg *parent)
+{
+	queue_commit_add(env, datafd, maildrop, parent, SIZE_MAX);
 }
 
 /* Check and write one envelope of the batch; -1: refuse this one. */
@@ -423,12 +441,16 @@ queue_flush(int fd, short ev, void *arg)
 			unlinkat(queue_spool.data, o->env.id, 0);
 			queue_commit_reply(o, 0, "451 4.3.0 Queue write error, "
 			    "try again later");
-			if (o->parent)
+			if (o->parent && o->parent_rcpt != SIZE_MAX)
+				qmsg_mask_done(o->parent, o->parent_rcpt, NULL);
+			else if (o->parent)
 				qmsg_dsn_done(o->parent, 0);
 			qopen_free(o, 1);
 			continue;
 		}
-		if (o->parent)
+		if (o->parent && o->parent_rcpt != SIZE_MAX)
+			qmsg_mask_done(o->parent, o->parent_rcpt, o->env.id);
+		else if (o->parent)
 			qmsg_dsn_done(o->parent, 1);
 		queue_commit_reply(o, 1, "");
 		log_info("%s: queued from=<%s> size=%llu nrcpt=%zu proto=%s "
@@ -974,6 +996,21 @@ qmsg_ask_sender(struct qmsg *m, struct buf *b)
 		m->lookups++;
 }
 
+/* Is m an automatic message (auto-reply, receipt, bulk)? 0 or 1 */
+static int
+qmsg_automatic(const struct qmsg *m)
+{
+	struct buf	 hdr;
+	off_t		 body;
+	int		 a = 0;
+
+	buf_init(&hdr, 512 * 1024);
+	if (maskq_header(m, &hdr, &body) == 0)
+		a = mask_auto_submitted(hdr.data ? hdr.data : "", hdr.len);
+	buf_free(&hdr);
+	return a;
+}
+
 /* Scan (once) and ask the lookup process about each recipient due now. */
 static void
 qmsg_start(struct qmsg *m)
@@ -983,6 +1020,8 @@ qmsg_start(struct qmsg *m)
 	size_t		 i;
 	struct buf	 b;
 	struct qreq	*r;
+	uint16_t	 type;
+	int		 automatic = -1;
 
 	m->active = 1;
 	m->newly_bounced = 0;
@@ -1034,7 +1073,16 @@ qmsg_start(struct qmsg *m)
 		}
 		buf_reset(&b);
 		ipc_put_str(&b, rc->addr);
-		if (ipc_send_buf(qp->peer[ROLE_LOOKUP], LOOKUP_RCPT_RESOLVE,
+		type = LOOKUP_RCPT_RESOLVE;
+		if (mask_domain_of(qp->conf, rc->addr)) {
+			/* the masked relay: who writes, and is it a human? */
+			if (automatic == -1)
+				automatic = qmsg_automatic(m);
+			ipc_put_str(&b, m->env.from);
+			ipc_put_u32(&b, (uint32_t)automatic);
+			type = LOOKUP_MASK_RESOLVE;
+		}
+		if (ipc_send_buf(qp->peer[ROLE_LOOKUP], type,
 		    r->id, -1, &b) == -1) {
 			LIST_REMOVE(r, entry);
 			m->outstanding--;
@@ -1227,6 +1275,116 @@ done:
 	qreq_free_targets(r);
 	qmsg_lookup_done(r->m);
 	qreq_finish(r);
+}
+
+/*
+ * QUEUE_MASK_RESOLVED: where the masked copy goes (lookup.c has the
+ * format). The copy is written and committed now; its recipient here is
+ * delivered when the copy is on disk (qmsg_mask_done).
+ */
+static void
+queue_on_mask_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
+{
+	struct ipc_rd		 rd;
+	struct qreq		*r;
+	struct mask_route	 mr;
+	struct envelope		 copy;
+	char			 why[256], text[ENV_TEXT_MAX];
+	uint32_t		 res;
+	int			 fd;
+
+	(void)c;
+	(void)arg;
+	memset(&mr, 0, sizeof(mr));
+	ipc_rd_init(&rd, msg);
+	res = ipc_get_u32(&rd);
+	ipc_get_str(&rd, why, sizeof(why));
+	if (res == MASK_R_OK) {
+		mr.dir = ipc_get_u32(&rd) ? MASK_DIR_REPLY : MASK_DIR_IN;
+		ipc_get_str(&rd, mr.service, sizeof(mr.service));
+		ipc_get_str(&rd, mr.pair, sizeof(mr.pair));
+		ipc_get_str(&rd, mr.target, sizeof(mr.target));
+		ipc_get_str(&rd, mr.verp, sizeof(mr.verp));
+		ipc_get_str(&rd, mr.from_mask, sizeof(mr.from_mask));
+		ipc_get_str(&rd, mr.reply_to, sizeof(mr.reply_to));
+		ipc_get_str(&rd, mr.person, sizeof(mr.person));
+		ipc_get_str(&rd, mr.service_real, sizeof(mr.service_real));
+		ipc_get_str(&rd, mr.user_mask, sizeof(mr.user_mask));
+		ipc_get_str(&rd, mr.service_mask, sizeof(mr.service_mask));
+	}
+	if ((r = qreq_take(msg->id, ROLE_LOOKUP)) == NULL) {
+		log_warnx("unexpected QUEUE_MASK_RESOLVED");
+		return;
+	}
+	if (ipc_get_end(&rd) == -1) {
+		log_warnx("bad QUEUE_MASK_RESOLVED");
+		res = MASK_R_TEMPFAIL;
+		snprintf(why, sizeof(why), "bad answer from the lookup process");
+	}
+	switch (res) {
+	case MASK_R_OK:
+		break;
+	case MASK_R_DROP:
+		/* accepted at RCPT, not relayed now: said in the log */
+		snprintf(text, sizeof(text), "2.0.0 not relayed: %s", why);
+		rcpt_outcome(r->m, r->rcpt, RCPT_DELIVERED, "mask", text);
+		goto done;
+	case MASK_R_NOUSER:
+	case MASK_R_DENIED:
+	case MASK_R_NOTMASK:
+		/* changed since RCPT (disabled, deleted): a bounce */
+		snprintf(text, sizeof(text), "5.1.1 %s", why[0] ? why :
+		    "no such mask address");
+		rcpt_outcome(r->m, r->rcpt, RCPT_BOUNCED, "mask", text);
+		goto done;
+	default:
+		snprintf(text, sizeof(text), "4.3.0 %s", why[0] ? why :
+		    "temporary lookup failure");
+		rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "mask", text);
+		goto done;
+	}
+	switch (maskq_build(r->m, &mr, qp->conf->hostname, &copy, &fd, why,
+	    sizeof(why))) {
+	case MASKQ_OK:
+		break;
+	case MASKQ_DROP:
+		log_warnx("%s: to=<%s> mask copy dropped: %s", r->m->env.id,
+		    r->m->env.rcpts[r->rcpt].addr, why);
+		snprintf(text, sizeof(text), "2.0.0 not relayed: %s", why);
+		rcpt_outcome(r->m, r->rcpt, RCPT_DELIVERED, "mask", text);
+		goto done;
+	default:
+		snprintf(text, sizeof(text), "4.3.0 %s", why);
+		rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "mask", text);
+		goto done;
+	}
+	log_info("%s: mask copy %s from=<%s> to=<%s> pair=%s dir=%s",
+	    r->m->env.id, copy.id, mr.verp, mr.target, mr.pair,
+	    mr.dir == MASK_DIR_IN ? "in" : "reply");
+	if (queue_commit_add(&copy, fd, NULL, r->m, r->rcpt) == -1)
+		rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "mask", "4.3.0 out "
+		    "of memory");
+	else
+		r->m->outstanding++;	/* until the copy is committed */
+done:
+	qmsg_lookup_done(r->m);
+	qreq_finish(r);
+}
+
+/* The mask copy for recipient i is committed (id) or not (NULL). */
+static void
+qmsg_mask_done(struct qmsg *m, size_t i, const char *id)
+{
+	char	 text[ENV_TEXT_MAX];
+
+	if (id) {
+		snprintf(text, sizeof(text), "2.0.0 relayed as %s", id);
+		rcpt_outcome(m, i, RCPT_DELIVERED, "mask", text);
+	} else
+		rcpt_outcome(m, i, RCPT_DEFERRED, "mask", "4.3.0 the masked "
+		    "copy could not be queued");
+	if (--m->outstanding == 0)
+		qmsg_done(m);
 }
 
 /*
@@ -1703,6 +1861,7 @@ static const struct ipc_handler smtp_handlers[] = {
 static const struct ipc_handler lookup_handlers[] = {
 	{ QUEUE_RCPT_TARGETS, queue_on_targets },
 	{ QUEUE_RCPT_RESOLVED, queue_on_resolved },
+	{ QUEUE_MASK_RESOLVED, queue_on_mask_resolved },
 	{ 0, NULL }
 };
 static const struct ipc_handler deliver_handlers[] = {

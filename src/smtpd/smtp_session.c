@@ -50,7 +50,7 @@ enum smtp_error {
 	E_BDAT_FAILED, E_NO_TLS, E_TLS_ACTIVE, E_8BIT, E_NOT_IMPL,
 	E_AUTH_NEEDED, E_AUTH_TLS, E_AUTH_PORT, E_AUTH_TWICE, E_AUTH_IN_TX,
 	E_AUTH_MECH, E_AUTH_ABORTED, E_AUTH_BASE64, E_AUTH_INVALID,
-	E_AUTH_TEMP, E_AUTH_LOCKED, E_SENDER_TEMP,
+	E_AUTH_TEMP, E_AUTH_LOCKED, E_SENDER_TEMP, E_MASK_DENIED,
 };
 
 static const struct {
@@ -102,6 +102,8 @@ static const struct {
 	    "address, try again later" },
 	[E_SENDER_TEMP] = { "451 4.3.0 Temporary failure checking the "
 	    "sender, try again later" },
+	[E_MASK_DENIED] = { "550 5.7.1 Recipient address rejected: this "
+	    "sender may not write to this address" },
 };
 
 static void	smtp_on_read(struct bufferevent *, void *);
@@ -529,6 +531,7 @@ smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	addr_format(&ra.to, s->pending_rcpt, sizeof(s->pending_rcpt));
 	buf_init(&b, 1024);
 	ipc_put_str(&b, s->pending_rcpt);
+	ipc_put_str(&b, s->from);
 	s->wait = SMTP_W_RCPT;
 	if (smtpd_request(s, ROLE_LOOKUP, LOOKUP_RCPT_CHECK, &b) == -1) {
 		s->wait = SMTP_W_NONE;
@@ -557,6 +560,11 @@ smtp_rcpt_answer(struct smtp_session *s, uint32_t res)
 		log_info("%u: unknown recipient from=<%s> to=<%s> client=%s",
 		    s->id, s->from, s->pending_rcpt, s->addr);
 		smtp_error(s, E_NOUSER);
+		return;
+	case LOOKUP_DENIED:
+		log_info("%u: sender refused from=<%s> to=<%s> client=%s",
+		    s->id, s->from, s->pending_rcpt, s->addr);
+		smtp_error(s, E_MASK_DENIED);
 		return;
 	default:
 		smtp_error(s, E_TEMPFAIL);

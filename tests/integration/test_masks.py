@@ -1,0 +1,214 @@
+"""The masked relay end to end (issue 6): a person writes to a service
+address, the service's mailbox gets it from a user address, the service
+answers, the person gets the answer from the service address; neither side
+ever sees the other's real address in any header. Real peers: smtplib as
+the clients, a local account and an aiosmtpd server as the two mailboxes.
+Runs on SQLite and PostgreSQL."""
+import email
+import email.policy
+import json
+import re
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from sluice_harness import RawSMTP, free_port, tag, wait_for
+from smtp_peers import Recorder
+
+MASKDOM = "relay.example.test"
+KEY = "0123456789abcdef0123456789abcdef"
+DESK = "desk@example.test"          # the service's real address (local)
+ALICE = "alice@far.test"            # a person, behind the aiosmtpd peer
+
+
+@pytest.fixture
+def far():
+    rec = Recorder()
+    port = free_port()
+    ctl = Controller(rec, hostname="127.0.0.1", port=port)
+    ctl.start()
+    rec.port = port
+    yield rec
+    ctl.stop()
+
+
+@pytest.fixture
+def relay(make_sluice, far, db_backend):
+    s = make_sluice("mask-domain %s\nmask-key %s\nroute far.test via 127.0.0.1:%d\n"
+                    % (MASKDOM, KEY, far.port))
+    s.add_account(DESK)
+    s.far = far
+    return s
+
+
+def new_service(s, real=DESK, label="listing 42"):
+    r = s.cli("mask", "service", "add", real, "--label", label, "--json")
+    return json.loads(r.stdout)["address"]
+
+
+def send(s, sender, rcpts, msg):
+    c = RawSMTP(s.smtp_port)
+    c.ehlo("client.test")
+    c.expect(250, "2.1.0", "MAIL FROM:<%s>" % sender)
+    for r in rcpts:
+        c.expect(250, "2.1.5", "RCPT TO:<%s>" % r)
+    c.expect(354, None, "DATA")
+    c.send(msg.replace(b"\n", b"\r\n") + b".\r\n")
+    c.expect(250, "2.0.0")
+    c.expect(221, "2.0.0", "QUIT")
+
+
+def header_section(raw):
+    """The header section, CRLF made LF, folded lines unfolded."""
+    h = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    return re.sub(rb"\n[ \t]+", b" ", h)
+
+
+def first_contact(s, svc, t, extra=b""):
+    send(s, ALICE, [svc], b"From: Alice Liddell <alice@far.test>\n"
+         b"To: <" + svc.encode() + b">\nCc: Bob <bob@third.test>\n"
+         b"Subject: about the listing " + t.encode() + b"\n"
+         b"Message-ID: <m1." + t.encode() + b"@far.test>\n"
+         b"X-Mailer: Leaky 1.0 alice@far.test\n" + extra +
+         b"\nIs it still available? " + t.encode() + b"\n")
+    try:
+        got = wait_for(lambda: [m for m in s.messages(DESK) if t.encode() in m],
+                       what="the copy in the service's mailbox")[0]
+    except AssertionError:
+        raise AssertionError("no copy; log:\n" + s.read_log()[-3000:])
+    return got
+
+
+@pytest.mark.db_backends
+def test_conversation_both_ways(relay, db_backend):
+    s = relay
+    svc = new_service(s)
+    assert re.fullmatch(r"service-[a-z2-7]{20}@" + re.escape(MASKDOM), svc)
+    t = tag()
+    got = first_contact(s, svc, t)
+    hdr = header_section(got)
+    # the service sees a user address, never Alice's
+    assert b"alice@far.test" not in hdr.lower() and b"bob@third.test" not in hdr
+    m = re.search(rb"^From: \"Alice Liddell via relay\.example\.test\" <(user-[a-z2-7]{20}@"
+                  + re.escape(MASKDOM.encode()) + rb")>$", hdr, re.M)
+    assert m, hdr
+    user = m.group(1).decode()
+    assert b"\nReply-To: <" + user.encode() + b">" in hdr
+    assert re.search(rb"^To: <" + re.escape(svc.encode()) + rb">", hdr, re.M)
+    assert b"Message-ID: <m1." + t.encode() + b"@far.test>" in hdr
+    assert b"X-Mailer" not in hdr
+    # the body is left alone
+    assert b"Is it still available? " + t.encode() in got
+    # a second message of the same person uses the same user address
+    t2 = tag()
+    got2 = first_contact(s, svc, t2)
+    assert user.encode() in header_section(got2)
+
+    # the service answers the user address from its real address
+    r = tag()
+    send(s, DESK, [user], b"From: Desk <desk@example.test>\nTo: <" + user.encode() +
+         b">\nSubject: Re: about the listing\nIn-Reply-To: <m1." + t.encode() +
+         b"@far.test>\nReferences: <m1." + t.encode() + b"@far.test>\n"
+         b"\nYes it is. " + r.encode() + b"\n")
+    wait_for(lambda: any(r.encode() in d for _, _, d in s.far.messages),
+             what="the answer at Alice's server")
+    env_from, rcpts, data = [x for x in s.far.messages if r.encode() in x[2]][0]
+    assert rcpts == [ALICE]
+    assert env_from.startswith("bounce-") and env_from.endswith("@" + MASKDOM)
+    rh = header_section(data)
+    assert b"desk@example.test" not in rh.lower()
+    assert re.search(rb"^From: \"Desk via relay\.example\.test\" <" +
+                     re.escape(svc.encode()) + rb">", rh, re.M), rh
+    assert re.search(rb"^To: <alice@far\.test>", rh, re.M)
+    assert b"In-Reply-To: <m1." + t.encode() + b"@far.test>" in rh
+
+
+def test_only_the_service_may_write_to_a_user_address(relay):
+    s = relay
+    svc = new_service(s)
+    got = first_contact(s, svc, tag())
+    user = re.search(rb"<(user-[a-z2-7]+@[^>]+)>", header_section(got)).group(1).decode()
+    c = RawSMTP(s.smtp_port)
+    c.ehlo()
+    c.expect(250, "2.1.0", "MAIL FROM:<mallory@evil.test>")
+    c.expect(550, "5.7.1", "RCPT TO:<%s>" % user)
+    c.expect(250, "2.0.0", "RSET")
+    c.expect(250, "2.1.0", "MAIL FROM:<>")
+    c.expect(550, "5.7.1", "RCPT TO:<%s>" % svc)       # a service takes no bounces
+    c.expect(250, "2.0.0", "RSET")
+    c.expect(250, "2.1.0", "MAIL FROM:<%s>" % user)     # a mask never writes a mask
+    c.expect(550, "5.7.1", "RCPT TO:<%s>" % svc)
+
+
+def test_unknown_forged_and_disabled_codes(relay):
+    s = relay
+    svc = new_service(s)
+    code = svc.split("@")[0][len("service-"):]
+    forged = "service-" + code[:-1] + ("a" if code[-1] != "a" else "b") + "@" + MASKDOM
+    c = RawSMTP(s.smtp_port)
+    c.ehlo()
+    c.expect(250, "2.1.0", "MAIL FROM:<%s>" % ALICE)
+    c.expect(550, "5.1.1", "RCPT TO:<%s>" % forged)
+    c.expect(550, "5.1.1", "RCPT TO:<service-abc@%s>" % MASKDOM)
+    c.expect(550, "5.1.1", "RCPT TO:<user-%s@%s>" % (code, MASKDOM))  # wrong kind
+    c.expect(550, "5.1.1", "RCPT TO:<nobody@%s>" % MASKDOM)
+    c.expect(250, "2.1.5", "RCPT TO:<%s>" % svc.upper())               # any case
+    s.cli("mask", "service", "disable", svc)
+    c.expect(550, "5.1.1", "RCPT TO:<%s>" % svc)
+    s.cli("mask", "service", "enable", svc)
+    c.expect(250, "2.1.5", "RCPT TO:<%s>" % svc)
+
+
+def test_bcc_to_the_service_is_relayed(relay):
+    s = relay
+    svc = new_service(s)
+    t = tag()
+    send(s, ALICE, [svc], b"From: alice@far.test\nTo: friend@else.test\nSubject: " +
+         t.encode() + b"\n\nbcc " + t.encode() + b"\n")
+    got = wait_for(lambda: [m for m in s.messages(DESK) if t.encode() in m],
+                   what="the copy")[0]
+    hdr = header_section(got)
+    assert b"alice@far.test" not in hdr and b"friend@else.test" not in hdr
+    assert b"From: \"Someone via relay.example.test\" <user-" in hdr
+
+
+def test_auto_replies_never_make_a_pair(relay):
+    s = relay
+    svc = new_service(s)
+    t = tag()
+    send(s, "robot@far.test", [svc], b"From: robot@far.test\nAuto-Submitted: auto-replied\n"
+         b"Subject: Out of office " + t.encode() + b"\n\naway\n")
+    wait_for(lambda: "not relayed: automatic message from a new correspondent" in s.read_log(),
+             what="the drop")
+    wait_for(s.queue_empty, what="an empty queue")
+    assert not [m for m in s.messages(DESK) if t.encode() in m]
+    assert json.loads(s.cli("mask", "pairs", svc, "--json").stdout) == []
+
+
+def test_loop_mark_stops_a_second_pass(relay):
+    s = relay
+    svc = new_service(s)
+    got = first_contact(s, svc, tag())
+    mark = re.search(rb"^X-Sluice-Mask: (\S+)$", header_section(got), re.M).group(1)
+    user = re.search(rb"<(user-[a-z2-7]+@[^>]+)>", header_section(got)).group(1)
+    # the same message comes back for the same pair: dropped, logged
+    t = tag()
+    send(s, ALICE, [svc], b"From: alice@far.test\nX-Sluice-Mask: " + mark +
+         b"\nSubject: " + t.encode() + b"\n\nagain\n")
+    wait_for(lambda: "loop: the message already passed this relay" in s.read_log(),
+             what="the loop drop")
+    assert not [m for m in s.messages(DESK) if t.encode() in m]
+    assert user
+
+
+def test_stats_after_a_conversation(relay):
+    s = relay
+    svc = new_service(s)
+    got = first_contact(s, svc, tag())
+    user = re.search(rb"<(user-[a-z2-7]+@[^>]+)>", header_section(got)).group(1).decode()
+    r = tag()
+    send(s, DESK, [user], b"From: desk@example.test\nSubject: re\n\n" + r.encode() + b"\n")
+    wait_for(lambda: any(r.encode() in d for _, _, d in s.far.messages), what="the reply")
+    st = json.loads(s.cli("mask", "stats", svc, "--json").stdout)
+    text = json.dumps(st)
+    assert '"replies": 1' in text and '"people": 1' in text, text
