@@ -552,7 +552,7 @@ lookup_on_mask(struct ipc *c, struct ipc_msg *m, void *arg)
 	struct table		*tb;
 	char			 rcpt[ADDR_STR_MAX + 1], sender[ADDR_STR_MAX + 1];
 	char			 why[256] = "";
-	uint32_t		 automatic, res;
+	uint32_t		 automatic, res;	/* MASK_F_* */
 
 	(void)arg;
 	ipc_rd_init(&rd, m);
@@ -565,12 +565,12 @@ lookup_on_mask(struct ipc *c, struct ipc_msg *m, void *arg)
 	} else if ((tb = lookup_table()) == NULL)
 		res = MASK_R_TEMPFAIL;
 	else
-		res = mask_resolve(tb, lp->conf, rcpt, sender, automatic != 0,
+		res = mask_resolve(tb, lp->conf, rcpt, sender, automatic,
 		    &mr, why, sizeof(why));
 	buf_init(&b, 4096);
 	ipc_put_u32(&b, res);
 	ipc_put_str(&b, why);
-	if (res == MASK_R_OK) {
+	if (res == MASK_R_OK || res == MASK_R_BOUNCE) {
 		ipc_put_u32(&b, mr.dir);
 		ipc_put_str(&b, mr.service);
 		ipc_put_str(&b, mr.pair);

@@ -203,11 +203,84 @@ verp_for(const struct config *c, struct mask_route *mr)
 	return MASK_R_OK;
 }
 
+/*
+ * A bounce to bounce-PAIR-NO-MAC@: the copy of pair PAIR that went to the
+ * service (low bit of NO 0) or to the person (1) came back. The real
+ * address that failed gets a count (disabled at mask-bounce-limit); the
+ * other side is told, naming only the mask address it wrote to.
+ */
+static enum mask_res
+mask_bounce(struct table *t, const struct config *c, const char *local,
+    unsigned flags, struct mask_route *mr, char *why, size_t whylen)
+{
+	struct table_mask_service	 s;
+	struct table_mask_pair		 p;
+	char				 pc[TABLE_MASK_CODE_MAX + 1];
+	unsigned long long		 no;
+	const char			*d = c->mask_domain;
+
+	if (mask_verp_parse(local, keys_of(c), c->nmask_keys, pc, sizeof(pc),
+	    &no) == -1) {
+		snprintf(why, whylen, "not a bounce address of ours");
+		return MASK_R_NOUSER;
+	}
+	if (flags & MASK_F_DELAYED) {
+		snprintf(why, whylen, "delay notice for pair %s", pc);
+		return MASK_R_DROP;
+	}
+	switch (table_mask_pair_get(t, pc, &p)) {
+	case TABLE_FOUND:
+		break;
+	case TABLE_NOTFOUND:
+		snprintf(why, whylen, "bounce for a pair that is gone");
+		return MASK_R_DROP;
+	default:
+		return MASK_R_TEMPFAIL;
+	}
+	if (tres(table_mask_service_get(t, p.service, &s)) != MASK_R_OK) {
+		snprintf(why, whylen, "bounce for a service that is gone");
+		return MASK_R_DROP;
+	}
+	mr->dir = (no & 1) ? MASK_DIR_REPLY : MASK_DIR_IN;
+	snprintf(mr->service, sizeof(mr->service), "%s", s.code);
+	snprintf(mr->pair, sizeof(mr->pair), "%s", p.code);
+	snprintf(mr->person, sizeof(mr->person), "%s", p.person);
+	snprintf(mr->service_real, sizeof(mr->service_real), "%s", s.real);
+	if (mkaddr(mr->user_mask, sizeof(mr->user_mask), "user-", p.code,
+	    d) == -1 || mkaddr(mr->service_mask, sizeof(mr->service_mask),
+	    "service-", s.code, d) == -1)
+		return MASK_R_TEMPFAIL;
+	if (mr->dir == MASK_DIR_IN) {
+		/* the service's real address failed: tell the person */
+		if (table_mask_bounce(t, "service", s.code,
+		    c->mask_bounce_limit) == -1)
+			return MASK_R_TEMPFAIL;
+		snprintf(mr->target, sizeof(mr->target), "%s", p.person);
+		snprintf(mr->from_mask, sizeof(mr->from_mask), "%s",
+		    mr->service_mask);
+	} else {
+		if (table_mask_bounce(t, "pair", p.code,
+		    c->mask_bounce_limit) == -1)
+			return MASK_R_TEMPFAIL;
+		snprintf(mr->target, sizeof(mr->target), "%s", s.real);
+		snprintf(mr->from_mask, sizeof(mr->from_mask), "%s",
+		    mr->user_mask);
+	}
+	if (table_mask_event(t, s.code, p.code, mr->dir == MASK_DIR_IN ?
+	    "bounce-in" : "bounce-reply", (long long)time(NULL)) == -1)
+		log_warnx("mask: cannot record the bounce of pair %s", p.code);
+	log_info("mask: bounce of a copy to the %s of pair %s",
+	    mr->dir == MASK_DIR_IN ? "service" : "person", p.code);
+	return MASK_R_BOUNCE;
+}
+
 enum mask_res
 mask_resolve(struct table *t, const struct config *c, const char *rcpt,
-    const char *sender, int automatic, struct mask_route *mr, char *why,
+    const char *sender, unsigned flags, struct mask_route *mr, char *why,
     size_t whylen)
 {
+	int				 automatic = (flags & MASK_F_AUTO) != 0;
+
 	struct table_mask_service	 s;
 	struct table_mask_pair		 p;
 	char				 local[ADDR_LOCAL_MAX + 1];
@@ -222,12 +295,8 @@ mask_resolve(struct table *t, const struct config *c, const char *rcpt,
 	if ((r = mask_check(t, c, rcpt, sender, why, whylen)) != MASK_R_OK)
 		return r;
 	kind = mask_split(rcpt, local, sizeof(local), code, sizeof(code));
-	if (kind == MASK_NONE) {
-		/* XXX: bounces of relayed copies: counted, not yet turned
-		   into a notice to the other side (docs/masks.md) */
-		snprintf(why, whylen, "bounce of a relayed copy");
-		return MASK_R_DROP;
-	}
+	if (kind == MASK_NONE)
+		return mask_bounce(t, c, local, flags, mr, why, whylen);
 	if (kind == MASK_SERVICE) {
 		if ((r = service_of(t, c, code, &s, why, whylen)) != MASK_R_OK)
 			return r;

@@ -26,6 +26,7 @@ enum mask_res {
 	MASK_R_DENIED,		/* this sender may not write here: 5.7.1 */
 	MASK_R_DROP,		/* accepted earlier, not relayed (logged) */
 	MASK_R_TEMPFAIL,
+	MASK_R_BOUNCE,		/* a relayed copy bounced: notify target */
 };
 
 struct mask_route {
@@ -46,8 +47,17 @@ struct mask_route {
 int		mask_domain_of(const struct config *, const char *addr);
 enum mask_res	mask_check(struct table *, const struct config *,
 		    const char *rcpt, const char *sender, char *why, size_t);
+/*
+ * flags: MASK_F_AUTO an automatic message; MASK_F_DELAYED a delay notice
+ * (for a bounce address: not a failure, nothing to tell or count).
+ * MASK_R_BOUNCE: the bounce of a relayed copy, counted against the real
+ * address that bounced; the other side (route->target) gets a notice
+ * naming only route->from_mask.
+ */
+#define MASK_F_AUTO	0x1
+#define MASK_F_DELAYED	0x2
 enum mask_res	mask_resolve(struct table *, const struct config *,
-		    const char *rcpt, const char *sender, int automatic,
+		    const char *rcpt, const char *sender, unsigned flags,
 		    struct mask_route *, char *why, size_t);
 
 #endif

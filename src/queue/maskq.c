@@ -189,3 +189,98 @@ done:
 	buf_free(&out);
 	return r;
 }
+
+/*
+ * MASK_F_* of a message to the mask domain: automatic (auto-reply, bulk,
+ * receipt), and for a DSN whether it only says "delayed" (RFC 3464: every
+ * Action: field is delayed; read from the first MASKQ_HEADER_MAX octets).
+ */
+unsigned
+maskq_flags(const struct qmsg *m)
+{
+	struct buf	 hdr;
+	char		*p;
+	off_t		 body;
+	ssize_t		 n;
+	unsigned	 f = 0;
+
+	buf_init(&hdr, MASKQ_HEADER_MAX + m->env.hdrs.len + 1);
+	if (maskq_header(m, &hdr, &body) == 0 &&
+	    mask_auto_submitted(hdr.data ? hdr.data : "", hdr.len))
+		f |= MASK_F_AUTO;
+	buf_free(&hdr);
+	if (m->env.from[0] != '\0' || (p = malloc(MASKQ_HEADER_MAX + 1)) ==
+	    NULL)
+		return f;
+	if ((n = pread(m->datafd, p, MASKQ_HEADER_MAX, 0)) > 0) {
+		p[n] = '\0';
+		/* NULs end the text early: only ever less "delayed" */
+		if (strcasestr(p, "\nAction: delayed") &&
+		    !strcasestr(p, "\nAction: failed"))
+			f |= MASK_F_DELAYED;
+	}
+	free(p);
+	return f;
+}
+
+/*
+ * A relayed copy bounced: tell the other side (mr->target), naming only
+ * the mask address it wrote to (mr->from_mask); nothing of the bounce
+ * itself is passed on (it names real addresses). From the null sender.
+ */
+int
+maskq_notice(const struct qmsg *m, const struct mask_route *mr,
+    const char *hostname, struct envelope *dsn, int *fdp, char *why,
+    size_t whylen)
+{
+	struct buf	 data;
+	struct tm	 tm;
+	time_t		 now = time(NULL);
+	char		 date[64];
+	int		 fd;
+
+	(void)m;
+	*fdp = -1;
+	envelope_init(dsn);
+	queue_id_new(dsn->id, sizeof(dsn->id));
+	dsn->created = now;
+	snprintf(dsn->helo, sizeof(dsn->helo), "%s", hostname);
+	snprintf(dsn->client_addr, sizeof(dsn->client_addr), "MAILER-DAEMON");
+	snprintf(dsn->proto, sizeof(dsn->proto), "LOCAL");
+	dsn->flags = ENV_F_LOCAL | ENV_F_DOUBLE;	/* never bounced back */
+	if (envelope_add_rcpt(dsn, mr->target, mr->target) == -1) {
+		snprintf(why, whylen, "bad notice address");
+		envelope_free(dsn);
+		return MASKQ_DROP;
+	}
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	buf_init(&data, 8192);
+	buf_addf(&data, "From: MAILER-DAEMON@%s (Mail Delivery System)\n"
+	    "To: <%s>\nSubject: Undelivered Mail Returned to Sender\n"
+	    "Date: %s\nMessage-ID: <%s@%s>\nAuto-Submitted: auto-replied\n"
+	    "MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n"
+	    "\nThis is the mail system at host %s.\n\n"
+	    "Your message to <%s> could not be delivered: the address\n"
+	    "behind it refused it permanently. Its own report is not passed\n"
+	    "on (it would show addresses that are kept private).\n",
+	    hostname, mr->target, date, dsn->id, hostname, hostname,
+	    mr->from_mask);
+	fd = openat(queue_spool.data, dsn->id, O_RDWR | O_CREAT | O_EXCL |
+	    O_CLOEXEC, 0600);
+	if (data.err || fd == -1 || write_all(fd, data.data, data.len) == -1) {
+		snprintf(why, whylen, "cannot write the notice: %s",
+		    strerror(errno));
+		if (fd != -1) {
+			close(fd);
+			unlinkat(queue_spool.data, dsn->id, 0);
+		}
+		buf_free(&data);
+		envelope_free(dsn);
+		return MASKQ_TEMP;
+	}
+	dsn->size = data.len;
+	buf_free(&data);
+	*fdp = fd;
+	return MASKQ_OK;
+}

@@ -26,4 +26,11 @@ int	maskq_build(const struct qmsg *, const struct mask_route *,
 	    const char *hostname, struct envelope *copy, int *fd, char *why,
 	    size_t whylen);
 
+/* MASK_F_* (mask_lookup.h) of a message to the mask domain */
+unsigned maskq_flags(const struct qmsg *);
+/* the notice to the other side when a relayed copy bounced (null sender) */
+int	maskq_notice(const struct qmsg *, const struct mask_route *,
+	    const char *hostname, struct envelope *dsn, int *fd, char *why,
+	    size_t whylen);
+
 #endif

@@ -996,21 +996,6 @@ qmsg_ask_sender(struct qmsg *m, struct buf *b)
 		m->lookups++;
 }
 
-/* Is m an automatic message (auto-reply, receipt, bulk)? 0 or 1 */
-static int
-qmsg_automatic(const struct qmsg *m)
-{
-	struct buf	 hdr;
-	off_t		 body;
-	int		 a = 0;
-
-	buf_init(&hdr, 512 * 1024);
-	if (maskq_header(m, &hdr, &body) == 0)
-		a = mask_auto_submitted(hdr.data ? hdr.data : "", hdr.len);
-	buf_free(&hdr);
-	return a;
-}
-
 /* Scan (once) and ask the lookup process about each recipient due now. */
 static void
 qmsg_start(struct qmsg *m)
@@ -1077,7 +1062,7 @@ qmsg_start(struct qmsg *m)
 		if (mask_domain_of(qp->conf, rc->addr)) {
 			/* the masked relay: who writes, and is it a human? */
 			if (automatic == -1)
-				automatic = qmsg_automatic(m);
+				automatic = (int)maskq_flags(m);
 			ipc_put_str(&b, m->env.from);
 			ipc_put_u32(&b, (uint32_t)automatic);
 			type = LOOKUP_MASK_RESOLVE;
@@ -1299,7 +1284,7 @@ queue_on_mask_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
 	ipc_rd_init(&rd, msg);
 	res = ipc_get_u32(&rd);
 	ipc_get_str(&rd, why, sizeof(why));
-	if (res == MASK_R_OK) {
+	if (res == MASK_R_OK || res == MASK_R_BOUNCE) {
 		mr.dir = ipc_get_u32(&rd) ? MASK_DIR_REPLY : MASK_DIR_IN;
 		ipc_get_str(&rd, mr.service, sizeof(mr.service));
 		ipc_get_str(&rd, mr.pair, sizeof(mr.pair));
@@ -1323,6 +1308,7 @@ queue_on_mask_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
 	}
 	switch (res) {
 	case MASK_R_OK:
+	case MASK_R_BOUNCE:
 		break;
 	case MASK_R_DROP:
 		/* accepted at RCPT, not relayed now: said in the log */
@@ -1343,7 +1329,9 @@ queue_on_mask_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
 		rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "mask", text);
 		goto done;
 	}
-	switch (maskq_build(r->m, &mr, qp->conf->hostname, &copy, &fd, why,
+	switch (res == MASK_R_BOUNCE ? maskq_notice(r->m, &mr,
+	    qp->conf->hostname, &copy, &fd, why, sizeof(why)) :
+	    maskq_build(r->m, &mr, qp->conf->hostname, &copy, &fd, why,
 	    sizeof(why))) {
 	case MASKQ_OK:
 		break;
@@ -1358,9 +1346,13 @@ queue_on_mask_resolved(struct ipc *c, struct ipc_msg *msg, void *arg)
 		rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "mask", text);
 		goto done;
 	}
-	log_info("%s: mask copy %s from=<%s> to=<%s> pair=%s dir=%s",
-	    r->m->env.id, copy.id, mr.verp, mr.target, mr.pair,
-	    mr.dir == MASK_DIR_IN ? "in" : "reply");
+	if (res == MASK_R_BOUNCE)
+		log_info("%s: mask bounce notice %s to=<%s> about=<%s>",
+		    r->m->env.id, copy.id, mr.target, mr.from_mask);
+	else
+		log_info("%s: mask copy %s from=<%s> to=<%s> pair=%s dir=%s",
+		    r->m->env.id, copy.id, mr.verp, mr.target, mr.pair,
+		    mr.dir == MASK_DIR_IN ? "in" : "reply");
 	if (queue_commit_add(&copy, fd, NULL, r->m, r->rcpt) == -1)
 		rcpt_outcome(r->m, r->rcpt, RCPT_DEFERRED, "mask", "4.3.0 out "
 		    "of memory");

@@ -212,3 +212,74 @@ def test_stats_after_a_conversation(relay):
     st = json.loads(s.cli("mask", "stats", svc, "--json").stdout)
     text = json.dumps(st)
     assert '"replies": 1' in text and '"people": 1' in text, text
+
+
+def test_bounces_become_notices_and_disable(make_sluice, far):
+    """The service's real address bounces: the person gets a notice that
+    names only the service address; after mask-bounce-limit bounces the
+    service is disabled (550 5.1.1 at RCPT, `mask list` says why)."""
+    far.replies["gone@far.test"] = "550 5.1.1 no such user here"
+    s = make_sluice("mask-domain %s\nmask-key %s\nmask-bounce-limit 2\n"
+                    "route far.test via 127.0.0.1:%d\n" % (MASKDOM, KEY, far.port))
+    s.add_account("carol@example.test")
+    svc = new_service(s, real="gone@far.test")
+    for n in range(2):
+        t = tag()
+        send(s, "carol@example.test", [svc], b"From: Carol <carol@example.test>\n"
+             b"Subject: " + t.encode() + b"\n\nhello\n")
+        notice = wait_for(lambda: [m for m in s.messages("carol@example.test")
+                                   if b"Undelivered" in m and m.count(b"\n") > 3][n:],
+                          what="notice %d" % n)[0]
+        assert svc.encode() in notice
+        assert b"gone@far.test" not in notice
+        assert b"far.test" not in notice.replace(b"carol@example.test", b"")
+    listing = s.cli("mask", "list").stdout
+    assert "bounce" in listing, listing
+    c = RawSMTP(s.smtp_port)
+    c.ehlo()
+    c.expect(250, "2.1.0", "MAIL FROM:<carol@example.test>")
+    c.expect(550, "5.1.1", "RCPT TO:<%s>" % svc)
+
+
+def test_bounce_addresses_take_only_real_bounces(relay):
+    s = relay
+    svc = new_service(s)
+    got = first_contact(s, svc, tag())
+    user = re.search(rb"<(user-[a-z2-7]+@[^>]+)>", header_section(got)).group(1).decode()
+    r = tag()
+    send(s, DESK, [user], b"From: desk@example.test\nSubject: re\n\n" + r.encode() + b"\n")
+    wait_for(lambda: any(r.encode() in d for _, _, d in s.far.messages), what="the reply")
+    verp = [f for f, _, d in s.far.messages if r.encode() in d][0]
+    local, dom = verp.split("@")
+    forged = local[:-1] + ("a" if local[-1] != "a" else "b") + "@" + dom
+    c = RawSMTP(s.smtp_port)
+    c.ehlo()
+    c.expect(250, "2.1.0", "MAIL FROM:<spammer@evil.test>")
+    c.expect(550, "5.7.1", "RCPT TO:<%s>" % verp)      # only the null sender
+    c.expect(250, "2.0.0", "RSET")
+    c.expect(250, "2.1.0", "MAIL FROM:<>")
+    c.expect(550, "5.1.1", "RCPT TO:<%s>" % forged)    # backscatter: refused
+    # Alice's server bounces the reply later: the service hears of it,
+    # naming only the user address, never Alice's
+    c.expect(250, "2.1.5", "RCPT TO:<%s>" % verp)
+    c.expect(354, None, "DATA")
+    c.send(b"From: MAILER-DAEMON@far.test\r\nTo: <" + verp.encode() + b">\r\n"
+           b"Subject: Undelivered\r\nContent-Type: multipart/report; "
+           b"report-type=delivery-status; boundary=b\r\n\r\n--b\r\n\r\n"
+           b"mailbox of alice@far.test is full\r\n--b\r\nContent-Type: "
+           b"message/delivery-status\r\n\r\nReporting-MTA: dns; far.test\r\n\r\n"
+           b"Final-Recipient: rfc822; alice@far.test\r\nAction: failed\r\n"
+           b"Status: 5.2.2\r\n--b--\r\n.\r\n")
+    c.expect(250, "2.0.0")
+    notice = wait_for(lambda: [m for m in s.messages(DESK) if b"Undelivered Mail" in m],
+                      what="the notice to the service")[0]
+    assert user.encode() in notice and b"alice" not in notice
+    # a delay notice is neither told nor counted
+    c.expect(250, "2.1.0", "MAIL FROM:<>")
+    c.expect(250, "2.1.5", "RCPT TO:<%s>" % verp)
+    c.expect(354, None, "DATA")
+    c.send(b"Subject: Delayed\r\n\r\nFinal-Recipient: rfc822; alice@far.test\r\n"
+           b"Action: delayed\r\n.\r\n")
+    c.expect(250, "2.0.0")
+    wait_for(lambda: "delay notice for pair" in s.read_log(), what="the delay drop")
+    assert len([m for m in s.messages(DESK) if b"Undelivered Mail" in m]) == 1
