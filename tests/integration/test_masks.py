@@ -15,6 +15,8 @@ from aiosmtpd.controller import Controller
 from sluice_harness import RawSMTP, free_port, tag, wait_for
 from smtp_peers import Recorder
 
+pytestmark = pytest.mark.db_backends     # every test on SQLite and PostgreSQL
+
 MASKDOM = "relay.example.test"
 KEY = "0123456789abcdef0123456789abcdef"
 DESK = "desk@example.test"          # the service's real address (local)
@@ -79,8 +81,7 @@ def first_contact(s, svc, t, extra=b""):
     return got
 
 
-@pytest.mark.db_backends
-def test_conversation_both_ways(relay, db_backend):
+def test_conversation_both_ways(relay):
     s = relay
     svc = new_service(s)
     assert re.fullmatch(r"service-[a-z2-7]{20}@" + re.escape(MASKDOM), svc)
@@ -202,10 +203,19 @@ def test_loop_mark_stops_a_second_pass(relay):
 
 
 def test_stats_after_a_conversation(relay):
+    """An auto-reply of the service goes through the pair but is no human
+    reply; the human one is."""
     s = relay
     svc = new_service(s)
     got = first_contact(s, svc, tag())
     user = re.search(rb"<(user-[a-z2-7]+@[^>]+)>", header_section(got)).group(1).decode()
+    a = tag()
+    send(s, DESK, [user], b"From: desk@example.test\nAuto-Submitted: auto-replied\n"
+         b"Subject: we got it\n\n" + a.encode() + b"\n")
+    wait_for(lambda: any(a.encode() in d for _, _, d in s.far.messages),
+             what="the auto-reply")
+    st = json.loads(s.cli("mask", "stats", svc, "--json").stdout)
+    assert '"replies": 0' in json.dumps(st), st
     r = tag()
     send(s, DESK, [user], b"From: desk@example.test\nSubject: re\n\n" + r.encode() + b"\n")
     wait_for(lambda: any(r.encode() in d for _, _, d in s.far.messages), what="the reply")
@@ -214,7 +224,35 @@ def test_stats_after_a_conversation(relay):
     assert '"replies": 1' in text and '"people": 1' in text, text
 
 
-def test_bounces_become_notices_and_disable(make_sluice, far):
+def test_offsite_service_and_reply_all(relay):
+    """The service's mailbox is elsewhere (the aiosmtpd peer); its answer
+    to everyone keeps the masks and drops the real third party."""
+    s = relay
+    s.add_account("carol@example.test")
+    svc = new_service(s, real="shop@far.test")
+    t = tag()
+    send(s, "carol@example.test", [svc], b"From: Carol <carol@example.test>\n"
+         b"To: <" + svc.encode() + b">\nSubject: " + t.encode() + b"\n\nq\n")
+    wait_for(lambda: any(t.encode() in d for _, _, d in s.far.messages), what="the copy")
+    env_from, rcpts, data = [x for x in s.far.messages if t.encode() in x[2]][0]
+    assert rcpts == ["shop@far.test"] and env_from.startswith("bounce-")
+    hdr = header_section(data)
+    assert b"carol@example.test" not in hdr.lower()
+    assert b"From: \"Carol via relay.example.test\" <user-" in hdr
+    user = re.search(rb"Reply-To: <(user-[a-z2-7]+@[^>]+)>", hdr).group(1)
+    r = tag()
+    send(s, "shop@far.test", [user.decode()], b"From: Shop <shop@far.test>\nTo: <" +
+         user + b">, <" + svc.encode() + b">\nCc: Boss <boss@far.test>\nSubject: " +
+         r.encode() + b"\n\nanswer\n")
+    got = wait_for(lambda: [m for m in s.messages("carol@example.test")
+                            if r.encode() in m], what="the answer")[0]
+    h = header_section(got)
+    assert b"shop@far.test" not in h and b"boss@far.test" not in h, h
+    assert re.search(rb"^To: <carol@example\.test>, <" + re.escape(svc.encode()) + rb">",
+                     h, re.M), h
+
+
+def test_bounces_become_notices_and_disable(make_sluice, far, db_backend):
     """The service's real address bounces: the person gets a notice that
     names only the service address; after mask-bounce-limit bounces the
     service is disabled (550 5.1.1 at RCPT, `mask list` says why)."""
