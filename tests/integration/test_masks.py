@@ -321,3 +321,15 @@ def test_bounce_addresses_take_only_real_bounces(relay):
     c.expect(250, "2.0.0")
     wait_for(lambda: "delay notice for pair" in s.read_log(), what="the delay drop")
     assert len([m for m in s.messages(DESK) if b"Undelivered Mail" in m]) == 1
+
+
+def test_expired_service_is_unknown(relay):
+    s = relay
+    svc = new_service(s)
+    code = svc.split("@")[0][len("service-"):]
+    c = RawSMTP(s.smtp_port)
+    c.ehlo()
+    c.expect(250, "2.1.0", "MAIL FROM:<%s>" % ALICE)
+    c.expect(250, "2.1.5", "RCPT TO:<%s>" % svc)
+    s.db.sql("UPDATE mask_services SET expires = 1000 WHERE code = '%s'" % code)
+    c.expect(550, "5.1.1", "RCPT TO:<%s>" % svc)
