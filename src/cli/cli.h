@@ -50,6 +50,11 @@ int	cli_usage(const char *usage, int help);
 int	cli_wants_help(int argc, char **argv);
 /* print "sluice: " + message on stderr */
 void	cli_err(const char *, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Ask "question [y/N]" on the terminal before deleting what: 0 yes,
+ * EX_USAGE without a terminal (pass --yes), EXIT_FAILURE for no.
+ */
+int	cli_confirm(const char *question, const char *what);
 /* is s a hostname: LDH labels of 1..63 octets, 253 in all? */
 int	cli_hostname_valid(const char *s);
 /* lower-case ASCII in place */

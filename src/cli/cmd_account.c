@@ -452,25 +452,10 @@ account_add(struct cli *cli, struct table *t, const struct account_addr *a,
 static int
 account_confirm(const char *who)
 {
-	char	 prompt[512], ans[16];
-	ssize_t	 r;
-	int	 fd;
+	char	 q[512];
 
-	if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1) {
-		cli_err("no terminal to confirm the deletion of %s: pass --yes",
-		    who);
-		return EX_USAGE;
-	}
-	snprintf(prompt, sizeof(prompt), "Delete account %s and all its "
-	    "mail? [y/N] ", who);
-	(void)!write(fd, prompt, strlen(prompt));
-	r = read(fd, ans, sizeof(ans) - 1);
-	close(fd);
-	ans[r > 0 ? r : 0] = '\0';
-	if (ans[0] == 'y' || ans[0] == 'Y')
-		return 0;
-	cli_err("%s not deleted", who);
-	return EXIT_FAILURE;
+	snprintf(q, sizeof(q), "Delete account %s and all its mail?", who);
+	return cli_confirm(q, who);
 }
 
 static int

@@ -10,12 +10,14 @@
  * Exit statuses are from <sysexits.h>.
  */
 #include <ctype.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "proc.h"
@@ -56,6 +58,29 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "dovecot-config", cmd_dovecot },
 	{ "mask",	cmd_mask },
 };
+
+int
+cli_confirm(const char *question, const char *what)
+{
+	char	 prompt[512], ans[16];
+	ssize_t	 r;
+	int	 fd;
+
+	if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1) {
+		cli_err("no terminal to confirm the deletion of %s: pass --yes",
+		    what);
+		return EX_USAGE;
+	}
+	snprintf(prompt, sizeof(prompt), "%s [y/N] ", question);
+	(void)!write(fd, prompt, strlen(prompt));
+	r = read(fd, ans, sizeof(ans) - 1);
+	close(fd);
+	ans[r > 0 ? r : 0] = '\0';
+	if (ans[0] == 'y' || ans[0] == 'Y')
+		return 0;
+	cli_err("%s not deleted", what);
+	return EXIT_FAILURE;
+}
 
 void
 cli_err(const char *fmt, ...)

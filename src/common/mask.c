@@ -17,6 +17,7 @@
 
 #include "addr.h"
 #include "mask.h"
+#include "rewrite.h"
 
 static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
 
@@ -293,19 +294,6 @@ mask_verp_parse(const char *local, const char *const *keys, size_t nkeys,
 
 /* ---- header scanning --------------------------------------------------- */
 
-/* the end of the field that starts at p (after its folded lines) */
-static size_t
-field_end(const char *hdr, size_t len, size_t p)
-{
-	for (;;) {
-		const char *nl = memchr(hdr + p, '\n', len - p);
-		if (nl == NULL)
-			return len;
-		p = (size_t)(nl - hdr) + 1;
-		if (p >= len || (hdr[p] != ' ' && hdr[p] != '\t'))
-			return p;
-	}
-}
 
 /* length of the field name of f[0..n) (printable, then ':'), or 0 */
 static size_t
@@ -1171,7 +1159,7 @@ mask_rewrite(const char *hdr, size_t len, const struct mask_map *map,
 			blank = 1;	/* the end of the header section */
 			break;
 		}
-		e = field_end(hdr, len, p);
+		e = header_field_end(hdr, len, p);
 		rewrite_field(&w, hdr + p, e - p, &from_done);
 		if (out->len - start > MASK_OUT_MAX)
 			w.err = MASK_ERR_TOOBIG;
@@ -1259,7 +1247,7 @@ each_field(const char *hdr, size_t len, const char *name,
 	int	 r;
 
 	while (p < len && hdr[p] != '\n') {
-		e = field_end(hdr, len, p);
+		e = header_field_end(hdr, len, p);
 		nl = field_name(hdr + p, e - p);
 		if (nl > 0 && name_is(hdr + p, nl, name) &&
 		    (r = fn(hdr + p + nl + 1, e - p - nl - 1, arg)) != 0)

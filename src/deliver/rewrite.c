@@ -20,8 +20,8 @@ header_section_len(const char *text, size_t len)
 }
 
 /* the end of the field that starts at p (after its folded lines) */
-static size_t
-field_end(const char *hdr, size_t len, size_t p)
+size_t
+header_field_end(const char *hdr, size_t len, size_t p)
 {
 	for (;;) {
 		const char *nl = memchr(hdr + p, '\n', len - p);
@@ -64,7 +64,7 @@ rewrite_from(const char *hdr, size_t len, const char *addr, struct buf *out)
 	int		 done = 0;
 
 	while (p < len) {
-		e = field_end(hdr, len, p);
+		e = header_field_end(hdr, len, p);
 		if (!done && e - p >= 5 && strncasecmp(hdr + p, "From:", 5) ==
 		    0) {
 			display_name(hdr + p + 5, e - p - 5, &dn, &dnlen);
@@ -169,7 +169,7 @@ header_addresses(const char *hdr, size_t len, const char *name,
 	size_t	 p = 0, e, nlen = strlen(name), found = 0;
 
 	while (p < len) {
-		e = field_end(hdr, len, p);
+		e = header_field_end(hdr, len, p);
 		if (e - p > nlen && hdr[p + nlen] == ':' &&
 		    strncasecmp(hdr + p, name, nlen) == 0) {
 			const char *v = hdr + p + nlen + 1;

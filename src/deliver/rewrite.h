@@ -18,6 +18,8 @@
 /* length of the header section including its empty line, or 0 if the
    text holds no complete header section */
 size_t	header_section_len(const char *text, size_t len);
+/* where the field that starts at p ends (after its folded lines) */
+size_t	header_field_end(const char *hdr, size_t len, size_t p);
 /* append the rewritten header section to out; -1 on no memory */
 int	rewrite_from(const char *hdr, size_t len, const char *addr,
 	    struct buf *out);

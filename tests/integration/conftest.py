@@ -116,3 +116,20 @@ def make_sluice(database):
     yield make
     for s in made:
         s.cleanup()
+
+
+@pytest.fixture
+def peer():
+    """An aiosmtpd server on a free loopback port that records what it
+    gets (smtp_peers.Recorder); .port is its port."""
+    from aiosmtpd.controller import Controller
+    from sluice_harness import free_port
+    from smtp_peers import Recorder
+    rec = Recorder()
+    rec.port = free_port()
+    ctl = Controller(rec, hostname="127.0.0.1", port=rec.port)
+    ctl.start()
+    try:
+        yield rec
+    finally:
+        ctl.stop()

@@ -4,16 +4,11 @@ answers, the person gets the answer from the service address; neither side
 ever sees the other's real address in any header. Real peers: smtplib as
 the clients, a local account and an aiosmtpd server as the two mailboxes.
 Runs on SQLite and PostgreSQL."""
-import email
-import email.policy
 import json
 import re
 
 import pytest
-from aiosmtpd.controller import Controller
-
-from sluice_harness import RawSMTP, free_port, tag, wait_for
-from smtp_peers import Recorder
+from sluice_harness import RawSMTP, tag, wait_for
 
 pytestmark = pytest.mark.db_backends     # every test on SQLite and PostgreSQL
 
@@ -24,14 +19,9 @@ ALICE = "alice@far.test"            # a person, behind the aiosmtpd peer
 
 
 @pytest.fixture
-def far():
-    rec = Recorder()
-    port = free_port()
-    ctl = Controller(rec, hostname="127.0.0.1", port=port)
-    ctl.start()
-    rec.port = port
-    yield rec
-    ctl.stop()
+def far(peer):
+    """Alice's (and other offsite people's) mail server."""
+    return peer
 
 
 @pytest.fixture

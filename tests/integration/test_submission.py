@@ -10,11 +10,8 @@ import ssl
 import subprocess
 
 import pytest
-from aiosmtpd.controller import Controller
-
-from sluice_harness import (DEMO_PASSWORD, RawSMTP, free_port, good_message,
-                            tag, unverified_context, wait_for)
-from smtp_peers import Recorder
+from sluice_harness import (DEMO_PASSWORD, RawSMTP, good_message, tag,
+                            unverified_context, wait_for)
 
 DEMO = "demo@example.test"
 
@@ -85,15 +82,9 @@ def test_mail_needs_auth_on_submission(sub):
 
 
 @pytest.fixture
-def downstream():
-    """An aiosmtpd peer on loopback that records what it gets."""
-    rec = Recorder()
-    port = free_port()
-    ctl = Controller(rec, hostname="127.0.0.1", port=port)
-    ctl.start()
-    rec.port = port
-    yield rec
-    ctl.stop()
+def downstream(peer):
+    """The server beyond: relayed mail arrives there."""
+    return peer
 
 
 def test_smtplib_login_sends_anywhere(make_sluice, downstream):
