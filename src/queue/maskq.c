@@ -256,16 +256,23 @@ maskq_notice(const struct qmsg *m, const struct mask_route *mr,
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_init(&data, 8192);
+	/* RFC 3464, naming only the mask address that was written to */
 	buf_addf(&data, "From: MAILER-DAEMON@%s (Mail Delivery System)\n"
 	    "To: <%s>\nSubject: Undelivered Mail Returned to Sender\n"
 	    "Date: %s\nMessage-ID: <%s@%s>\nAuto-Submitted: auto-replied\n"
-	    "MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n"
+	    "MIME-Version: 1.0\nContent-Type: multipart/report; "
+	    "report-type=delivery-status;\n\tboundary=\"%s/%s\"\n\n",
+	    hostname, mr->target, date, dsn->id, hostname, dsn->id, hostname);
+	buf_addf(&data, "--%s/%s\nContent-Type: text/plain; charset=us-ascii\n"
 	    "\nThis is the mail system at host %s.\n\n"
 	    "Your message to <%s> could not be delivered: the address\n"
 	    "behind it refused it permanently. Its own report is not passed\n"
-	    "on (it would show addresses that are kept private).\n",
-	    hostname, mr->target, date, dsn->id, hostname, hostname,
-	    mr->from_mask);
+	    "on (it would show addresses that are kept private).\n\n",
+	    dsn->id, hostname, hostname, mr->from_mask);
+	buf_addf(&data, "--%s/%s\nContent-Type: message/delivery-status\n\n"
+	    "Reporting-MTA: dns; %s\n\nFinal-Recipient: rfc822; %s\n"
+	    "Action: failed\nStatus: 5.0.0\n\n--%s/%s--\n", dsn->id,
+	    hostname, hostname, mr->from_mask, dsn->id, hostname);
 	fd = openat(queue_spool.data, dsn->id, O_RDWR | O_CREAT | O_EXCL |
 	    O_CLOEXEC, 0600);
 	if (data.err || fd == -1 || write_all(fd, data.data, data.len) == -1) {

@@ -258,7 +258,8 @@ def test_bounces_become_notices_and_disable(make_sluice, far, db_backend):
         notice = wait_for(lambda: [m for m in s.messages("carol@example.test")
                                    if b"Undelivered" in m and m.count(b"\n") > 3][n:],
                           what="notice %d" % n)[0]
-        assert svc.encode() in notice
+        assert b"Final-Recipient: rfc822; " + svc.encode() in notice
+        assert b"report-type=delivery-status" in notice
         assert b"gone@far.test" not in notice
         assert b"far.test" not in notice.replace(b"carol@example.test", b"")
     listing = s.cli("mask", "list").stdout
