@@ -55,7 +55,7 @@ test_b64_decode(void **state)
 static void
 test_b64_roundtrip(void **state)
 {
-	unsigned char	 in[256], back[256];
+	unsigned char	 in[256] = { 0 }, back[256];
 	char		 enc[400];
 	size_t		 n;
 
