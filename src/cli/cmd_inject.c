@@ -294,13 +294,17 @@ inject_check_data(const struct inject_opts *o)
 	return 0;
 }
 
-/* all of path (or stdin for "-") into b, within b's cap */
+/*
+ * All of path (or stdin for "-") into b, within b's cap. secret: refuse a
+ * file group or others may use (checked on the open descriptor).
+ */
 static int
-inject_read(const char *path, struct buf *b)
+inject_read(const char *path, struct buf *b, int secret)
 {
 	struct stat	 st;
 	ssize_t		 r;
-	int		 fd, err;
+	size_t		 chunk;
+	int		 fd, err = EX_NOINPUT;
 
 	if (strcmp(path, "-") == 0)
 		fd = STDIN_FILENO;
@@ -311,23 +315,27 @@ inject_read(const char *path, struct buf *b)
 	if (fstat(fd, &st) == -1 || S_ISDIR(st.st_mode)) {
 		cli_err("inject: %s: %s", path, S_ISDIR(st.st_mode) ?
 		    "is a directory" : strerror(errno));
-		err = EX_NOINPUT;
+		goto out;
+	}
+	if (secret && S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG |
+	    S_IRWXO))) {
+		cli_err("inject: %s: group or others may read it (chmod 600)",
+		    path);
+		err = EX_DATAERR;
 		goto out;
 	}
 	for (;;) {
-		if (buf_reserve(b, 65536) == -1 &&
-		    (b->err = BUF_OK, buf_reserve(b, 1) == -1)) {
-			cli_err("inject: %s: over %zu bytes in all", path,
-			    INJECT_INPUT_MAX);
+		if ((chunk = b->max - b->len) > 65536)
+			chunk = 65536;
+		if (chunk == 0 || buf_reserve(b, chunk) == -1) {
+			cli_err("inject: %s: over %zu bytes", path, b->max);
 			err = EX_DATAERR;
 			goto out;
 		}
-		r = read(fd, b->data + b->len, b->cap - b->len - 1);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1) {
+		if ((r = read(fd, b->data + b->len, chunk)) == -1) {
+			if (errno == EINTR)
+				continue;
 			cli_err("inject: %s: %s", path, strerror(errno));
-			err = EX_NOINPUT;
 			goto out;
 		}
 		if (r == 0)
@@ -351,7 +359,7 @@ inject_body(const char *path, struct buf *b)
 
 	if (path == NULL)
 		return 0;
-	if ((rc = inject_read(path, b)) != 0)
+	if ((rc = inject_read(path, b, 0)) != 0)
 		return rc;
 	if (memchr(b->data, '\0', b->len) != NULL ||
 	    !addr_utf8_valid(b->data, b->len)) {
@@ -431,7 +439,7 @@ inject_attachment(const char *path, size_t *left, int *rc)
 		return NULL;
 	}
 	buf_init(&b, *left);
-	if ((*rc = inject_read(path, &b)) != 0) {
+	if ((*rc = inject_read(path, &b, 0)) != 0) {
 		buf_free(&b);
 		return NULL;
 	}
@@ -569,7 +577,6 @@ done:
 static int
 inject_password(const char *path, char *pw, size_t pwlen)
 {
-	struct stat	 st;
 	struct buf	 b;
 	const char	*env;
 	size_t		 n;
@@ -586,13 +593,8 @@ inject_password(const char *path, char *pw, size_t pwlen)
 			    EX_DATAERR;
 		return 0;
 	}
-	if (stat(path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
-		cli_err("inject: %s: group or others may read it (chmod 600)",
-		    path);
-		return EX_DATAERR;
-	}
 	buf_init(&b, pwlen * 4);
-	if ((rc = inject_read(path, &b)) == 0) {
+	if ((rc = inject_read(path, &b, 1)) == 0) {
 		n = strcspn(b.data ? b.data : "", "\r\n");
 		if (n == 0 || n >= pwlen || memchr(b.data, '\0', n) != NULL) {
 			cli_err("inject: %s: no password on its first line, or "

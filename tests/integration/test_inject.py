@@ -348,3 +348,26 @@ def test_peer_gets_canonical_data(peer):
     assert b"\n" not in data.replace(b"\r\n", b"")
     m = parse(data.replace(b"\r\n", b"\n"))
     assert m.get_content() == ".starts with a dot\n..two dots\n.\nend\n"
+
+
+def test_silent_server_times_out():
+    """A server that accepts and never greets: --timeout, then 75."""
+    import socket
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        r = inject("--from", "a@example.test", "--to", DEMO, "--server",
+                   "127.0.0.1:%d" % srv.getsockname()[1], "--timeout", "1")
+    assert r.returncode == 75 and b"timed out" in r.stderr, r.stderr
+
+
+def test_big_attachment_round_trip(tmp_path):
+    data = os.urandom(3 << 20)
+    (tmp_path / "big.dat").write_bytes(data)
+    r = inject("--from", "a@example.test", "--to", DEMO, "--attach",
+               str(tmp_path / "big.dat"), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    att = list(parse(r.stdout).iter_attachments())[0]
+    assert att.get_content_type() == "application/octet-stream"
+    assert sha(att.get_payload(decode=True)) == sha(data)
+    assert max(len(l) for l in r.stdout.split(b"\n")) <= 78
