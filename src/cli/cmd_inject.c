@@ -432,9 +432,10 @@ inject_attachment(const char *path, size_t *left, int *rc)
 	GMimePart		*p;
 
 	name = name ? name + 1 : path;
-	if (*name == '\0' || !addr_utf8_valid(name, strlen(name))) {
-		cli_err("inject: --attach %s: the file name is empty or not "
-		    "UTF-8", path);
+	if (*name == '\0' || !inject_is_text((const unsigned char *)name,
+	    strlen(name)) || strpbrk(name, "\t\r\n\f") != NULL) {
+		cli_err("inject: --attach %s: the file name is empty, not UTF-8 "
+		    "or holds control characters", path);
 		*rc = EX_DATAERR;
 		return NULL;
 	}

@@ -197,6 +197,14 @@ def test_bad_body(tmp_path):
         assert r.returncode == 65 and b"not UTF-8" in r.stderr, r.stderr
 
 
+def test_attachment_name_with_newline(tmp_path):
+    f = tmp_path / "evil\nBcc: x@example.test.pdf"
+    f.write_bytes(small_pdf())
+    r = inject("--from", "a@example.test", "--to", DEMO, "--attach", str(f), "--dry-run")
+    assert r.returncode == 65 and b"control characters" in r.stderr, r.stderr
+    assert r.stdout == b""
+
+
 def test_unreadable_attachment(tmp_path):
     f = tmp_path / "secret.pdf"
     f.write_bytes(small_pdf())
