@@ -278,8 +278,8 @@ inject_check_data(const struct inject_opts *o)
 			if (!inject_addr_ok("recipient", lists[k]->v[i]))
 				return EX_DATAERR;
 	if (o->subject != NULL && ((n = strlen(o->subject)) >
-	    INJECT_SUBJECT_MAX || !addr_utf8_valid(o->subject, n) ||
-	    strpbrk(o->subject, "\r\n") != NULL)) {
+	    INJECT_SUBJECT_MAX || inject_is_text((const unsigned char *)
+	    o->subject, n) == 0 || strpbrk(o->subject, "\r\n\f") != NULL)) {
 		cli_err("inject: --subject: not one line of UTF-8 up to %d "
 		    "bytes", INJECT_SUBJECT_MAX);
 		return EX_DATAERR;

@@ -169,6 +169,7 @@ def test_help_lists_every_option():
     (["--from", "a@example.test", "--to", DEMO, "--header", "Bad Name: v"], 65, b"ftext"),
     (["--from", "a@example.test", "--to", DEMO, "--header", "NoColon"], 65, b"Name: value"),
     (["--from", "a@example.test", "--to", DEMO, "--subject", "a\r\nBcc: x"], 65, b"--subject"),
+    (["--from", "a@example.test", "--to", DEMO, "--subject", "a\x1bb"], 65, b"--subject"),
     (["--from", "a@example.test", "--to", DEMO, "--attach", "/nonexistent/file.pdf"], 66, b"file.pdf"),
     (["--from", "a@example.test", "--to", DEMO, "--attach", "/tmp"], 66, b"directory"),
     (["--from", "a@example.test", "--to", DEMO, "--body", "/nonexistent"], 66, b"nonexistent"),
@@ -186,6 +187,17 @@ def test_bad_input(args, code, says):
     assert r.returncode == code, (r.returncode, r.stderr)
     assert says in r.stderr, r.stderr
     assert r.stdout == b"" or b"usage" in r.stdout
+
+
+def test_backslash_escapes_are_just_text():
+    """--header 'X: a\\r\\nBcc: x' from a shell is backslashes, not a line
+    end: it stays one field and adds no Bcc."""
+    r = inject("--from", "a@example.test", "--to", DEMO, "--header",
+               "X-Test: a\\r\\nBcc: x@example.test", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    m = parse(r.stdout)
+    assert m["Bcc"] is None
+    assert m["X-Test"] == "a\\r\\nBcc: x@example.test"
 
 
 def test_bad_body(tmp_path):
