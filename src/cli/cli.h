@@ -39,6 +39,7 @@ int	cmd_alias(struct cli *, int, char **);
 int	cmd_db(struct cli *, int, char **);
 int	cmd_dovecot(struct cli *, int, char **);
 int	cmd_mask(struct cli *, int, char **);
+int	cmd_inject(struct cli *, int, char **);
 
 /* load the config once; 0 or EX_CONFIG after printing the error */
 int	cli_config(struct cli *);
@@ -63,5 +64,13 @@ void	cli_lower(char *s);
 void	cli_json_str(FILE *fp, const char *s);
 /* ISO 8601 UTC time, "YYYY-MM-DDTHH:MM:SSZ" */
 void	cli_time_str(long long t, char *dst, size_t dstlen);
+/*
+ * Submit msg[0..len) with `sluice -c CFG sendmail -i -f FROM -- RCPT...`
+ * (cli_submit.c): 0, sendmail's own non-zero exit status, or EX_OSERR /
+ * EX_TEMPFAIL when it could not run or was killed.
+ */
+int	cli_sendmail_pipe(const char *cfgpath, const char *from,
+	    const char *const *rcpts, size_t nrcpts, const void *msg,
+	    size_t len);
 
 #endif

@@ -28,7 +28,6 @@
  */
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <crypt.h>
 #include <dirent.h>
@@ -699,13 +698,10 @@ account_reset_mail(struct cli *cli, const struct account_addr *a,
     const char *to, const char *token, long long expires)
 {
 	char		 date[64], when[64];
-	char *const	 argv[] = { "sluice", "-c", (char *)cli->cfgpath,
-	    "sendmail", "-i", "-f", "<>", "--", (char *)to, NULL };
 	struct buf	 m;
 	struct tm	 tm;
 	time_t		 now = time(NULL);
-	pid_t		 pid;
-	int		 p[2], st, rc;
+	int		 rc;
 
 	buf_init(&m, ACCOUNT_MAIL_MAX);
 	if (gmtime_r(&now, &tm) == NULL ||
@@ -723,41 +719,18 @@ account_reset_mail(struct cli *cli, const struct account_addr *a,
 	    "If you did not ask for this, ignore this message.\n",
 	    cli->cfg.hostname, to, date, a->full, a->full, token, when,
 	    a->full, token);
-	if (m.err != BUF_OK || pipe2(p, O_CLOEXEC) == -1) {
+	if (m.err != BUF_OK) {
 		buf_free(&m);
-		cli_err("cannot build the reset message: %s", strerror(errno));
+		cli_err("cannot build the reset message: %s", strerror(ENOMEM));
 		return EX_OSERR;
 	}
-	fflush(NULL);
-	if ((pid = fork()) == -1) {
-		rc = errno;
-		close(p[0]);
-		close(p[1]);
-		buf_free(&m);
-		cli_err("fork: %s", strerror(rc));
-		return EX_OSERR;
-	}
-	if (pid == 0) {
-		if (dup2(p[0], STDIN_FILENO) == -1)
-			_exit(EX_OSERR);
-		execv("/proc/self/exe", argv);
-		_exit(EX_OSERR);
-	}
-	close(p[0]);
-	rc = write_all(p[1], m.data, m.len);
-	close(p[1]);
+	rc = cli_sendmail_pipe(cli->cfgpath, "<>", &to, 1, m.data, m.len);
 	explicit_bzero(m.data, m.len);
 	buf_free(&m);
-	while (waitpid(pid, &st, 0) == -1)
-		if (errno != EINTR)
-			return EX_OSERR;
-	if (rc == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+	if (rc != EX_OK)
 		cli_err("%s: the reset message to %s was not submitted", a->full,
 		    to);
-		return WIFEXITED(st) && WEXITSTATUS(st) != 0 ?
-		    WEXITSTATUS(st) : EX_TEMPFAIL;
-	}
-	return EX_OK;
+	return rc;
 }
 
 static int
