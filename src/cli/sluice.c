@@ -37,6 +37,7 @@ static const char usage_main[] =
     "  robot test ADDRESS < MESSAGE   dry run of delivery to a robot\n"
     "  dovecot-config [OPTIONS]       a Dovecot configuration for IMAP\n"
     "  mask service|list|pairs|stats  the masked relay\n"
+    "  dissect [OPTIONS] [FILE]       a message's MIME tree, its attachments\n"
     "\n"
     "options:\n"
     "  -c FILE    configuration file (default $SLUICE_CONFIG, then "
@@ -57,6 +58,7 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "db",		cmd_db },
 	{ "dovecot-config", cmd_dovecot },
 	{ "mask",	cmd_mask },
+	{ "dissect",	cmd_dissect },
 };
 
 int
