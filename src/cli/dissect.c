@@ -81,6 +81,18 @@ dissect_measure(GMimePart *part, struct dissect_part *p)
 	g_object_unref(null);
 }
 
+/* s lower-cased into dst, cut to fit */
+static void
+dissect_lower(char *dst, size_t dstsz, const char *s)
+{
+	size_t	 i;
+
+	for (i = 0; i + 1 < dstsz && s[i] != '\0'; i++)
+		dst[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' :
+		    s[i]);
+	dst[i] = '\0';
+}
+
 /* append one part; NULL when out of memory or past DISSECT_PARTS_MAX */
 static struct dissect_part *
 dissect_add(struct dissect_tree *t, GMimeObject *obj, const char *path,
@@ -89,6 +101,7 @@ dissect_add(struct dissect_tree *t, GMimeObject *obj, const char *path,
 	struct dissect_part		*p;
 	GMimeContentType		*ct;
 	GMimeContentDisposition	*cd;
+	const char			*type, *subtype;
 
 	if (t->n >= DISSECT_PARTS_MAX) {
 		t->truncated = 1;
@@ -108,12 +121,16 @@ dissect_add(struct dissect_tree *t, GMimeObject *obj, const char *path,
 	p->depth = depth;
 	p->size = -1;
 	ct = g_mime_object_get_content_type(obj);
-	p->type = ct ? g_mime_content_type_get_media_type(ct) : NULL;
-	p->subtype = ct ? g_mime_content_type_get_media_subtype(ct) : NULL;
-	if (p->type == NULL || p->subtype == NULL) {
-		p->type = "application";
-		p->subtype = "octet-stream";
+	type = ct ? g_mime_content_type_get_media_type(ct) : NULL;
+	subtype = ct ? g_mime_content_type_get_media_subtype(ct) : NULL;
+	if (type == NULL || subtype == NULL) {
+		type = "application";
+		subtype = "octet-stream";
 	}
+	dissect_lower(p->typebuf, sizeof(p->typebuf), type);
+	dissect_lower(p->subtypebuf, sizeof(p->subtypebuf), subtype);
+	p->type = p->typebuf;
+	p->subtype = p->subtypebuf;
 	p->charset = ct ? g_mime_content_type_get_parameter(ct, "charset") :
 	    NULL;
 	if ((cd = g_mime_object_get_content_disposition(obj)) != NULL)
@@ -240,20 +257,15 @@ static int
 dissect_create(const struct dissect_part *p, int dirfd, char *name,
     size_t namesz)
 {
-	char		 base[DISSECT_NAME_MAX + 1], path[DISSECT_PATH_MAX];
+	char		 base[DISSECT_NAME_MAX + 1];
 	const char	*ext;
-	size_t		 i;
 	unsigned	 n;
 	int		 fd;
 
 	if (p->filename == NULL || dissect_name_safe(p->filename,
 	    strlen(p->filename), base, sizeof(base)) == 0) {
-		snprintf(path, sizeof(path), "%s", p->path);
-		for (i = 0; path[i] != '\0'; i++)
-			if (path[i] == '.')
-				path[i] = '-';
 		ext = dissect_type_ext(p->type, p->subtype);
-		if ((size_t)snprintf(base, sizeof(base), "part-%s.%s", path,
+		if ((size_t)snprintf(base, sizeof(base), "part-%s.%s", p->path,
 		    ext) >= sizeof(base))
 			snprintf(base, sizeof(base), "part.%s", ext);
 	}

@@ -28,12 +28,15 @@
 #define DISSECT_DEPTH_MAX	32
 #define DISSECT_PARTS_MAX	10000
 #define DISSECT_PATH_MAX	(DISSECT_DEPTH_MAX * 11 + 16)
+#define DISSECT_TYPE_MAX	127	/* RFC 6838 4.2; longer ones are cut */
 #define DISSECT_COLLIDE_MAX	1000	/* "name (N).ext" tried up to N */
 
 struct dissect_part {
 	char		 path[DISSECT_PATH_MAX];
 	GMimeObject	*obj;			/* borrowed */
-	const char	*type, *subtype;	/* never NULL */
+	const char	*type, *subtype;	/* lower case, never NULL */
+	char		 typebuf[DISSECT_TYPE_MAX + 1];
+	char		 subtypebuf[DISSECT_TYPE_MAX + 1];
 	const char	*filename;		/* decoded, as sent; or NULL */
 	const char	*charset, *disposition, *encoding;	/* or NULL */
 	int64_t		 size;			/* decoded octets, -1 unknown */
