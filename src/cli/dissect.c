@@ -123,14 +123,13 @@ dissect_add(struct dissect_tree *t, GMimeObject *obj, const char *path,
 	ct = g_mime_object_get_content_type(obj);
 	type = ct ? g_mime_content_type_get_media_type(ct) : NULL;
 	subtype = ct ? g_mime_content_type_get_media_subtype(ct) : NULL;
-	if (type == NULL || subtype == NULL) {
+	if (type == NULL || subtype == NULL || *type == '\0' ||
+	    *subtype == '\0') {
 		type = "application";
 		subtype = "octet-stream";
 	}
-	dissect_lower(p->typebuf, sizeof(p->typebuf), type);
-	dissect_lower(p->subtypebuf, sizeof(p->subtypebuf), subtype);
-	p->type = p->typebuf;
-	p->subtype = p->subtypebuf;
+	dissect_lower(p->type, sizeof(p->type), type);
+	dissect_lower(p->subtype, sizeof(p->subtype), subtype);
 	p->charset = ct ? g_mime_content_type_get_parameter(ct, "charset") :
 	    NULL;
 	if ((cd = g_mime_object_get_content_disposition(obj)) != NULL)

@@ -34,9 +34,8 @@
 struct dissect_part {
 	char		 path[DISSECT_PATH_MAX];
 	GMimeObject	*obj;			/* borrowed */
-	const char	*type, *subtype;	/* lower case, never NULL */
-	char		 typebuf[DISSECT_TYPE_MAX + 1];
-	char		 subtypebuf[DISSECT_TYPE_MAX + 1];
+	char		 type[DISSECT_TYPE_MAX + 1];	/* lower case */
+	char		 subtype[DISSECT_TYPE_MAX + 1];
 	const char	*filename;		/* decoded, as sent; or NULL */
 	const char	*charset, *disposition, *encoding;	/* or NULL */
 	int64_t		 size;			/* decoded octets, -1 unknown */

@@ -77,7 +77,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const struct dissect_part *p = &t.parts[i];
 		if (p->depth > DISSECT_DEPTH_MAX ||
 		    strlen(p->path) >= sizeof(p->path) ||
-		    p->type == NULL || p->subtype == NULL ||
+		    p->type[0] == '\0' || p->subtype[0] == '\0' ||
 		    (p->leaf && (p->size < 0 || strlen(p->sha256) != 64)))
 			abort();
 		if (p->filename != NULL)
