@@ -222,11 +222,16 @@ dissect_fd(struct dissect_opts *o, int fd, const char *label,
     const char *file)
 {
 	struct dissect_tree	 t;
+	struct stat		 st;
 	GMimeStream		*in;
 	GMimeMessage		*msg;
 	int			 status;
 
-	in = g_mime_stream_fs_new(fd);
+	/* a pipe cannot seek: GMime then keeps the parts in memory */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		in = g_mime_stream_fs_new(fd);
+	else
+		in = g_mime_stream_pipe_new(fd);
 	msg = dissect_parse(in);
 	g_object_unref(in);
 	if (o->json && file != NULL) {
