@@ -4,7 +4,7 @@ set -eu
 PKGS="build-essential pkg-config meson ninja-build libevent-dev libssl-dev
 libsqlite3-dev libpq-dev libcrypt-dev libcmocka-dev python3-pytest python3-aiosmtpd
 swaks curl openssl sqlite3 libc-ares-dev dnsmasq-base
-postfix postgresql libarchive-dev libgmime-3.0-dev
+postfix postgresql libarchive-dev libgmime-3.0-dev clang
 dovecot-imapd dovecot-lmtpd dovecot-sqlite dovecot-pgsql"
 missing=""
 had_dovecot=no

@@ -38,6 +38,7 @@ static const char usage_main[] =
     "  dovecot-config [OPTIONS]       a Dovecot configuration for IMAP\n"
     "  mask service|list|pairs|stats  the masked relay\n"
     "  inject --from A --to B [...]   compose and send a MIME message\n"
+    "  dissect [OPTIONS] [FILE]       a message's MIME tree, its attachments\n"
     "\n"
     "options:\n"
     "  -c FILE    configuration file (default $SLUICE_CONFIG, then "
@@ -59,6 +60,7 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "dovecot-config", cmd_dovecot },
 	{ "mask",	cmd_mask },
 	{ "inject",	cmd_inject },
+	{ "dissect",	cmd_dissect },
 };
 
 int
