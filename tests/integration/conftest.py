@@ -133,3 +133,21 @@ def peer():
         yield rec
     finally:
         ctl.stop()
+
+
+@pytest.fixture
+def make_dovecot():
+    """Dovecots (dovecot_harness.py) for a test's sluices; their logs are
+    printed at teardown (pytest shows them when the test failed)."""
+    from dovecot_harness import Dovecot
+    made = []
+
+    def make(sluice, **kw):
+        d = Dovecot(sluice, **kw)
+        made.append(d)
+        return d.start()
+
+    yield make
+    for d in made:
+        print("---- dovecot log (%s) ----\n%s" % (d.dir, d.read_log()))
+        d.cleanup()

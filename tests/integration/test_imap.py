@@ -21,23 +21,6 @@ ADDR = "demo@example.test"
 PASSWORD = "correct horse battery"   # the harness's add_account default
 
 
-@pytest.fixture
-def make_dovecot():
-    """Dovecots for a test's sluices; their logs are printed at teardown
-    (pytest shows them when the test failed)."""
-    made = []
-
-    def make(sluice, **kw):
-        d = Dovecot(sluice, **kw)
-        made.append(d)
-        return d.start()
-
-    yield make
-    for d in made:
-        print("---- dovecot log (%s) ----\n%s" % (d.dir, d.read_log()))
-        d.cleanup()
-
-
 def send(s, rcpt=ADDR, t=None):
     t = t or tag()
     with smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=WAIT) as c:
