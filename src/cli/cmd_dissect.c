@@ -342,7 +342,8 @@ dissect_list_new(int newfd, char ***names, size_t *n)
 		(*n)++;
 	}
 	closedir(d);
-	qsort(v, *n, sizeof(*v), dissect_namecmp);
+	if (*n > 1)
+		qsort(v, *n, sizeof(*v), dissect_namecmp);
 	*names = v;
 	return 0;
 fail:
