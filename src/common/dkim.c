@@ -109,7 +109,7 @@ dkim_key_load(const char *path, char *err, size_t errlen)
 	ssize_t		 n;
 	int		 fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
@@ -485,6 +485,7 @@ sig_prefix(const struct dkim_sign_req *r, const char *hdr,
 	char		 tok[300];
 	struct buf	 b64;
 	size_t		 i, c;
+	int		 bad;
 
 	buf_adds(f->b, "DKIM-Signature:");
 	f->col = 15;
@@ -522,14 +523,12 @@ sig_prefix(const struct dkim_sign_req *r, const char *hdr,
 		e = e ? e + 1 : NULL;
 	}
 	buf_init(&b64, 128);
-	b64_add(&b64, bh, DKIM_HASH_LEN);
-	fold_add(f, "bh=", 1);
-	fold_b64(f, b64.data ? b64.data : "", b64.len);
-	buf_addc(f->b, ';');
-	f->col++;
+	bad = b64_add(&b64, bh, DKIM_HASH_LEN) == -1;
+	snprintf(tok, sizeof(tok), "bh=%s;", b64.data ? b64.data : "");
+	fold_add(f, tok, 1);		/* 48 columns: on one line */
 	buf_free(&b64);
 	fold_add(f, "b=", 1);
-	return b64.err || names->err || f->b->err ? -1 : 0;
+	return bad || names->err || f->b->err ? -1 : 0;
 }
 
 /* the signed data: the chosen fields, then the signature field itself
