@@ -247,8 +247,10 @@ dkim_canon_header(const char *f, size_t len, struct buf *out)
 
 	while (nlen > 0 && is_wsp(f[nlen - 1]))
 		nlen--;
-	for (i = 0; i < nlen; i++)
-		buf_addc(out, (f[i] >= 'A' && f[i] <= 'Z') ? f[i] + 32 : f[i]);
+	for (i = 0; i < nlen; i++)	/* no colon: never a CR or LF out */
+		if (f[i] != '\r' && f[i] != '\n')
+			buf_addc(out, (f[i] >= 'A' && f[i] <= 'Z') ? f[i] + 32 :
+			    f[i]);
 	buf_addc(out, ':');
 	for (i = colon ? (size_t)(colon - f) + 1 : len; i < len; i++) {
 		char c = f[i];
