@@ -5,7 +5,8 @@ PKGS="build-essential pkg-config meson ninja-build libevent-dev libssl-dev
 libsqlite3-dev libpq-dev libcrypt-dev libcmocka-dev python3-pytest python3-aiosmtpd
 swaks curl openssl sqlite3 libc-ares-dev dnsmasq-base
 postfix postgresql libarchive-dev libgmime-3.0-dev clang
-dovecot-imapd dovecot-lmtpd dovecot-sqlite dovecot-pgsql"
+dovecot-imapd dovecot-lmtpd dovecot-sqlite dovecot-pgsql
+python3-dkim python3-dnspython python3-nacl"
 missing=""
 had_dovecot=no
 dpkg-query -W -f='${Status}' dovecot-core 2>/dev/null | grep -q "install ok installed" &&

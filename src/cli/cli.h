@@ -41,6 +41,7 @@ int	cmd_dovecot(struct cli *, int, char **);
 int	cmd_mask(struct cli *, int, char **);
 int	cmd_inject(struct cli *, int, char **);
 int	cmd_dissect(struct cli *, int, char **);
+int	cmd_dkim(struct cli *, int, char **);
 
 /* load the config once; 0 or EX_CONFIG after printing the error */
 int	cli_config(struct cli *);

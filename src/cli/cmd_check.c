@@ -6,7 +6,8 @@
  * (missing: a warning if their parent exists, since sluiced creates them),
  * files the config names (aliases, TLS certificate and key; a key readable
  * by others is refused; the routes' AUTH files, which must belong to the
- * queue's user alone; relay-ca-file; the online-state source), and the
+ * queue's user alone; relay-ca-file; the online-state source; the
+ * dkim-sign keys, which must parse and belong to the user alone), and the
  * database (opened; a SQLite file that does
  * not exist yet is a warning, it is created on first use; failure exits 69,
  * EX_UNAVAILABLE). On success prints "FILE: configuration ok"; --dump then
@@ -25,6 +26,7 @@
 
 #include "aliases.h"
 #include "cli.h"
+#include "dkim.h"
 
 static const char usage_check[] =
     "usage: sluice [-c FILE] check [--dump]\n"
@@ -95,6 +97,45 @@ check_routes(const struct config *c)
 	    -1)
 		cli_err("warning: online-state file %s does not exist: the "
 		    "state is \"offline\" until it does", c->online.path);
+	return 0;
+}
+
+/*
+ * The dkim-sign keys: the relay reads them after dropping privileges, so
+ * they belong to the user (when checked as root) and to nobody else.
+ */
+static int
+check_dkim(const struct config *c)
+{
+	struct stat	 st;
+	struct passwd	*pw;
+	struct dkim_key	*k;
+	char		 err[PATH_MAX + 256];
+	uid_t		 owner = geteuid() == 0 && (pw = getpwnam(c->user)) ?
+	    pw->pw_uid : geteuid();
+
+	for (size_t i = 0; i < c->ndkim; i++) {
+		const struct dkim_sign_cfg *d = &c->dkim[i];
+		if (stat(d->keyfile, &st) == -1) {
+			fprintf(stderr, "%s:%u: dkim-sign %s: %s\n", c->path,
+			    d->line, d->keyfile, strerror(errno));
+			return -1;
+		}
+		if (!S_ISREG(st.st_mode) || st.st_uid != owner ||
+		    (st.st_mode & 077)) {
+			fprintf(stderr, "%s:%u: dkim-sign %s must be a file of "
+			    "%s readable by it alone (chown %s; chmod 600)\n",
+			    c->path, d->line, d->keyfile, c->user, c->user);
+			return -1;
+		}
+		if ((k = dkim_key_load(d->keyfile, err, sizeof(err))) ==
+		    NULL) {
+			fprintf(stderr, "%s:%u: dkim-sign %s\n", c->path,
+			    d->line, err);
+			return -1;
+		}
+		dkim_key_free(k);
+	}
 	return 0;
 }
 
@@ -184,7 +225,8 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	}
 	if ((rc = cli_config(cli)) != 0)
 		return rc;
-	if (check_files(&cli->cfg) == -1 || check_routes(&cli->cfg) == -1)
+	if (check_files(&cli->cfg) == -1 || check_routes(&cli->cfg) == -1 ||
+	    check_dkim(&cli->cfg) == -1)
 		return EX_CONFIG;
 	check_dir("spool", cli->cfg.spool);
 	check_dir("mailboxes", cli->cfg.mailboxes);

@@ -39,6 +39,7 @@ static const char usage_main[] =
     "  mask service|list|pairs|stats  the masked relay\n"
     "  inject --from A --to B [...]   compose and send a MIME message\n"
     "  dissect [OPTIONS] [FILE]       a message's MIME tree, its attachments\n"
+    "  dkim keygen DOMAIN [OPTIONS]   a DKIM signing key and its DNS record\n"
     "\n"
     "options:\n"
     "  -c FILE    configuration file (default $SLUICE_CONFIG, then "
@@ -61,6 +62,7 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "mask",	cmd_mask },
 	{ "inject",	cmd_inject },
 	{ "dissect",	cmd_dissect },
+	{ "dkim",	cmd_dkim },
 };
 
 int

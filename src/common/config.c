@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -22,7 +23,8 @@
 #include "table.h"
 
 enum ptype { P_STR, P_PATH, P_SIZE, P_UINT, P_TIME, P_LISTEN, P_NETS, P_FMT,
-	P_ROUTE, P_RELAYHOST, P_ONLINE, P_BOOL, P_SRS, P_MASKKEY };
+	P_ROUTE, P_RELAYHOST, P_ONLINE, P_BOOL, P_SRS, P_MASKKEY,
+	P_DKIM };
 
 struct param {
 	const char	*name;
@@ -96,6 +98,7 @@ static const struct param params[] = {
 	{ "max-queue-lifetime", P_TIME, N(max_queue_lifetime), 1,
 	    365 * 86400, "5d", 1 },
 	{ "delivery-batch", P_UINT, N(delivery_batch), 1, 10000, "64", 1 },
+	{ "dkim-sign",	P_DKIM,	N(dkim),	0, 0, NULL, 1 },
 };
 #define NPARAMS	(sizeof(params) / sizeof(params[0]))
 
@@ -478,6 +481,48 @@ set_route(struct config *c, const struct param *p, char *v, char *err,
 	return 0;
 }
 
+/* dkim-sign DOMAIN SELECTOR KEYFILE: repeatable, one per selector */
+#define DKIM_NAME_CHARS	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
+	"0123456789-."
+
+static int
+set_dkim(struct config *c, char *v, char *err, size_t errlen)
+{
+	struct dkim_sign_cfg	*d;
+	char			*w[4];
+
+	if (config_split_words(v, w, 3) != 3) {
+		snprintf(err, errlen, "dkim-sign: DOMAIN SELECTOR KEYFILE");
+		return -1;
+	}
+	if (c->ndkim == CONFIG_DKIM_MAX) {
+		snprintf(err, errlen, "dkim-sign: at most %d", CONFIG_DKIM_MAX);
+		return -1;
+	}
+	if (strlen(w[0]) > 253 || strspn(w[0], DKIM_NAME_CHARS) !=
+	    strlen(w[0]) || w[0][0] == '.' || strlen(w[1]) >=
+	    sizeof(d->selector) || strspn(w[1], DKIM_NAME_CHARS "_") !=
+	    strlen(w[1]) || w[2][0] != '/' ||
+	    strlen(w[2]) >= sizeof(d->keyfile)) {
+		snprintf(err, errlen, "dkim-sign: a domain, a selector (letters, "
+		    "digits, - _ .) and the absolute path of the key");
+		return -1;
+	}
+	for (size_t i = 0; i < c->ndkim; i++)
+		if (strcasecmp(c->dkim[i].domain, w[0]) == 0 &&
+		    strcasecmp(c->dkim[i].selector, w[1]) == 0) {
+			snprintf(err, errlen, "dkim-sign: %s %s twice", w[0],
+			    w[1]);
+			return -1;
+		}
+	d = &c->dkim[c->ndkim++];
+	snprintf(d->domain, sizeof(d->domain), "%s", w[0]);
+	snprintf(d->selector, sizeof(d->selector), "%s", w[1]);
+	snprintf(d->keyfile, sizeof(d->keyfile), "%s", w[2]);
+	d->line = c->lineno;
+	return 0;
+}
+
 static int
 set_param(struct config *c, const struct param *p, char *v, char *err,
     size_t errlen)
@@ -541,6 +586,8 @@ set_param(struct config *c, const struct param *p, char *v, char *err,
 	case P_MASKKEY:
 		return set_secrets("mask-key", c->mask_keys, &c->nmask_keys, v,
 		    err, errlen);
+	case P_DKIM:
+		return set_dkim(c, v, err, errlen);
 	case P_BOOL:
 		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
 			snprintf(err, errlen, "%s: yes or no", p->name);
@@ -838,6 +885,12 @@ config_dump(const struct config *c, int fd)
 			}
 			break;
 		}
+		case P_DKIM:
+			for (size_t j = 0; j < c->ndkim; j++)
+				dprintf(fd, "dkim-sign %s %s %s\n",
+				    c->dkim[j].domain, c->dkim[j].selector,
+				    c->dkim[j].keyfile);
+			break;
 		case P_FMT:
 			if (c->log_json)
 				dprintf(fd, "log-format json\n");

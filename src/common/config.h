@@ -37,6 +37,16 @@ struct netmask {
 	unsigned	 bits;
 };
 
+#define CONFIG_DKIM_MAX		64
+
+/* dkim-sign DOMAIN SELECTOR KEYFILE (dkim.h, docs/dkim.md) */
+struct dkim_sign_cfg {
+	char		 domain[256];
+	char		 selector[64];
+	char		 keyfile[PATH_MAX];
+	unsigned	 line;
+};
+
 struct config {
 	char		 path[PATH_MAX];
 	unsigned	 lineno;		/* while loading */
@@ -102,6 +112,8 @@ struct config {
 	char		 mask_keys[SRS_SECRETS_MAX][SRS_SECRET_MAX + 1];
 	size_t		 nmask_keys;		/* the first signs */
 	unsigned	 mask_bounce_limit;	/* hard bounces, then disabled */
+	struct dkim_sign_cfg dkim[CONFIG_DKIM_MAX];	/* in config order */
+	size_t		 ndkim;
 };
 
 /* 0 ok; -1 with "FILE:LINE: message" in err */

@@ -45,6 +45,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "proc.h"
+#include "relay_dkim.h"
 #include "rewrite.h"
 #include "route.h"
 #include "sluiced.h"
@@ -80,6 +81,7 @@ struct rjob {
 	enum route_tls		 tls;
 	char			 auth[1024];
 	char			 rewrite_from[ROUTE_ADDR_MAX];
+	int			 hdr_whole;	/* rewritten: all of it */
 	char			*hdrs;
 	size_t			 hlen;
 	uint64_t		 offset;	/* of the body in the file */
@@ -653,6 +655,36 @@ relay_on_addrs(void *arg, const struct dns_mx_result *res)
 }
 
 /*
+ * The file's header section, read from its start: *hs is its length with
+ * the empty line; *whole says it was found (or the file ended), not cut
+ * at HEADER_SECTION_MAX. The caller frees *text.
+ */
+static int
+rjob_read_header(struct rjob *j, char **text, size_t *hs, int *whole)
+{
+	size_t		 have = 0;
+	ssize_t		 n = 0;
+
+	*hs = 0;
+	if ((*text = malloc(HEADER_SECTION_MAX)) == NULL)
+		return -1;
+	while (have < HEADER_SECTION_MAX && (*hs = header_section_len(*text,
+	    have)) == 0) {
+		n = pread(j->fd, *text + have, HEADER_SECTION_MAX - have,
+		    (off_t)have);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+	}
+	*whole = *hs != 0 || n == 0;
+	if (*hs == 0)
+		*hs = have;	/* all header, or a huge one: all of it */
+	return 0;
+}
+
+/*
  * rewrite-from: the file's header section goes into the header blob,
  * rewritten, and the body is sent from after it.
  */
@@ -661,25 +693,13 @@ rjob_rewrite_from(struct rjob *j, char *why, size_t whylen)
 {
 	struct buf	 b;
 	char		*text;
-	size_t		 have = 0, hs = 0;
-	ssize_t		 n;
+	size_t		 hs;
+	int		 whole;
 
-	if ((text = malloc(HEADER_SECTION_MAX)) == NULL) {
+	if (rjob_read_header(j, &text, &hs, &whole) == -1) {
 		snprintf(why, whylen, "4.3.0 out of memory");
 		return -1;
 	}
-	while (have < HEADER_SECTION_MAX && (hs = header_section_len(text,
-	    have)) == 0) {
-		n = pread(j->fd, text + have, HEADER_SECTION_MAX - have,
-		    (off_t)have);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		have += (size_t)n;
-	}
-	if (hs == 0)
-		hs = have;	/* all header, or a huge one: all of it */
 	buf_init(&b, j->hlen + hs + ROUTE_ADDR_MAX + 64);
 	if (buf_add(&b, j->hdrs, j->hlen) == -1 ||
 	    rewrite_from(text, hs, j->rewrite_from, &b) == -1) {
@@ -693,7 +713,56 @@ rjob_rewrite_from(struct rjob *j, char *why, size_t whylen)
 	j->hdrs = b.data;	/* the buffer is ours now */
 	j->hlen = b.len;
 	j->offset = hs;
+	j->hdr_whole = whole;
 	return 0;
+}
+
+/*
+ * DKIM: the signatures go first in the header blob. The signed header
+ * section is the blob and the file's header section (or, rewritten, the
+ * blob alone); the body is the file after it. Any failure: unsigned.
+ */
+static void
+rjob_dkim(struct rjob *j)
+{
+	struct buf	 view, sigs;
+	char		*text = NULL;
+	size_t		 hs = 0;
+	uint64_t	 body = j->offset;
+	int		 whole = j->hdr_whole;
+
+	buf_init(&view, j->hlen + HEADER_SECTION_MAX + 1);
+	buf_init(&sigs, 256 * 1024);
+	if (j->rewrite_from[0])
+		buf_add(&view, j->hdrs, j->hlen);
+	else if (rjob_read_header(j, &text, &hs, &whole) == 0) {
+		buf_add(&view, j->hdrs, j->hlen);
+		buf_add(&view, text, hs);
+		body = hs;
+	} else
+		view.err = BUF_ENOMEM;
+	free(text);
+	if (view.err || !whole) {
+		log_warnx("%s: dkim: %s, sent unsigned", j->qid, view.err ?
+		    "out of memory" : "no end of the header section");
+		goto done;
+	}
+	if (relay_dkim_sign(j->qid, j->from, view.data ? view.data : "",
+	    view.len, j->fd, body, &sigs) == 0)
+		goto done;
+	if (buf_add(&sigs, j->hdrs, j->hlen) == -1) {
+		log_warnx("%s: dkim: out of memory, sent unsigned", j->qid);
+		goto done;
+	}
+	free(j->hdrs);
+	j->hdrs = sigs.data;	/* the buffer is ours now */
+	j->size += sigs.len - j->hlen;
+	j->hlen = sigs.len;
+	buf_free(&view);
+	return;
+done:
+	buf_free(&view);
+	buf_free(&sigs);
 }
 
 /* Parse a DELIVER_SMTP request into a job; NULL if malformed. */
@@ -805,6 +874,8 @@ relay_on_request(struct ipc *c, struct ipc_msg *m, void *arg)
 		rjob_settle(j, RCPT_DEFERRED, "none", why);
 		return;
 	}
+	if (relay_dkim_nkeys())
+		rjob_dkim(j);		/* after rewriting; unsigned if not */
 	rjob_resolve(j);
 }
 
@@ -852,6 +923,7 @@ relay_setup(struct proc *p)
 	if ((resolver = dns_new(p->base, &dc, err, sizeof(err))) == NULL)
 		log_warnx("resolver: %s (outbound mail is deferred)", err);
 	relay_self(p->conf);
+	relay_dkim_load(p->conf);
 	/* required TLS verifies against relay-ca-file or the system store;
 	   connections in flight keep their reference */
 	if (tls_ctx_verify)

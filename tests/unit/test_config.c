@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -443,6 +444,42 @@ test_srs(void **state)
 	free(c);
 }
 
+/* dkim-sign DOMAIN SELECTOR KEYFILE: repeatable, checked, dumped */
+static void
+test_dkim_sign(void **state)
+{
+	struct config	*c = malloc(sizeof(*c));
+	char		 err[1024];
+	int		 fd;
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(load("dkim-sign example.test rsa1 /k/a.key\n"
+	    "dkim-sign example.test ed1 /k/b.key\n", c, err, sizeof(err)), 0);
+	assert_int_equal(c->ndkim, 2);
+	assert_string_equal(c->dkim[1].selector, "ed1");
+	assert_string_equal(c->dkim[1].keyfile, "/k/b.key");
+	assert_int_equal(c->dkim[1].line, 2);
+	fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+	if (fd != -1) {
+		config_dump(c, fd);
+		char out[4096] = "";
+		ssize_t n = pread(fd, out, sizeof(out) - 1, 0);
+		assert_true(n > 0);
+		assert_non_null(strstr(out, "dkim-sign example.test ed1 "
+		    "/k/b.key\n"));
+		close(fd);
+	}
+	free(c);
+	expect_error("dkim-sign example.test\n", 1, "DOMAIN SELECTOR KEYFILE");
+	expect_error("dkim-sign a b c d\n", 1, "DOMAIN SELECTOR KEYFILE");
+	expect_error("dkim-sign example.test s rel.key\n", 1, "absolute path");
+	expect_error("dkim-sign exa/mple s /k\n", 1, "a domain");
+	expect_error("dkim-sign example.test s;x /k\n", 1, "a selector");
+	expect_error("dkim-sign d.test s /k\ndkim-sign D.test S /j\n", 2,
+	    "twice");
+}
+
 int
 main(void)
 {
@@ -459,6 +496,7 @@ main(void)
 		cmocka_unit_test(test_trusted),
 		cmocka_unit_test(test_dump),
 		cmocka_unit_test(test_srs),
+		cmocka_unit_test(test_dkim_sign),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
