@@ -24,7 +24,7 @@
 
 enum ptype { P_STR, P_PATH, P_SIZE, P_UINT, P_TIME, P_LISTEN, P_NETS, P_FMT,
 	P_ROUTE, P_RELAYHOST, P_ONLINE, P_BOOL, P_SRS, P_MASKKEY,
-	P_DKIM };
+	P_DKIM, P_DNSBL };
 
 struct param {
 	const char	*name;
@@ -92,6 +92,14 @@ static const struct param params[] = {
 	{ "auth-lockout", P_TIME, N(auth_lockout), 1, 86400, "15m", 1 },
 	{ "auth-failure-delay", P_TIME, N(auth_failure_delay), 0, 60, "1s", 1 },
 	{ "max-sessions", P_UINT, N(max_sessions), 1, 100000, "1000", 0 },
+	{ "client-connections", P_UINT, N(client_connections), 0, 100000,
+	    "50", 1 },
+	{ "client-messages-per-minute", P_UINT, N(client_msg_rate), 0,
+	    1000000, "0", 1 },
+	{ "user-messages-per-hour", P_UINT, N(user_msg_rate), 0, 1000000,
+	    "1000", 1 },
+	{ "pregreet-wait", P_TIME, N(pregreet_wait), 0, 60, "0", 1 },
+	{ "dnsbl",	P_DNSBL, N(dnsbl),	0, 0, NULL, 1 },
 	{ "max-hops",	P_UINT,	N(max_hops),	10, 1000, "50", 1 },
 	{ "retry-interval", P_TIME, N(retry_interval), 1, 86400, "5m", 1 },
 	{ "retry-max",	P_TIME,	N(retry_max),	1, 7 * 86400, "1h", 1 },
@@ -523,6 +531,46 @@ set_dkim(struct config *c, char *v, char *err, size_t errlen)
 	return 0;
 }
 
+/* dnsbl ZONE [reject|tag]: repeatable, looked up in order */
+static int
+set_dnsbl(struct config *c, char *v, char *err, size_t errlen)
+{
+	char		*w[3];
+	size_t		 nw = config_split_words(v, w, 2), len = 0, label = 0;
+	struct dnsbl_cfg *d;
+
+	if (nw < 1 || nw > 2 || (nw == 2 && strcmp(w[1], "reject") != 0 &&
+	    strcmp(w[1], "tag") != 0)) {
+		snprintf(err, errlen, "dnsbl: ZONE [reject|tag]");
+		return -1;
+	}
+	for (const char *p = w[0]; *p; p++, len++) {
+		if (*p == '.') {
+			if (label == 0)
+				break;
+			label = 0;
+		} else if ((isalnum((unsigned char)*p) || *p == '-' ||
+		    *p == '_') && ++label <= 63)
+			continue;
+		else
+			break;
+	}
+	if (w[0][len] != '\0' || label == 0 || len >= CONFIG_DNSBL_ZONE_MAX) {
+		snprintf(err, errlen, "dnsbl: \"%.64s\" is not a zone name "
+		    "(at most %d characters)", w[0], CONFIG_DNSBL_ZONE_MAX - 1);
+		return -1;
+	}
+	if (c->ndnsbl == CONFIG_DNSBL_MAX) {
+		snprintf(err, errlen, "dnsbl: at most %d zones",
+		    CONFIG_DNSBL_MAX);
+		return -1;
+	}
+	d = &c->dnsbl[c->ndnsbl++];
+	snprintf(d->zone, sizeof(d->zone), "%s", w[0]);
+	d->tag = nw == 2 && strcmp(w[1], "tag") == 0;
+	return 0;
+}
+
 static int
 set_param(struct config *c, const struct param *p, char *v, char *err,
     size_t errlen)
@@ -588,6 +636,8 @@ set_param(struct config *c, const struct param *p, char *v, char *err,
 		    err, errlen);
 	case P_DKIM:
 		return set_dkim(c, v, err, errlen);
+	case P_DNSBL:
+		return set_dnsbl(c, v, err, errlen);
 	case P_BOOL:
 		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
 			snprintf(err, errlen, "%s: yes or no", p->name);
@@ -890,6 +940,11 @@ config_dump(const struct config *c, int fd)
 				dprintf(fd, "dkim-sign %s %s %s\n",
 				    c->dkim[j].domain, c->dkim[j].selector,
 				    c->dkim[j].keyfile);
+			break;
+		case P_DNSBL:
+			for (size_t j = 0; j < c->ndnsbl; j++)
+				dprintf(fd, "dnsbl %s %s\n", c->dnsbl[j].zone,
+				    c->dnsbl[j].tag ? "tag" : "reject");
 			break;
 		case P_FMT:
 			if (c->log_json)

@@ -22,6 +22,8 @@
 #define CONFIG_LISTEN_MAX	16
 #define CONFIG_NETS_MAX		64
 #define CONFIG_STR_MAX		1024
+#define CONFIG_DNSBL_MAX	8
+#define CONFIG_DNSBL_ZONE_MAX	192	/* + a reversed IPv6 address <= 255 */
 
 enum listen_kind { LISTEN_SMTP = 0, LISTEN_SUBMISSION, LISTEN_SUBMISSIONS };
 
@@ -29,6 +31,11 @@ struct listen_cfg {
 	char		 host[256];
 	char		 port[16];
 	enum listen_kind kind;
+};
+
+struct dnsbl_cfg {
+	char		 zone[CONFIG_DNSBL_ZONE_MAX];
+	int		 tag;		/* 1: tag the mail, 0: reject */
 };
 
 struct netmask {
@@ -89,6 +96,13 @@ struct config {
 	unsigned	 auth_lockout;		/* seconds locked out */
 	unsigned	 auth_failure_delay;	/* seconds, times the failures */
 	unsigned	 max_sessions;		/* concurrent SMTP sessions */
+	/* connection policy (smtpd/smtp_policy.c); 0: off */
+	unsigned	 client_connections;	/* concurrent, per client */
+	unsigned	 client_msg_rate;	/* messages a minute, per client */
+	unsigned	 user_msg_rate;		/* messages an hour, per user */
+	unsigned	 pregreet_wait;		/* seconds before the banner */
+	struct dnsbl_cfg dnsbl[CONFIG_DNSBL_MAX];
+	size_t		 ndnsbl;
 	unsigned	 max_hops;		/* Received: headers */
 	unsigned	 retry_interval;	/* seconds, first deferral */
 	unsigned	 retry_max;		/* seconds, backoff cap */

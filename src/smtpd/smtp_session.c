@@ -116,6 +116,7 @@ static void	smtp_start_tls(struct smtp_session *);
 static void	smtp_resume(struct smtp_session *);
 static void	smtp_commit(struct smtp_session *);
 static void	smtp_check_from_hdr(struct smtp_session *);
+static void	smtp_greet(struct smtp_session *, int);
 
 /* submission listeners: AUTH (after TLS) before any mail */
 static int
@@ -201,6 +202,7 @@ smtp_session_new(int fd, const struct listener *l, const struct sockaddr *sa,
     socklen_t salen)
 {
 	struct smtp_session	*s;
+	char			 reply[512];
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		close(fd);
@@ -271,6 +273,30 @@ smtp_session_new(int fd, const struct listener *l, const struct sockaddr *sa,
 		smtp_close_after(s);
 		return;
 	}
+	if (smtp_policy_connect(s, reply, sizeof(reply)) == -1) {
+		smtp_reply(s, "%s", reply);
+		smtp_close_after(s);
+		return;
+	}
+	if (!smtp_policy_pregreet(s, smtp_greet))
+		smtp_reply(s, "220 %s ESMTP sluice", smtpd.conf->hostname);
+}
+
+/* The banner after pregreet-wait (smtp_policy.c). */
+static void
+smtp_greet(struct smtp_session *s, int talked)
+{
+	if (talked < 0) {
+		smtp_session_free(s);	/* it hung up */
+		return;
+	}
+	if (talked) {
+		smtp_reply(s, "554 5.7.1 Protocol error: talked before the "
+		    "greeting");
+		smtp_close_after(s);
+		return;
+	}
+	bufferevent_enable(s->bev, EV_READ);
 	smtp_reply(s, "220 %s ESMTP sluice", smtpd.conf->hostname);
 }
 
@@ -279,6 +305,7 @@ smtp_session_free(struct smtp_session *s)
 {
 	log_info("%u: disconnect from %s", s->id, s->addr);
 	smtp_tx_reset(s);
+	smtp_policy_end(s);
 	smtpd_session_unregister(s);
 	if (s->delay_ev)
 		event_free(s->delay_ev);
@@ -398,6 +425,7 @@ static void
 smtp_cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 {
 	enum smtp_perr	 r;
+	char		 reply[256];
 
 	if (s->helo[0] == '\0') {
 		smtp_error(s, E_HELO_FIRST);
@@ -428,6 +456,10 @@ smtp_cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	}
 	if (s->mail.size > smtpd.conf->max_message_size) {
 		smtp_error(s, E_SIZE_DECLARED);
+		return;
+	}
+	if (smtp_policy_mail(s, reply, sizeof(reply)) == -1) {
+		smtp_reply(s, "%s", reply);
 		return;
 	}
 	addr_format(&s->mail.from, s->from, sizeof(s->from));
@@ -602,6 +634,7 @@ smtp_start_data(struct smtp_session *s, enum smtp_data_mode mode)
 	smtp_data_init(&s->dec, mode, !s->trusted &&
 	    s->listener->kind == LISTEN_SMTP, SMTP_LINE_MAX);
 	buf_reset(&s->out);
+	smtp_policy_data(s, &s->out);
 	s->too_big = 0;
 	s->write_errno = 0;
 }
@@ -1348,6 +1381,31 @@ smtp_line_input(struct smtp_session *s, struct evbuffer *in)
 	return 1;
 }
 
+/*
+ * After HELO, a command waits for the DNSBL answers; a client listed by a
+ * reject list is refused there. 1: stop reading (waiting or closing).
+ */
+static int
+smtp_dnsbl_gate(struct smtp_session *s, struct evbuffer *in)
+{
+	char	 reply[512];
+
+	if (s->helo[0] == '\0' || evbuffer_get_length(in) == 0)
+		return 0;
+	switch (smtp_policy_dnsbl(s, reply, sizeof(reply))) {
+	case POLICY_GO:
+		break;
+	case POLICY_WAIT:
+		s->wait = SMTP_W_DNSBL;
+		return 1;
+	case POLICY_REFUSE:
+		smtp_reply(s, "%s", reply);
+		smtp_close_after(s);
+		return 1;
+	}
+	return 0;
+}
+
 /* Work through buffered input as far as the session's state allows. */
 static void
 smtp_process(struct smtp_session *s)
@@ -1373,6 +1431,8 @@ smtp_process(struct smtp_session *s)
 			break;
 		case SMTP_S_CMD:
 		case SMTP_S_AUTH:
+			if (s->state == SMTP_S_CMD && smtp_dnsbl_gate(s, in))
+				return;
 			if (!smtp_line_input(s, in))
 				return;
 			break;
@@ -1418,6 +1478,7 @@ smtp_peer_lost(struct smtp_session *s, int role)
 		smtp_sender_answer(s, AUTH_TEMPFAIL, "");
 		break;
 	case SMTP_W_AUTH_DELAY:
+	case SMTP_W_DNSBL:
 		return;		/* not waiting for a peer */
 	}
 	smtp_resume(s);

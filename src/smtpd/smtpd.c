@@ -263,6 +263,7 @@ smtp_wait_peer(enum smtp_wait w)
 		return ROLE_QUEUE;
 	case SMTP_W_NONE:
 	case SMTP_W_AUTH_DELAY:
+	case SMTP_W_DNSBL:
 		break;
 	}
 	return -1;
@@ -292,7 +293,7 @@ smtpd_peer_down(struct proc *p, enum ipc_role r)
 static void
 smtpd_reload(struct proc *p)
 {
-	(void)p;
+	smtp_policy_reload(p);
 	log_info("configuration reloaded");
 }
 
@@ -404,6 +405,7 @@ smtpd_main(struct proc *p, struct listener *ls, size_t nls)
 	    p->conf->tls_key)) == NULL)
 		log_fatalx("TLS: cannot load %s / %s", p->conf->tls_cert,
 		    p->conf->tls_key);
+	smtp_policy_init(p);	/* its resolver reads resolv.conf */
 	{
 		/* P4: no spool, no database, no root from here on */
 		char empty[PATH_MAX + 8];

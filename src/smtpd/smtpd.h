@@ -23,6 +23,7 @@
 #include "sasl.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
+#include "smtp_policy.h"
 
 struct bufferevent;
 struct listener;
@@ -47,6 +48,7 @@ enum smtp_wait {
 	SMTP_W_AUTH_DELAY,	/* a failed login's answer is held back */
 	SMTP_W_SENDER,		/* LOOKUP_SENDER_CHECK for MAIL FROM */
 	SMTP_W_FROM_HDR,	/* LOOKUP_SENDER_CHECK for From: */
+	SMTP_W_DNSBL,		/* DNSBL answers (smtp_policy.c) */
 };
 
 struct smtp_session {
@@ -78,6 +80,8 @@ struct smtp_session {
 	char			 limit_key[AUTHLIMIT_KEY_MAX];
 	struct event		*delay_ev;
 	char			 delayed_reply[128];
+
+	struct smtp_policy	 policy;	/* rate limits, DNSBL */
 
 	/* the transaction */
 	int			 in_tx;
