@@ -207,12 +207,20 @@ smtp_policy_dnsbl(struct smtp_session *s, char *reply, size_t len)
 	return POLICY_REFUSE;
 }
 
-void
+size_t
 smtp_policy_data(struct smtp_session *s, struct buf *out)
 {
-	if (s->policy.tags[0] && buf_addf(out, "X-Sluice-DNSBL: %s\r\n",
-	    s->policy.tags) == -1)
-		log_warnx("%u: cannot add the DNSBL header", s->id);
+	size_t	 before = out->len;
+
+	if (s->policy.tags[0] == '\0' || before != 0)
+		return 0;
+	if (buf_addf(out, "X-Sluice-DNSBL: %s\r\n", s->policy.tags) == -1) {
+		/* out was empty: no tag rather than a sticky error */
+		log_warnx("%u: out of memory, no DNSBL header", s->id);
+		buf_reset(out);
+		return 0;
+	}
+	return out->len - before;
 }
 
 /* ---- connections, pregreet ---- */

@@ -60,8 +60,9 @@ enum policy_verdict smtp_policy_dnsbl(struct smtp_session *, char *reply,
 	    size_t len);
 /* MAIL: -1 and the reply (451) when over a message rate */
 int	smtp_policy_mail(struct smtp_session *, char *reply, size_t len);
-/* DATA starts: the header lines to put first (DNSBL tags) into out */
-void	smtp_policy_data(struct smtp_session *, struct buf *out);
+/* DATA starts: the header lines to put first (DNSBL tags) into out;
+   how many bytes were added */
+size_t	smtp_policy_data(struct smtp_session *, struct buf *out);
 /* the session ends */
 void	smtp_policy_end(struct smtp_session *);
 

@@ -634,7 +634,8 @@ smtp_start_data(struct smtp_session *s, enum smtp_data_mode mode)
 	smtp_data_init(&s->dec, mode, !s->trusted &&
 	    s->listener->kind == LISTEN_SMTP, SMTP_LINE_MAX);
 	buf_reset(&s->out);
-	smtp_policy_data(s, &s->out);
+	/* bytes in the data file: the policy's header lines count too */
+	s->dec.outbytes += smtp_policy_data(s, &s->out);
 	s->too_big = 0;
 	s->write_errno = 0;
 }

@@ -268,8 +268,12 @@ class RawSMTP:
     read replies (multi-line aware), see when the server hangs up."""
 
     def __init__(self, port, host="127.0.0.1", tls=False, timeout=WAIT,
-                 banner=True):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+                 banner=True, source=None):
+        """source: the local address to connect from (another loopback
+        address, e.g. 127.0.0.2, to be a different client)."""
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         if tls:
             self.sock = unverified_context().wrap_socket(self.sock)
