@@ -552,7 +552,9 @@ def test_garbage_bytes(sluice):
 
 # ---- many clients ----
 
-def test_200_connections_at_once(sluice):
+def test_200_connections_at_once(make_sluice):
+    # one client address: its own limit (client-connections) is off here
+    sluice = make_sluice("client-connections 0\n")
     before = sluice.send_good()
     conns = [RawSMTP(sluice.smtp_port, banner=False) for _ in range(200)]
     for c in conns:
