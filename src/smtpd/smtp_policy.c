@@ -44,24 +44,41 @@ static struct {
 	struct dns		*dns;		/* NULL: no DNSBL configured */
 } pol;
 
+/*
+ * The resolver of the DNSBL lookups: made again when `resolver` changes.
+ * Without one, c-ares reads /etc/resolv.conf, which is out of reach once
+ * the process is chrooted: the resolver made at start is kept.
+ */
 static void
-policy_dns_open(struct proc *p)
+policy_dns_open(struct proc *p, int reload)
 {
+	static char	 server[CONFIG_STR_MAX];
 	struct dns_conf	 dc;
 	char		 err[256];
 
+	if (p->conf->ndnsbl == 0)
+		return;		/* one made before stays, unused */
+	if (pol.dns != NULL && (strcmp(server, p->conf->resolver) == 0 ||
+	    p->conf->resolver[0] == '\0')) {
+		if (strcmp(server, p->conf->resolver) != 0)
+			log_warnx("dnsbl: resolver unset, keeping %s until a "
+			    "restart", server);
+		return;
+	}
+	if (reload && p->conf->resolver[0] == '\0')
+		log_warnx("dnsbl: no resolver set; /etc/resolv.conf may be "
+		    "out of reach (chroot): set resolver");
 	if (pol.dns != NULL) {
 		dns_free(pol.dns);	/* lookups in flight: not listed */
 		pol.dns = NULL;
 	}
-	if (p->conf->ndnsbl == 0)
-		return;
 	memset(&dc, 0, sizeof(dc));
 	dc.server = p->conf->resolver[0] ? p->conf->resolver : NULL;
 	dc.timeout_ms = POLICY_DNS_TIMEOUT_MS;
 	dc.tries = POLICY_DNS_TRIES;
 	if ((pol.dns = dns_new(p->base, &dc, err, sizeof(err))) == NULL)
 		log_warnx("dnsbl: %s (no DNSBL lookups)", err);
+	snprintf(server, sizeof(server), "%s", p->conf->resolver);
 }
 
 void
@@ -71,13 +88,13 @@ smtp_policy_init(struct proc *p)
 	    (pol.clients = ratelimit_new(RATELIMIT_MAX)) == NULL ||
 	    (pol.users = ratelimit_new(RATELIMIT_MAX)) == NULL)
 		log_fatalx("out of memory");
-	policy_dns_open(p);
+	policy_dns_open(p, 0);
 }
 
 void
 smtp_policy_reload(struct proc *p)
 {
-	policy_dns_open(p);
+	policy_dns_open(p, 1);
 }
 
 /* Exempt from the client rules: the local listener, trusted networks. */

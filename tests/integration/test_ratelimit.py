@@ -6,6 +6,7 @@ loopback); the harness's own client (settle) stays on 127.0.0.1.
 No test asserts a duration: limits are counted, the pregreet client
 writes at once (long before any wait could end), the polite one waits for
 the banner whatever it takes."""
+import signal
 import subprocess
 
 import pytest
@@ -25,6 +26,13 @@ def send(c, t, frm="good@client.test", rcpt=DEMO):
     c.send(good_message(t).replace(b"From: good@client.test",
                                    b"From: " + frm.encode()) + b".\r\n")
     return c.reply()
+
+
+def intact(s, good, bad_markers=()):
+    """Everything accepted delivered once, nothing refused delivered, and
+    no sanitizer report (a child that aborts is restarted unseen)."""
+    s.assert_intact(good, bad_markers)
+    assert s.sanitizer_reports() == []
 
 
 def send_ok(c, t, **kw):
@@ -64,7 +72,7 @@ def test_client_connections(make_sluice):
     wait_for(room, what="a free connection slot")
     a.close()
     c.close()
-    s.assert_intact(good)
+    intact(s, good)
 
 
 def test_client_connections_exempt_trusted(make_sluice):
@@ -75,7 +83,7 @@ def test_client_connections_exempt_trusted(make_sluice):
     good = [send_ok(conns[3], tag())]
     for c in conns:
         c.close()
-    s.assert_intact(good)
+    intact(s, good)
 
 
 # ---- messages per client ----
@@ -110,7 +118,7 @@ def test_client_messages_per_minute(make_sluice):
     c.close()
     d.close()
     # 127.0.0.1 is another client
-    s.assert_intact(good)
+    intact(s, good)
 
 
 def test_client_message_limit_repeated_disconnects(make_sluice):
@@ -138,7 +146,7 @@ def test_client_message_limit_repeated_disconnects(make_sluice):
     assert 451 in codes and codes[-1] == 421, codes
     assert c.closed()
     c.close()
-    s.assert_intact(good)
+    intact(s, good)
 
 
 def test_client_messages_exempt(make_sluice):
@@ -156,7 +164,7 @@ def test_client_messages_exempt(make_sluice):
                            timeout=WAIT)
         assert r.returncode == 0, r.stderr
         good.append(t)
-    s.assert_intact(good)
+    intact(s, good)
 
 
 # ---- messages per authenticated user ----
@@ -175,7 +183,7 @@ def test_user_messages_per_hour(make_sluice):
     s.wait_log(r"user=demo@example\.test over its sending limit")
     c.close()
     d.close()
-    s.assert_intact(good)
+    intact(s, good)
 
 
 # ---- pregreet ----
@@ -204,7 +212,7 @@ def test_pregreet(make_sluice):
     assert q.reply()[0] == 250
     for x in (c, p, q):
         x.close()
-    s.assert_intact(good, bad_markers=[b"spam@hasty.test"])
+    intact(s, good, bad_markers=[b"spam@hasty.test"])
 
 
 def test_pregreet_hangup(make_sluice):
@@ -215,7 +223,7 @@ def test_pregreet_hangup(make_sluice):
     p = RawSMTP(s.smtp_port, source=OTHER)
     assert p.banner[0] == 220
     p.close()
-    s.assert_intact([])
+    intact(s, [])
 
 
 # ---- DNSBL ----
@@ -240,7 +248,7 @@ def test_dnsbl_reject(make_sluice, dnsbl):
     # 127.0.0.1 is not listed (NXDOMAIN): its mail flows
     good = [s.send_good()]
     c.close()
-    s.assert_intact(good, bad_markers=[b"spam@listed.test"])
+    intact(s, good, bad_markers=[b"spam@listed.test"])
 
 
 def test_dnsbl_tag(make_sluice, dnsbl):
@@ -251,7 +259,7 @@ def test_dnsbl_tag(make_sluice, dnsbl):
     tagged = send_ok(c, tag())
     c.close()
     clean = s.send_good()
-    s.assert_intact([tagged, clean])
+    intact(s, [tagged, clean])
     (m,) = [m for m in s.messages(DEMO) if tagged.encode() in m]
     assert b"\nX-Sluice-DNSBL: tag.test\r\n" in m
     (m,) = [m for m in s.messages(DEMO) if clean.encode() in m]
@@ -269,7 +277,7 @@ def test_dnsbl_dns_failure_is_not_a_reject(make_sluice):
         good = [send_ok(c, tag())]
         c.close()
         s.wait_log(r"dnsbl bl\.test lookup failed")
-        s.assert_intact(good)
+        intact(s, good)
 
 
 def test_dnsbl_exempt(make_sluice, dnsbl):
@@ -280,7 +288,7 @@ def test_dnsbl_exempt(make_sluice, dnsbl):
     c.ehlo()
     good = [send_ok(c, tag())]
     c.close()
-    s.assert_intact(good)
+    intact(s, good)
     assert not s.log_search(r"dnsbl client=")
 
 
@@ -293,9 +301,7 @@ def test_dnsbl_client_gone_while_looking_up(make_sluice):
             c.send("EHLO x.test\r\nMAIL FROM:<a@x.test>\r\n")
             c.close()
         wait_for(lambda: len(stub.queries) >= 3, what="the lookups")
-        s.assert_intact([])
-        s.stop()
-        assert not s.sanitizer_reports()
+        intact(s, [])
 
 
 # ---- configuration ----
@@ -333,3 +339,23 @@ def test_config_dump():
             assert want in r.stdout, r.stdout + r.stderr
     finally:
         s.cleanup()
+
+
+def test_dnsbl_added_on_reload(make_sluice, dnsbl):
+    """SIGHUP: a dnsbl line added to the config applies to new sessions."""
+    s = make_sluice("resolver %s\n" % dnsbl.server)
+    c = RawSMTP(s.smtp_port, source=OTHER)
+    c.ehlo()
+    good = [send_ok(c, tag())]
+    c.close()
+    with open(s.conf, "a") as f:
+        f.write("dnsbl bl.test reject\n")
+    before = s.read_log().count("configuration reloaded")
+    s.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: s.read_log().count("configuration reloaded") > before,
+             what="the smtp process to reload")
+    c = RawSMTP(s.smtp_port, source=OTHER)
+    c.ehlo()
+    c.expect(554, "5.7.1", "MAIL FROM:<a@listed.test>")
+    c.close()
+    intact(s, good)
