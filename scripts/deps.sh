@@ -5,9 +5,13 @@ PKGS="build-essential pkg-config meson ninja-build libevent-dev libssl-dev
 libsqlite3-dev libpq-dev libcrypt-dev libcmocka-dev python3-pytest python3-aiosmtpd
 swaks curl openssl sqlite3 libc-ares-dev dnsmasq-base
 postfix postgresql libarchive-dev libgmime-3.0-dev clang
-dovecot-imapd dovecot-lmtpd dovecot-sqlite dovecot-pgsql"
+dovecot-imapd dovecot-lmtpd dovecot-sqlite dovecot-pgsql
+rspamd"
 missing=""
 had_dovecot=no
+had_rspamd=no
+dpkg-query -W -f='${Status}' rspamd 2>/dev/null | grep -q "install ok installed" &&
+    had_rspamd=yes
 dpkg-query -W -f='${Status}' dovecot-core 2>/dev/null | grep -q "install ok installed" &&
     had_dovecot=yes
 for p in $PKGS; do
@@ -37,6 +41,15 @@ if [ -n "$missing" ]; then
 			    dovecot.socket >/dev/null 2>&1 || true
 		fi
 		$SUDO update-rc.d dovecot disable >/dev/null 2>&1 || true
+	fi
+	# rspamd likewise: the milter tests start their own on loopback
+	if [ "$had_rspamd" = no ]; then
+		$SUDO service rspamd stop >/dev/null 2>&1 || true
+		if command -v systemctl >/dev/null 2>&1; then
+			$SUDO systemctl disable --now rspamd.service \
+			    >/dev/null 2>&1 || true
+		fi
+		$SUDO update-rc.d rspamd disable >/dev/null 2>&1 || true
 	fi
 fi
 # the unprivileged user sluiced drops to when started as root

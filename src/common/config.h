@@ -31,6 +31,20 @@ struct listen_cfg {
 	enum listen_kind kind;
 };
 
+/* milter NAME inet:HOST:PORT [timeout DURATION] [on-failure ...] */
+#define CONFIG_MILTER_MAX	8
+enum milter_failure { MILTER_FAIL_TEMPFAIL = 0, MILTER_FAIL_ACCEPT,
+	MILTER_FAIL_REJECT };
+
+struct milter_cfg {
+	char		 name[64];
+	char		 host[64];		/* an IP address */
+	char		 port[8];
+	unsigned	 timeout;		/* seconds, per reply */
+	enum milter_failure on_failure;
+	char		 spec[256];		/* as written, for the dump */
+};
+
 struct netmask {
 	int		 family;	/* AF_INET or AF_INET6 */
 	unsigned char	 addr[16];
@@ -102,6 +116,9 @@ struct config {
 	char		 mask_keys[SRS_SECRETS_MAX][SRS_SECRET_MAX + 1];
 	size_t		 nmask_keys;		/* the first signs */
 	unsigned	 mask_bounce_limit;	/* hard bounces, then disabled */
+	/* milters (milter.c), asked in this order */
+	struct milter_cfg milters[CONFIG_MILTER_MAX];
+	size_t		 nmilters;
 };
 
 /* 0 ok; -1 with "FILE:LINE: message" in err */

@@ -263,6 +263,7 @@ smtp_wait_peer(enum smtp_wait w)
 		return ROLE_QUEUE;
 	case SMTP_W_NONE:
 	case SMTP_W_AUTH_DELAY:
+	case SMTP_W_MILTER:
 		break;
 	}
 	return -1;
