@@ -906,13 +906,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		bufferevent_enable(mc->bev, EV_READ);
 		return;
 	}
-	if (&ms->c[ms->cur] != mc || !(ms->waiting || ms->draining)) {
-		/* idle: it is gone; known at the next step */
-		conn_close(mc);
-		mc->state = MC_DEAD;
-		mc->in_msg = 0;
-		return;
-	}
+	/* idle (not asked now): its policy applies at the next step */
 	conn_fail(mc, what & BEV_EVENT_TIMEOUT ? "timeout" :
 	    what & BEV_EVENT_EOF ? "connection closed" : mc->state ==
 	    MC_CONNECTING ? "cannot connect" : "connection error");
