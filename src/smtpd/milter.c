@@ -10,7 +10,7 @@
  * is a bufferevent read timeout.
  *
  * The body is re-read from the data file (the queue opens it O_RDWR) at
- * the end of data, after our own checks passed: nothing is streamed to a
+ * the end of data, with CRLF line ends as on the wire (the spool's are LF), after our own checks passed: nothing is streamed to a
  * filter for a message we would reject anyway, and each milter reads it
  * from the start.
  */
@@ -409,9 +409,9 @@ next_body(struct milter_session *ms)
 
 	if (ms->body_done)
 		return 0;
-	if (ms->chunk == NULL && (ms->chunk = malloc(MILTER_CHUNK_MAX)) == NULL)
+	if (ms->chunk == NULL && (ms->chunk = malloc(MILTER_BODY_IN)) == NULL)
 		return -1;
-	while ((r = pread(ms->s->datafd, ms->chunk, MILTER_CHUNK_MAX,
+	while ((r = pread(ms->s->datafd, ms->chunk, MILTER_BODY_IN,
 	    ms->body_off)) == -1 && errno == EINTR)
 		;
 	if (r == -1)
@@ -421,7 +421,7 @@ next_body(struct milter_session *ms)
 		return 0;
 	}
 	ms->body_off += r;
-	milter_put_cmd(&ms->pkt, MILTER_C_BODY, ms->chunk, (size_t)r);
+	milter_put_body(&ms->pkt, ms->chunk, (size_t)r);	/* LF -> CRLF */
 	return 1;
 }
 

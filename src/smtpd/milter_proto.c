@@ -283,6 +283,25 @@ milter_put_connect(struct buf *b, const char *host, char family,
 }
 
 void
+milter_put_body(struct buf *b, const char *p, size_t len)
+{
+	size_t		 off = pkt_begin(b, MILTER_C_BODY);
+	const char	*nl;
+
+	if (len > MILTER_BODY_IN)
+		len = MILTER_BODY_IN;	/* a caller's bug: never over a chunk */
+	while (len > 0 && (nl = memchr(p, '\n', len)) != NULL) {
+		buf_add(b, p, (size_t)(nl - p));
+		buf_add(b, "\r\n", 2);
+		len -= (size_t)(nl - p) + 1;
+		p = nl + 1;
+	}
+	if (len)
+		buf_add(b, p, len);
+	pkt_end(b, off);
+}
+
+void
 milter_put_macros(struct buf *b, char cmd, const char *const *nv,
     size_t npairs)
 {

@@ -146,6 +146,12 @@ void	milter_put_strs(struct buf *b, char cmd, const char *const *strs,
 /* SMFIC_CONNECT: host, family '4' '6' or 'U' (unknown), port, address */
 void	milter_put_connect(struct buf *b, const char *host, char family,
 	    uint16_t port, const char *addr);
+/*
+ * SMFIC_BODY from spool text (LF line ends): sent with CRLF, as on the
+ * wire. At most MILTER_BODY_IN bytes of input fit one chunk.
+ */
+#define MILTER_BODY_IN		(MILTER_CHUNK_MAX / 2)
+void	milter_put_body(struct buf *b, const char *p, size_t len);
 /* SMFIC_MACRO for the command cmd: n pairs name, value */
 void	milter_put_macros(struct buf *b, char cmd, const char *const *nv,
 	    size_t npairs);

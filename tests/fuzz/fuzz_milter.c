@@ -9,7 +9,9 @@
  *    a printable line starting 4xx/5xx within MILTER_TEXT_MAX;
  *  - an accepted header becomes "Name: value\n" lines, each continuation
  *    starting with a blank, no CR, NUL, control byte or empty line; a
- *    refused one leaves the buffer as it was.
+ *    refused one leaves the buffer as it was;
+ *  - body text becomes one SMFIC_BODY of at most MILTER_CHUNK_MAX bytes
+ *    without a bare LF.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -88,6 +90,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		if (milter_reply_parse(in + pos, (size_t)len, &r) == MILTER_OK)
 			check_reply(in + pos, (size_t)len, &r);
+		/* the same bytes as body text: CRLF only, within a chunk */
+		{
+			struct buf	 b;
+			size_t		 n = (size_t)len < MILTER_BODY_IN ?
+			    (size_t)len : MILTER_BODY_IN;
+			buf_init(&b, MILTER_CHUNK_MAX + 5);
+			milter_put_body(&b, in + pos, n);
+			if (b.err || b.len > MILTER_CHUNK_MAX + 4)
+				abort();
+			for (size_t i = 5; i < b.len; i++)
+				if (b.data[i] == '\n' && b.data[i - 1] != '\r')
+					abort();
+			buf_free(&b);
+		}
 		/* the same bytes as one of our header fields */
 		if (milter_hdr_split(in + pos, (size_t)len, &nl, &vo) == 0 &&
 		    (nl == 0 || vo > (size_t)len || nl >= vo))

@@ -250,9 +250,19 @@ class FakeMilter:
             except OSError:
                 pass
 
+    # SMFIP_NR_*: no reply to CONNECT HELO MAIL RCPT DATA HEADER EOH BODY
+    NR_ALL = 0x1000 | 0x2000 | 0x4000 | 0x8000 | 0x10000 | 0x80 | 0x40000 | 0x80000
+
     def answer(self, c, cmd, arg):
         if cmd == b"O":
-            return pkt(b"O", struct.pack(">III", 6, 0x21, 0))
+            proto = self.NR_ALL if self.mode == "noreply" else 0
+            return pkt(b"O", struct.pack(">III", 6, 0x21, proto))
+        if self.mode == "noreply" and cmd != b"E" and cmd != b"Q":
+            return None
+        if self.mode == "rcpt-reject" and cmd == b"R" and b"blocked" in arg:
+            return pkt(b"y", b"550 5.7.1 Not this one\0")
+        if self.mode == "mail-tempfail" and cmd == b"M":
+            return pkt(b"t")
         if cmd in (b"D", b"A"):
             return None
         if cmd == b"Q":
@@ -385,6 +395,8 @@ def test_milter_headers_and_what_it_was_told(make_sluice, fake_milter):
     assert b"Subject\0" + t.encode() + b"\0" in hdrs
     body = b"".join(a for c, a in m.seen if c == b"B")
     assert body.startswith(b"Hello, this is ") and len(body) > 100000
+    # as on the wire: CRLF line ends, never a bare LF
+    assert body.count(b"\n") == body.count(b"\r\n") > 2000
     assert all(len(a) <= 65535 for c, a in m.seen if c == b"B")
 
 
@@ -438,3 +450,41 @@ def test_milter_config_errors(make_sluice):
         with open(s.conf, "w") as f:
             f.write(text.replace(line + "\n", ""))
     assert s.cli("check", check=False).returncode == 0
+
+
+def test_milter_no_reply_steps(make_sluice, fake_milter):
+    """A filter that asks for no replies (SMFIP_NR_*) but at the end gets
+    the whole message without waits; a 1 MB body goes out in chunks."""
+    m = fake_milter("noreply")
+    s = make_sluice(milter_line(m))
+    t = tag()
+    code, text = send(s, message(t, ("z" * 98 + "\r\n") * 10000))
+    assert code == 250, (code, text)
+    body = b"".join(a for c, a in m.seen if c == b"B")
+    assert len(body) > 1000000 and body.startswith(b"Hello, this is ")
+    wait_for(lambda: delivered(s, t), what="delivery")
+
+
+def test_milter_rcpt_and_mail_verdicts(make_sluice, fake_milter):
+    m = fake_milter("rcpt-reject")
+    s = make_sluice(milter_line(m))
+    s.add_account("blocked@example.test")
+    t = tag()
+    with smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=WAIT) as c:
+        c.ehlo("client.test")
+        assert c.mail("sender@client.test")[0] == 250
+        code, text = c.rcpt("blocked@example.test")
+        assert (code, text) == (550, b"5.7.1 Not this one")
+        assert c.rcpt("demo@example.test")[0] == 250
+        assert c.data(message(t))[0] == 250
+    wait_for(lambda: delivered(s, t), what="delivery")
+    assert not s.messages("blocked@example.test")
+    m2 = fake_milter("mail-tempfail")
+    s2 = make_sluice(milter_line(m2))
+    with smtplib.SMTP("127.0.0.1", s2.smtp_port, timeout=WAIT) as c:
+        c.ehlo("client.test")
+        code, text = c.mail("sender@client.test")
+        assert code == 451, (code, text)
+        # a refused MAIL leaves no transaction: RCPT needs MAIL first
+        assert c.rcpt("demo@example.test")[0] == 503
+        assert c.noop()[0] == 250

@@ -65,6 +65,10 @@ test_builders(void **state)
 	milter_put_connect(&b, "localhost", 'U', 0, "");
 	assert_memory_equal(b.data, "\0\0\0\x0c" "Clocalhost\0U", 16);
 	buf_reset(&b);
+	milter_put_body(&b, S("a\nb\n\nc"));
+	assert_int_equal(b.len, 4 + 1 + 9);
+	assert_memory_equal(b.data, "\0\0\0\x0a" "Ba\r\nb\r\n\r\nc", 14);
+	buf_reset(&b);
 	milter_put_macros(&b, MILTER_C_BODYEOB, mac, 1);
 	assert_memory_equal(b.data, "\0\0\0\x07" "DEi\0Q1\0", 11);
 	buf_free(&b);
