@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -38,6 +39,8 @@
 #define MILTER_HDRS_MAX		(32 * 1024)	/* added header lines */
 #define MILTER_HDRSEC_MAX	(256 * 1024)	/* header section sent */
 #define MILTER_OUT_HIGH		(256 * 1024)	/* then wait for a drain */
+#define MILTER_PROGRESS_MAX	10	/* SMFIR_PROGRESS: at most this many
+					   timeouts for one command */
 
 enum mc_state { MC_NEW = 0, MC_CONNECTING, MC_OPEN, MC_DEAD };
 
@@ -69,6 +72,7 @@ struct milter_session {
 	int			 waiting;	/* a reply is due */
 	int			 draining;	/* waiting for output to go */
 	int			 busy;		/* inside a step */
+	time_t			 asked;		/* when the reply was due */
 	/* the data step */
 	struct buf		 hdrsec;	/* header section read */
 	size_t			 hdr_pos, hdr_end;
@@ -628,6 +632,7 @@ advance(struct milter_session *ms)
 		}
 		if (c == CMD_EOB || !(mc->protocol & nr_flag(c))) {
 			ms->waiting = 1;
+			ms->asked = time(NULL);
 			bufferevent_enable(mc->bev, EV_READ);
 			return;
 		}
@@ -743,7 +748,13 @@ on_reply(struct milter_session *ms, struct milter_conn *mc,
 	}
 	switch (r->cmd) {
 	case MILTER_R_PROGRESS:
-		return 1;	/* still working: keep waiting */
+		/* still working: keep waiting, but not for ever (P5) */
+		if (time(NULL) - ms->asked > (time_t)mc->cfg.timeout *
+		    MILTER_PROGRESS_MAX) {
+			conn_fail(mc, "progress for too long");
+			return 0;
+		}
+		return 1;
 	case MILTER_R_ADDHEADER:
 	case MILTER_R_INSHEADER:
 	case MILTER_R_CHGHEADER:
