@@ -14,7 +14,9 @@ import threading
 
 import pytest
 
-from sluice_harness import free_port, tag, wait_for, WAIT
+import time
+
+from sluice_harness import RawSMTP, free_port, tag, wait_for, WAIT
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 RSPAMD = shutil.which("rspamd")
@@ -264,6 +266,8 @@ class FakeMilter:
             return pkt(b"y", b"550 5.7.1 Not this one\0")
         if self.mode == "mail-tempfail" and cmd == b"M":
             return pkt(b"t")
+        if self.mode == "slow" and cmd in (b"M", b"R", b"E"):
+            time.sleep(0.2)   # not measured: only makes the client wait
         if cmd in (b"D", b"A"):
             return None
         if cmd == b"Q":
@@ -489,3 +493,32 @@ def test_milter_rcpt_and_mail_verdicts(make_sluice, fake_milter):
         # a refused MAIL leaves no transaction: RCPT needs MAIL first
         assert c.rcpt("demo@example.test")[0] == 503
         assert c.noop()[0] == 250
+
+
+def test_milter_pipelining_in_order(make_sluice, fake_milter):
+    """While a milter is asked nothing more is read: pipelined commands
+    (RFC 2920) are answered in order, BDAT too."""
+    m = fake_milter("slow")
+    s = make_sluice(milter_line(m))
+    t, t2 = tag(), tag()
+    body = message(t)
+    with RawSMTP(s.smtp_port) as c:
+        c.ehlo()
+        c.send(b"MAIL FROM:<a@client.test>\r\nRCPT TO:<demo@example.test>\r\n"
+               b"RCPT TO:<nobody@example.test>\r\nDATA\r\n")
+        assert c.reply()[0] == 250
+        assert c.reply()[0] == 250
+        assert c.reply()[0] == 550
+        assert c.reply()[0] == 354
+        c.send(body + b".\r\nNOOP\r\n")
+        assert c.expect(250).startswith("2.0.0 Ok: queued as")
+        c.expect(250)
+        b2 = message(t2)
+        c.send(b"MAIL FROM:<a@client.test>\r\nRCPT TO:<demo@example.test>\r\n"
+               b"BDAT %d LAST\r\n" % len(b2) + b2 + b"QUIT\r\n")
+        assert c.reply()[0] == 250
+        assert c.reply()[0] == 250
+        assert c.expect(250).startswith("2.0.0 Ok: queued as")
+        c.expect(221)
+    wait_for(lambda: delivered(s, t) and delivered(s, t2), what="both delivered")
+    assert [c for c, _ in m.seen].count(b"E") == 2

@@ -1,7 +1,8 @@
 /*
  * test_milter_proto - milter packets (src/smtpd/milter_proto.c): our
  * commands byte for byte, the filter's replies accepted or refused, and
- * the header lines we build from SMFIR_ADDHEADER.
+ * the header lines we build from SMFIR_ADDHEADER; and the `milter`
+ * directive of the config (kept here, beside the milter code it feeds).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "config.h"
 #include "milter_proto.h"
 
 #define S(lit)	lit, sizeof(lit) - 1
@@ -196,6 +198,78 @@ test_hdr_split(void **state)
 	assert_int_equal(milter_hdr_split(S("no colon"), &nl, &vo), -1);
 }
 
+/* load a config from text; 0 or -1 with err */
+static int
+load(const char *text, struct config *c, char *err, size_t errlen)
+{
+	FILE	*fp = fmemopen((void *)(uintptr_t)text, strlen(text), "r");
+
+	assert_non_null(fp);
+	return config_load_fp(c, fp, "t.conf", err, errlen);
+}
+
+static void
+test_config(void **state)
+{
+	struct config	*c = malloc(sizeof(*c));
+	char		 err[512], out[4096];
+	FILE		*fp;
+	size_t		 n;
+	static const struct {
+		const char	*line, *want;
+	} bad[] = {
+		{ "milter a unix:/run/a.sock\n", "t.conf:1: milter: unix: " },
+		{ "milter a inet:localhost:1\n", "not inet:IP:PORT" },
+		{ "milter a inet:127.0.0.1:0\n", "not inet:IP:PORT" },
+		{ "milter a inet:127.0.0.1:70000\n", "not inet:IP:PORT" },
+		{ "milter a inet:127.0.0.1\n", "not inet:IP:PORT" },
+		{ "milter a\n", "NAME inet:HOST:PORT" },
+		{ "milter a/b inet:127.0.0.1:1\n", "bad name" },
+		{ "milter a inet:127.0.0.1:1 timeout\n", "NAME inet:HOST:PORT" },
+		{ "milter a inet:127.0.0.1:1 timeout 2h\n", "timeout: 1s to 1h" },
+		{ "milter a inet:127.0.0.1:1 on-failure x\n", "on-failure:" },
+		{ "milter a inet:127.0.0.1:1 retries 3\n", "unknown option" },
+		{ "milter a inet:127.0.0.1:1\nmilter a inet:127.0.0.1:2\n",
+		    "t.conf:2: milter: a defined twice" },
+	};
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(load("hostname h.test\n", c, err, sizeof(err)), 0);
+	assert_int_equal(c->nmilters, 0);
+	assert_int_equal(load("milter rspamd inet:127.0.0.1:11332\n"
+	    "milter av inet:[::1]:3310 timeout 2m on-failure accept\n"
+	    "milter x inet:10.0.0.1:1 on-failure reject timeout 1s\n", c,
+	    err, sizeof(err)), 0);
+	assert_int_equal(c->nmilters, 3);
+	assert_string_equal(c->milters[0].name, "rspamd");
+	assert_string_equal(c->milters[0].host, "127.0.0.1");
+	assert_string_equal(c->milters[0].port, "11332");
+	assert_int_equal(c->milters[0].timeout, 10);
+	assert_int_equal(c->milters[0].on_failure, MILTER_FAIL_TEMPFAIL);
+	assert_string_equal(c->milters[1].host, "::1");
+	assert_int_equal(c->milters[1].timeout, 120);
+	assert_int_equal(c->milters[1].on_failure, MILTER_FAIL_ACCEPT);
+	assert_int_equal(c->milters[2].on_failure, MILTER_FAIL_REJECT);
+	assert_int_equal(c->milters[2].timeout, 1);
+	fp = tmpfile();
+	assert_non_null(fp);
+	config_dump(c, fileno(fp));
+	rewind(fp);
+	n = fread(out, 1, sizeof(out) - 1, fp);
+	out[n] = '\0';
+	fclose(fp);
+	assert_non_null(strstr(out, "milter rspamd inet:127.0.0.1:11332\n"
+	    "milter av inet:[::1]:3310 timeout 2m on-failure accept\n"));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(load(bad[i].line, c, err, sizeof(err)), -1);
+		if (strstr(err, bad[i].want) == NULL)
+			fail_msg("%s: \"%s\" lacks \"%s\"", bad[i].line, err,
+			    bad[i].want);
+	}
+	free(c);
+}
+
 int
 main(void)
 {
@@ -208,6 +282,7 @@ main(void)
 		cmocka_unit_test(test_headers),
 		cmocka_unit_test(test_hdr_line),
 		cmocka_unit_test(test_hdr_split),
+		cmocka_unit_test(test_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
