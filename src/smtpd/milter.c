@@ -71,7 +71,8 @@ struct milter_session {
 	enum mc_cmd		 cmd;		/* the last command sent */
 	int			 waiting;	/* a reply is due */
 	int			 draining;	/* waiting for output to go */
-	int			 busy;		/* inside a step */
+	int			 busy;		/* inside milter_step() */
+	int			 running;	/* a step is under way */
 	time_t			 asked;		/* when the reply was due */
 	/* the data step */
 	struct buf		 hdrsec;	/* header section read */
@@ -214,6 +215,7 @@ finish(struct milter_session *ms)
 	struct smtp_session	*s = ms->s;
 
 	ms->waiting = ms->draining = 0;
+	ms->running = 0;
 	if (ms->verdict == MILTER_V_CONTINUE && ms->stage == MILTER_S_DATA &&
 	    ms->discard)
 		ms->verdict = MILTER_V_DISCARD;
@@ -228,8 +230,8 @@ conn_fail(struct milter_conn *mc, const char *why)
 {
 	struct milter_session	*ms = mc->ms;
 	char			 tmp[16];
-	int			 current = &ms->c[ms->cur] == mc &&
-	    (ms->waiting || ms->draining);
+	int			 current = ms->running && ms->cur < ms->n &&
+	    &ms->c[ms->cur] == mc;
 
 	log_info("%s: milter=%s failed: %s, on-failure %s",
 	    qid_or_id(ms, tmp, sizeof(tmp)), mc->cfg.name, why,
@@ -269,6 +271,7 @@ conn_start(struct milter_conn *mc)
 	struct timeval		 tv = { mc->cfg.timeout, 0 };
 	unsigned long		 port = strtoul(mc->cfg.port, NULL, 10);
 
+	mc->ms->waiting = 1;	/* a failure from here on is this step's */
 	memset(&ss, 0, sizeof(ss));
 	if (inet_pton(AF_INET, mc->cfg.host, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;
@@ -292,7 +295,6 @@ conn_start(struct milter_conn *mc)
 	bufferevent_setcb(mc->bev, on_read, on_write, on_event, mc);
 	bufferevent_set_timeouts(mc->bev, &tv, &tv);
 	mc->state = MC_CONNECTING;
-	mc->ms->waiting = 1;
 	if (bufferevent_socket_connect(mc->bev, (struct sockaddr *)&ss,
 	    (int)sl) == -1)
 		conn_fail(mc, "cannot connect");
@@ -389,7 +391,8 @@ next_header(struct milter_session *ms)
 		}
 		memcpy(name, d + ms->hdr_pos, nl);
 		name[nl] = '\0';
-		buf_init(&v, MILTER_REPLY_MAX);
+		/* a longer field is not sent: the packet must fit a chunk */
+		buf_init(&v, MILTER_CHUNK_MAX - sizeof(name) - 16);
 		for (size_t i = vo; i < len; i++)
 			if (d[ms->hdr_pos + i] != '\r')
 				buf_addc(&v, d[ms->hdr_pos + i]);
@@ -674,6 +677,7 @@ milter_step(struct smtp_session *s, enum milter_stage st, const char *arg)
 	ms->cmd = CMD_OPTNEG;
 	set_verdict(ms, MILTER_V_CONTINUE, "");
 	ms->busy = 1;
+	ms->running = 1;
 	advance(ms);
 	ms->busy = 0;
 	if (ms->waiting || ms->draining) {

@@ -522,3 +522,20 @@ def test_milter_pipelining_in_order(make_sluice, fake_milter):
         c.expect(221)
     wait_for(lambda: delivered(s, t) and delivered(s, t2), what="both delivered")
     assert [c for c, _ in m.seen].count(b"E") == 2
+
+
+def test_milter_many_and_huge_headers(make_sluice, fake_milter):
+    """1,000 header fields each go to the milter; a 100 KB folded field
+    is not sent (a packet must fit 64 KB); the message goes through."""
+    m = fake_milter("continue")
+    s = make_sluice(milter_line(m))
+    t = tag()
+    many = "".join("X-H%d: v%d\r\n" % (i, i) for i in range(1000))
+    huge = "X-Huge: " + "\r\n ".join(["w" * 70] * 1400) + "\r\n"
+    msg = ("Subject: %s\r\n" % t + many + huge + "\r\nbody\r\n").encode()
+    code, text = send(s, msg)
+    assert code == 250, (code, text)
+    names = [a.split(b"\0")[0] for c, a in m.seen if c == b"L"]
+    assert names.count(b"X-H999") == 1 and len(names) >= 1001
+    assert b"X-Huge" not in names
+    wait_for(lambda: delivered(s, t), what="delivery")
