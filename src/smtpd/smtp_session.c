@@ -549,6 +549,7 @@ smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 void
 smtp_rcpt_answer(struct smtp_session *s, uint32_t res)
 {
+	int	 v;
 
 	switch (res) {
 	case LOOKUP_LOCAL:
@@ -574,9 +575,9 @@ smtp_rcpt_answer(struct smtp_session *s, uint32_t res)
 		smtp_error(s, E_TEMPFAIL);
 		return;
 	}
-	if ((res = milter_step(s, MILTER_S_RCPT, s->pending_rcpt)) !=
+	if ((v = milter_step(s, MILTER_S_RCPT, s->pending_rcpt)) !=
 	    MILTER_V_PENDING)
-		smtp_rcpt_verdict(s, (int)res);
+		smtp_rcpt_verdict(s, v);
 }
 
 /* The milters had their say about pending_rcpt. */
@@ -1142,6 +1143,12 @@ smtp_data_verdict(struct smtp_session *s, int v)
 {
 	close(s->datafd);
 	s->datafd = -1;
+	if (s->tx_failed || s->qid[0] == '\0') {
+		/* the queue process died while the milters read */
+		smtp_tx_reset(s);
+		smtp_error(s, E_IO);
+		return;
+	}
 	if (v == MILTER_V_REJECT || v == MILTER_V_TEMPFAIL) {
 		log_info("%s: rejected from=<%s> client=%s: milter: %s", s->qid,
 		    s->from, s->addr, milter_reply_text(s));
