@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -217,8 +218,8 @@ finish(struct milter_session *ms)
 	ms->waiting = ms->draining = 0;
 	ms->running = 0;
 	if (ms->verdict == MILTER_V_CONTINUE && ms->stage == MILTER_S_DATA &&
-	    ms->discard)
-		ms->verdict = MILTER_V_DISCARD;
+	    (ms->discard || s->nrcpts == 0))
+		ms->verdict = MILTER_V_DISCARD;	/* or every recipient gone */
 	if (ms->busy)
 		return;		/* milter_step returns the verdict itself */
 	smtp_milter_done(s, ms->stage, ms->verdict);	/* may free ms */
@@ -689,12 +690,62 @@ milter_step(struct smtp_session *s, enum milter_stage st, const char *arg)
 
 /* ---- replies ---- */
 
+/* an address from a filter, "<a@b>" or "a@b"; "<>" only if null_ok */
+static int
+filter_addr(const char *p, size_t len, int null_ok, char *out, size_t outlen)
+{
+	struct mailaddr	 a;
+	size_t		 used;
+
+	if (len >= 2 && p[0] == '<') {
+		if (addr_parse_path(p, len, ADDR_F_UTF8 | (null_ok ?
+		    ADDR_F_NULL_OK : 0), &a, &used) != ADDR_OK || used != len)
+			return -1;
+	} else if (addr_parse(p, len, ADDR_F_UTF8, &a) != ADDR_OK)
+		return -1;
+	if (!null_ok && (a.domain[0] == '\0' || addr_is_null(&a)))
+		return -1;
+	addr_format(&a, out, outlen);
+	return 0;
+}
+
+/* SMFIR_ADDRCPT, SMFIR_DELRCPT: the session's recipients change */
+static int
+change_rcpt(struct milter_session *ms, int add, const char *addr)
+{
+	struct smtp_session	*s = ms->s;
+	size_t			 i;
+	void			*p;
+
+	for (i = 0; i < s->nrcpts; i++)
+		if (strcasecmp(s->rcpts[i], addr) == 0)
+			break;
+	if (!add) {
+		if (i == s->nrcpts)
+			return 0;	/* not a recipient: nothing to do */
+		memmove(s->rcpts[i], s->rcpts[i + 1], (s->nrcpts - i - 1) *
+		    sizeof(*s->rcpts));
+		s->nrcpts--;
+		return 0;
+	}
+	if (i < s->nrcpts)
+		return 0;		/* already one */
+	if (s->nrcpts >= smtpd.conf->max_recipients)
+		return -1;
+	if ((p = reallocarray(s->rcpts, s->nrcpts + 1,
+	    sizeof(*s->rcpts))) == NULL)
+		return -1;
+	s->rcpts = p;
+	snprintf(s->rcpts[s->nrcpts++], sizeof(*s->rcpts), "%s", addr);
+	return 0;
+}
+
 /* a modification at the end of the body; 0 ok, -1 fail the milter */
 static int
 modify(struct milter_session *ms, struct milter_conn *mc,
     const struct milter_reply *r)
 {
-	char	 safe[128], tmp[16];
+	char	 safe[128], tmp[16], addr[ADDR_STR_MAX + 1];
 	const char *id = qid_or_id(ms, tmp, sizeof(tmp));
 
 	switch (r->cmd) {
@@ -711,6 +762,31 @@ modify(struct milter_session *ms, struct milter_conn *mc,
 		}
 		log_info("%s: milter=%s: header %s refused (bad value)", id,
 		    mc->cfg.name, r->name);
+		return 0;
+	case MILTER_R_CHGFROM:
+	case MILTER_R_ADDRCPT:
+	case MILTER_R_ADDRCPT_PAR:
+	case MILTER_R_DELRCPT:
+		log_sanitize(safe, sizeof(safe), r->str, r->strlen);
+		if (filter_addr(r->str, r->strlen, r->cmd == MILTER_R_CHGFROM,
+		    addr, sizeof(addr)) == -1) {
+			log_info("%s: milter=%s: bad address <%s> refused", id,
+			    mc->cfg.name, safe);
+			return -1;
+		}
+		if (r->cmd == MILTER_R_CHGFROM) {
+			log_info("%s: milter=%s: sender <%s> changed to <%s>",
+			    id, mc->cfg.name, ms->s->from, addr);
+			snprintf(ms->s->from, sizeof(ms->s->from), "%s", addr);
+			return 0;
+		}
+		if (change_rcpt(ms, r->cmd != MILTER_R_DELRCPT, addr) == -1) {
+			log_info("%s: milter=%s: cannot add recipient <%s>", id,
+			    mc->cfg.name, addr);
+			return -1;
+		}
+		log_info("%s: milter=%s: recipient <%s> %s", id, mc->cfg.name,
+		    addr, r->cmd == MILTER_R_DELRCPT ? "removed" : "added");
 		return 0;
 	case MILTER_R_QUARANTINE:
 		log_sanitize(safe, sizeof(safe), r->str, r->strlen);

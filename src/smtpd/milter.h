@@ -11,8 +11,9 @@
  *
  * Applied: accept, continue, reject, tempfail, discard, a reply code,
  * add/insert header (prepended to the message at commit), quarantine
- * (the message is committed on hold). Not applied (logged): change
- * header, change sender, add/delete recipient, replace body.
+ * (the message is committed on hold), change sender, add/delete
+ * recipient (the session's envelope is changed before the commit). Not
+ * applied (logged): change header, replace body.
  *
  * A milter that cannot be reached, times out, closes or sends a reply we
  * refuse is dropped for the session, and its on-failure policy decides:

@@ -69,8 +69,16 @@
 #define MILTER_A_CHGHDRS	0x10
 #define MILTER_A_QUARANTINE	0x20
 #define MILTER_A_CHGFROM	0x40
-/* what sluice applies: add/insert header, quarantine */
-#define MILTER_ACTIONS		(MILTER_A_ADDHDRS | MILTER_A_QUARANTINE)
+#define MILTER_A_ADDRCPT_PAR	0x80
+/*
+ * Offered: libmilter filters (spamass-milter, clamav-milter) give up when
+ * an action they registered is not offered. Applied: add/insert header,
+ * quarantine, change sender, add/delete recipient; change header and
+ * replace body are logged and not applied (milter.c).
+ */
+#define MILTER_ACTIONS		(MILTER_A_ADDHDRS | MILTER_A_CHGBODY | \
+	MILTER_A_ADDRCPT | MILTER_A_DELRCPT | MILTER_A_CHGHDRS | \
+	MILTER_A_QUARANTINE | MILTER_A_CHGFROM | MILTER_A_ADDRCPT_PAR)
 
 /* protocol flags (SMFIP_*) */
 #define MILTER_P_NOCONNECT	0x01

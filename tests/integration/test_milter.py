@@ -20,6 +20,9 @@ from sluice_harness import RawSMTP, free_port, tag, wait_for, WAIT
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 RSPAMD = shutil.which("rspamd")
+SPAMD = shutil.which("spamd") or (os.path.exists("/usr/sbin/spamd") and "/usr/sbin/spamd")
+SPAMASS = shutil.which("spamass-milter") or (
+    os.path.exists("/usr/sbin/spamass-milter") and "/usr/sbin/spamass-milter")
 
 
 def send(s, body, rcpt="demo@example.test"):
@@ -266,6 +269,16 @@ class FakeMilter:
             return pkt(b"y", b"550 5.7.1 Not this one\0")
         if self.mode == "mail-tempfail" and cmd == b"M":
             return pkt(b"t")
+        if self.mode == "rcpts" and cmd == b"E":
+            return (pkt(b"+", b"<other@example.test>\0") +
+                    pkt(b"-", b"<demo@example.test>\0") +
+                    pkt(b"e", b"<changed@client.test>\0") +
+                    pkt(b"m", struct.pack(">I", 1) + b"Subject\0x\0") +
+                    pkt(b"b", b"new body") + pkt(b"c"))
+        if self.mode == "delall" and cmd == b"E":
+            return pkt(b"-", b"demo@example.test\0") + pkt(b"c")
+        if self.mode == "badrcpt" and cmd == b"E":
+            return pkt(b"+", b"<not an address\0") + pkt(b"c")
         if self.mode == "slow" and cmd in (b"M", b"R", b"E"):
             time.sleep(0.2)   # not measured: only makes the client wait
         if cmd in (b"D", b"A"):
@@ -539,3 +552,94 @@ def test_milter_many_and_huge_headers(make_sluice, fake_milter):
     assert names.count(b"X-H999") == 1 and len(names) >= 1001
     assert b"X-Huge" not in names
     wait_for(lambda: delivered(s, t), what="delivery")
+
+
+def test_milter_recipients_and_sender(make_sluice, fake_milter):
+    """add/delete recipient and change sender are applied; change header
+    and replace body are logged and not applied."""
+    m = fake_milter("rcpts")
+    s = make_sluice(milter_line(m))
+    s.add_account("other@example.test")
+    t = tag()
+    assert send(s, message(t))[0] == 250
+    wait_for(lambda: [x for x in s.messages("other@example.test")
+                      if t.encode() in x], what="delivery to the added recipient")
+    got = [x for x in s.messages("other@example.test") if t.encode() in x][0]
+    assert got.startswith(b"Return-Path: <changed@client.test>")
+    assert b"Hello, this is" in got and b"Subject: " + t.encode() in got
+    wait_for(s.queue_empty, what="an empty queue")
+    assert not delivered(s, t)
+    s.wait_log("recipient <demo@example.test> removed")
+    assert s.log_search("not supported, ignored")
+    # every recipient removed: the message is dropped, the client told 250
+    m2 = fake_milter("delall")
+    s2 = make_sluice(milter_line(m2))
+    t2 = tag()
+    assert send(s2, message(t2))[0] == 250
+    s2.wait_log("discarded by milter")
+    # a bad address from the filter is a failure (on-failure tempfail)
+    m3 = fake_milter("badrcpt")
+    s3 = make_sluice(milter_line(m3))
+    assert send(s3, message(tag()))[0] == 451
+
+
+@pytest.fixture(scope="module")
+def spamassassin():
+    """spamd (local tests only, no network) and spamass-milter on loopback,
+    rejecting what SpamAssassin tags as spam (-r -1), body untouched (-m)."""
+    if not SPAMD or not SPAMASS:
+        pytest.skip("spamd or spamass-milter is not installed (make deps)")
+    d = tempfile.mkdtemp(prefix="spamass-test-", dir="/tmp")
+    spamd_port, milter_port = free_port(), free_port()
+    log = open(os.path.join(d, "log"), "wb")
+    args = [SPAMD, "-L", "-x", "--listen=127.0.0.1:%d" % spamd_port,
+            "--syslog=stderr", "--pidfile=%s/spamd.pid" % d, "--max-children=2"]
+    if os.geteuid() == 0:
+        args += ["-u", "nobody"]
+    procs = [subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)]
+    procs.append(subprocess.Popen(
+        [SPAMASS, "-p", "inet:%d@127.0.0.1" % milter_port, "-m", "-r", "-1",
+         "--", "-d", "127.0.0.1", "-p", str(spamd_port)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+
+    def up(port):
+        for p in procs:
+            if p.poll() is not None:
+                raise AssertionError("spamd/spamass-milter exited")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return True
+        except OSError:
+            return False
+    try:
+        wait_for(lambda: up(spamd_port) and up(milter_port), timeout=120,
+                 what="spamd and spamass-milter")
+        yield milter_port
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+        log.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_spamassassin_gtube_rejected_clean_tagged(make_sluice, spamassassin):
+    s = make_sluice("milter spamassassin inet:127.0.0.1:%d timeout 60s\n"
+                    % spamassassin)
+    t = tag()
+    code, text = send(s, message(t, GTUBE + "\r\n"))
+    assert code == 550 and "SpamAssassin" in text, (code, text)
+    t2 = tag()
+    assert send(s, message(t2))[0] == 250
+    wait_for(lambda: delivered(s, t2), what="the clean message")
+    m = delivered(s, t2)[0]
+    assert b"X-Spam-Status: No" in m and b"X-Spam-Checker-Version:" in m
+    wait_for(s.queue_empty, what="an empty queue")
+    assert not delivered(s, t)
+    assert not s.sanitizer_reports()

@@ -50,7 +50,7 @@ test_builders(void **state)
 	buf_init(&b, 4096);
 	milter_put_optneg(&b, MILTER_ACTIONS, 0x10);
 	assert_int_equal(b.len, 17);
-	assert_memory_equal(b.data, "\0\0\0\x0dO\0\0\0\x06\0\0\0\x21\0\0\0\x10",
+	assert_memory_equal(b.data, "\0\0\0\x0dO\0\0\0\x06\0\0\0\xff\0\0\0\x10",
 	    17);
 	buf_reset(&b);
 	milter_put_strs(&b, MILTER_C_HEADER, strs, 2);
