@@ -478,6 +478,67 @@ successor(const struct milter_session *ms, const struct milter_conn *mc,
 }
 
 /*
+ * The data step's next command from *c on (DATA, headers, EOH, body
+ * chunks, BODYEOB) into ms->pkt, skipping what the filter does not want;
+ * *c is the one built. -1: the data file cannot be read.
+ */
+static int
+next_data_cmd(struct milter_session *ms, struct milter_conn *mc,
+    enum mc_cmd *cp)
+{
+	const char	*mac[2] = { "i", ms->s->qid };
+	uint32_t	 p = mc->protocol;
+	enum mc_cmd	 c = *cp;
+	int		 r;
+
+	for (;;) {
+		switch (c) {
+		case CMD_DATA:
+			ms->body_done = 0;
+			if (read_headers(ms) == -1)
+				return -1;
+			if ((p & MILTER_P_NODATA) || mc->version < 4) {
+				c = CMD_HEADER;
+				continue;
+			}
+			milter_put_macros(&ms->pkt, MILTER_C_DATA, mac, 1);
+			milter_put_cmd(&ms->pkt, MILTER_C_DATA, NULL, 0);
+			break;
+		case CMD_HEADER:
+			if (!(p & MILTER_P_NOHDRS) && next_header(ms))
+				break;
+			c = CMD_EOH;
+			continue;
+		case CMD_EOH:
+			if (p & MILTER_P_NOEOH) {
+				c = CMD_BODY;
+				continue;
+			}
+			milter_put_cmd(&ms->pkt, MILTER_C_EOH, NULL, 0);
+			break;
+		case CMD_BODY:
+			if (!(p & MILTER_P_NOBODY) &&
+			    (r = next_body(ms)) != 0) {
+				if (r == -1)
+					return -1;
+				break;
+			}
+			c = CMD_EOB;
+			continue;
+		case CMD_EOB:
+			milter_put_macros(&ms->pkt, MILTER_C_BODYEOB, mac, 1);
+			milter_put_cmd(&ms->pkt, MILTER_C_BODYEOB, NULL, 0);
+			break;
+		default:
+			c = CMD_DONE;
+			break;
+		}
+		*cp = c;
+		return 0;
+	}
+}
+
+/*
  * Build the next command of this stage for milter mc into ms->pkt
  * (CMD_DONE when the stage is over for it); steps the filter does not
  * want are skipped. -1: the data file cannot be read.
@@ -538,46 +599,13 @@ next_cmd(struct milter_session *ms, struct milter_conn *mc, enum mc_cmd *out)
 			snprintf(addr, sizeof(addr), "<%s>", ms->arg);
 			milter_put_strs(&ms->pkt, MILTER_C_RCPT, strs, 1);
 			break;
-		case CMD_DATA:
-			ms->body_done = 0;
-			if (read_headers(ms) == -1)
-				return -1;
-			if ((p & MILTER_P_NODATA) || mc->version < 4) {
-				c = CMD_HEADER;
-				continue;
-			}
-			mac[0] = "i";
-			mac[1] = s->qid;
-			milter_put_macros(&ms->pkt, MILTER_C_DATA, mac, 1);
-			milter_put_cmd(&ms->pkt, MILTER_C_DATA, NULL, 0);
-			break;
-		case CMD_HEADER:
-			if (!(p & MILTER_P_NOHDRS) && next_header(ms))
+		default:
+			if ((r = next_data_cmd(ms, mc, &c)) != 0)
+				return r;	/* -1: read error */
+			if (c != CMD_DONE)
 				break;
-			c = CMD_EOH;
-			continue;
-		case CMD_EOH:
-			if (p & MILTER_P_NOEOH) {
-				c = CMD_BODY;
-				continue;
-			}
-			milter_put_cmd(&ms->pkt, MILTER_C_EOH, NULL, 0);
-			break;
-		case CMD_BODY:
-			if (!(p & MILTER_P_NOBODY) &&
-			    (r = next_body(ms)) != 0) {
-				if (r == -1)
-					return -1;
-				break;
-			}
-			c = CMD_EOB;
-			continue;
-		case CMD_EOB:
-			mac[0] = "i";
-			mac[1] = s->qid;
-			milter_put_macros(&ms->pkt, MILTER_C_BODYEOB, mac, 1);
-			milter_put_cmd(&ms->pkt, MILTER_C_BODYEOB, NULL, 0);
-			break;
+			*out = CMD_DONE;
+			return 0;
 		}
 		*out = c;
 		return 0;
@@ -801,6 +829,55 @@ modify(struct milter_session *ms, struct milter_conn *mc,
 	}
 }
 
+/* The answer to OPTNEG: what this filter wants, then its first step. */
+static void
+on_optneg(struct milter_session *ms, struct milter_conn *mc,
+    const struct milter_reply *r)
+{
+	if (r->cmd != MILTER_R_OPTNEG) {
+		conn_fail(mc, "no option negotiation");
+		return;
+	}
+	mc->version = r->version;
+	mc->actions = r->actions & MILTER_ACTIONS;
+	mc->protocol = r->protocol & MILTER_PROTOCOL;
+	mc->state = MC_OPEN;
+	ms->waiting = 0;
+	bufferevent_disable(mc->bev, EV_READ);
+	advance(ms);
+}
+
+/* reject, tempfail, a reply code: the step ends with it */
+static void
+on_refusal(struct milter_session *ms, struct milter_conn *mc,
+    const struct milter_reply *r, int conn_stage)
+{
+	char	 text[MILTER_TEXT_MAX + 1], tmp[16];
+
+	if (r->cmd == MILTER_R_REPLYCODE)
+		snprintf(text, sizeof(text), "%s", r->text);
+	else if (r->cmd == MILTER_R_REJECT)
+		snprintf(text, sizeof(text), "%s", ms->stage == MILTER_S_DATA ?
+		    "550 5.7.1 Message content rejected" :
+		    "550 5.7.1 Command rejected");
+	else
+		snprintf(text, sizeof(text), "451 4.7.1 Service unavailable - "
+		    "try again later");
+	set_verdict(ms, text[0] == '5' ? MILTER_V_REJECT : MILTER_V_TEMPFAIL,
+	    text);
+	log_info("%s: milter=%s: %s at %s: %s", qid_or_id(ms, tmp,
+	    sizeof(tmp)), mc->cfg.name, ms->verdict == MILTER_V_REJECT ?
+	    "reject" : "tempfail", conn_stage ? "connect" :
+	    ms->stage == MILTER_S_MAIL ? "mail" :
+	    ms->stage == MILTER_S_RCPT ? "rcpt" : "data", ms->reply);
+	if (conn_stage) {	/* every MAIL of the session gets it */
+		ms->conn_verdict = ms->verdict;
+		snprintf(ms->conn_reply, sizeof(ms->conn_reply), "%s",
+		    ms->reply);
+	}
+	finish(ms);
+}
+
 /*
  * One reply to the current milter's last command. 1: still waiting for
  * this milter; 0: it moved on (ms may be gone: touch nothing).
@@ -810,20 +887,9 @@ on_reply(struct milter_session *ms, struct milter_conn *mc,
     const struct milter_reply *r)
 {
 	int	 conn_stage = ms->cmd == CMD_CONNECT || ms->cmd == CMD_HELO;
-	char	 text[MILTER_TEXT_MAX + 1];
 
 	if (ms->cmd == CMD_OPTNEG) {
-		if (r->cmd != MILTER_R_OPTNEG) {
-			conn_fail(mc, "no option negotiation");
-			return 0;
-		}
-		mc->version = r->version;
-		mc->actions = r->actions & MILTER_ACTIONS;
-		mc->protocol = r->protocol & MILTER_PROTOCOL;
-		mc->state = MC_OPEN;
-		ms->waiting = 0;
-		bufferevent_disable(mc->bev, EV_READ);
-		advance(ms);
+		on_optneg(ms, mc, r);
 		return 0;
 	}
 	switch (r->cmd) {
@@ -887,33 +953,7 @@ on_reply(struct milter_session *ms, struct milter_conn *mc,
 	case MILTER_R_REPLYCODE:
 	case MILTER_R_CONN_FAIL:
 	case MILTER_R_SHUTDOWN:
-		if (r->cmd == MILTER_R_REPLYCODE)
-			snprintf(text, sizeof(text), "%s", r->text);
-		else if (r->cmd == MILTER_R_REJECT)
-			snprintf(text, sizeof(text), "%s", ms->stage ==
-			    MILTER_S_DATA ? "550 5.7.1 Message content "
-			    "rejected" : "550 5.7.1 Command rejected");
-		else
-			snprintf(text, sizeof(text), "451 4.7.1 Service "
-			    "unavailable - try again later");
-		set_verdict(ms, text[0] == '5' ? MILTER_V_REJECT :
-		    MILTER_V_TEMPFAIL, text);
-		{
-			char tmp[16];
-			log_info("%s: milter=%s: %s at %s: %s",
-			    qid_or_id(ms, tmp, sizeof(tmp)), mc->cfg.name,
-			    ms->verdict == MILTER_V_REJECT ? "reject" :
-			    "tempfail", conn_stage ? "connect" :
-			    ms->stage == MILTER_S_MAIL ? "mail" :
-			    ms->stage == MILTER_S_RCPT ? "rcpt" : "data",
-			    ms->reply);
-		}
-		if (conn_stage) {
-			ms->conn_verdict = ms->verdict;
-			snprintf(ms->conn_reply, sizeof(ms->conn_reply), "%s",
-			    ms->reply);
-		}
-		finish(ms);
+		on_refusal(ms, mc, r, conn_stage);
 		return 0;
 	default:
 		conn_fail(mc, "unexpected reply");
