@@ -6,9 +6,16 @@ libsqlite3-dev libpq-dev libcrypt-dev libcmocka-dev python3-pytest python3-aiosm
 swaks curl openssl sqlite3 libc-ares-dev dnsmasq-base
 postfix postgresql libarchive-dev libgmime-3.0-dev clang
 dovecot-imapd dovecot-lmtpd dovecot-sqlite dovecot-pgsql
-python3-dkim python3-dnspython python3-nacl"
+python3-dkim python3-dnspython python3-nacl
+rspamd spamassassin spamd spamc spamass-milter"
 missing=""
 had_dovecot=no
+had_rspamd=no
+dpkg-query -W -f='${Status}' rspamd 2>/dev/null | grep -q "install ok installed" &&
+    had_rspamd=yes
+had_spamd=no
+dpkg-query -W -f='${Status}' spamass-milter 2>/dev/null |
+    grep -q "install ok installed" && had_spamd=yes
 dpkg-query -W -f='${Status}' dovecot-core 2>/dev/null | grep -q "install ok installed" &&
     had_dovecot=yes
 for p in $PKGS; do
@@ -38,6 +45,21 @@ if [ -n "$missing" ]; then
 			    dovecot.socket >/dev/null 2>&1 || true
 		fi
 		$SUDO update-rc.d dovecot disable >/dev/null 2>&1 || true
+	fi
+	# rspamd, spamd and spamass-milter likewise: the milter tests
+	# start their own on loopback
+	stop_service() {
+		$SUDO service "$1" stop >/dev/null 2>&1 || true
+		if command -v systemctl >/dev/null 2>&1; then
+			$SUDO systemctl disable --now "$1.service" \
+			    >/dev/null 2>&1 || true
+		fi
+		$SUDO update-rc.d "$1" disable >/dev/null 2>&1 || true
+	}
+	[ "$had_rspamd" = yes ] || stop_service rspamd
+	if [ "$had_spamd" = no ]; then
+		stop_service spamass-milter
+		stop_service spamd
 	fi
 fi
 # the unprivileged user sluiced drops to when started as root

@@ -24,7 +24,7 @@
 
 enum ptype { P_STR, P_PATH, P_SIZE, P_UINT, P_TIME, P_LISTEN, P_NETS, P_FMT,
 	P_ROUTE, P_RELAYHOST, P_ONLINE, P_BOOL, P_SRS, P_MASKKEY,
-	P_DKIM, P_DNSBL };
+	P_DKIM, P_DNSBL, P_MILTER };
 
 struct param {
 	const char	*name;
@@ -107,6 +107,7 @@ static const struct param params[] = {
 	    365 * 86400, "5d", 1 },
 	{ "delivery-batch", P_UINT, N(delivery_batch), 1, 10000, "64", 1 },
 	{ "dkim-sign",	P_DKIM,	N(dkim),	0, 0, NULL, 1 },
+	{ "milter",	P_MILTER, N(milters),	0, 0, NULL, 1 },
 };
 #define NPARAMS	(sizeof(params) / sizeof(params[0]))
 
@@ -571,6 +572,101 @@ set_dnsbl(struct config *c, char *v, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * milter NAME inet:HOST:PORT [timeout DURATION] [on-failure accept|
+ * tempfail|reject]: in order. unix: sockets are refused: the smtp process
+ * that connects is chrooted into an empty directory (docs/filtering.md).
+ */
+static int
+set_milter(struct config *c, char *v, char *err, size_t errlen)
+{
+	struct milter_cfg	*m;
+	char			*w[7], spec[sizeof(m->spec)];
+	size_t			 nw, i;
+	unsigned long long	 t;
+	unsigned char		 a[16];
+
+	if (c->nmilters == CONFIG_MILTER_MAX) {
+		snprintf(err, errlen, "milter: at most %d", CONFIG_MILTER_MAX);
+		return -1;
+	}
+	if (strlen(v) >= sizeof(spec)) {
+		snprintf(err, errlen, "milter: too long");
+		return -1;
+	}
+	snprintf(spec, sizeof(spec), "%s", v);
+	m = &c->milters[c->nmilters];
+	memset(m, 0, sizeof(*m));
+	m->timeout = 10;
+	m->on_failure = MILTER_FAIL_TEMPFAIL;
+	nw = config_split_words(v, w, 6);
+	if (nw < 2 || nw > 6 || nw % 2) {
+		snprintf(err, errlen, "milter: NAME inet:HOST:PORT [timeout "
+		    "DURATION] [on-failure accept|tempfail|reject]");
+		return -1;
+	}
+	if (strlen(w[0]) >= sizeof(m->name) || strspn(w[0],
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	    "-_.") != strlen(w[0])) {
+		snprintf(err, errlen, "milter: bad name \"%.64s\" (letters, "
+		    "digits, - _ .)", w[0]);
+		return -1;
+	}
+	snprintf(m->name, sizeof(m->name), "%s", w[0]);
+	if (strncmp(w[1], "unix:", 5) == 0) {
+		snprintf(err, errlen, "milter: unix: sockets cannot be reached "
+		    "from the chrooted smtp process; use inet:HOST:PORT");
+		return -1;
+	}
+	if (strncmp(w[1], "inet:", 5) != 0 || hostport_parse(w[1] + 5,
+	    m->host, sizeof(m->host), m->port, sizeof(m->port)) == -1 ||
+	    (inet_pton(AF_INET, m->host, a) != 1 &&
+	    inet_pton(AF_INET6, m->host, a) != 1) ||
+	    parse_number(m->port, &t) != (int)strlen(m->port) || t == 0 ||
+	    t > 65535) {
+		snprintf(err, errlen, "milter: \"%.128s\" is not inet:IP:PORT "
+		    "(an address, not a name: the smtp process cannot resolve)",
+		    w[1]);
+		return -1;
+	}
+	for (i = 2; i < nw; i += 2) {
+		if (strcmp(w[i], "timeout") == 0) {
+			if (parse_time(w[i + 1], &t) == -1 || t < 1 ||
+			    t > 3600) {
+				snprintf(err, errlen, "milter: timeout: 1s to "
+				    "1h");
+				return -1;
+			}
+			m->timeout = (unsigned)t;
+		} else if (strcmp(w[i], "on-failure") == 0) {
+			if (strcmp(w[i + 1], "accept") == 0)
+				m->on_failure = MILTER_FAIL_ACCEPT;
+			else if (strcmp(w[i + 1], "tempfail") == 0)
+				m->on_failure = MILTER_FAIL_TEMPFAIL;
+			else if (strcmp(w[i + 1], "reject") == 0)
+				m->on_failure = MILTER_FAIL_REJECT;
+			else {
+				snprintf(err, errlen, "milter: on-failure: "
+				    "accept, tempfail or reject");
+				return -1;
+			}
+		} else {
+			snprintf(err, errlen, "milter: unknown option \"%.64s\" "
+			    "(timeout, on-failure)", w[i]);
+			return -1;
+		}
+	}
+	for (i = 0; i < c->nmilters; i++)
+		if (strcmp(c->milters[i].name, m->name) == 0) {
+			snprintf(err, errlen, "milter: %s defined twice",
+			    m->name);
+			return -1;
+		}
+	snprintf(m->spec, sizeof(m->spec), "%s", spec);
+	c->nmilters++;
+	return 0;
+}
+
 static int
 set_param(struct config *c, const struct param *p, char *v, char *err,
     size_t errlen)
@@ -638,6 +734,8 @@ set_param(struct config *c, const struct param *p, char *v, char *err,
 		return set_dkim(c, v, err, errlen);
 	case P_DNSBL:
 		return set_dnsbl(c, v, err, errlen);
+	case P_MILTER:
+		return set_milter(c, v, err, errlen);
 	case P_BOOL:
 		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
 			snprintf(err, errlen, "%s: yes or no", p->name);
@@ -890,6 +988,10 @@ config_dump(const struct config *c, int fd)
 				    p->type == P_TIME ? "s" : "");
 			break;
 		}
+		case P_MILTER:
+			for (size_t j = 0; j < c->nmilters; j++)
+				dprintf(fd, "milter %s\n", c->milters[j].spec);
+			break;
 		case P_ROUTE:
 			for (size_t j = 0; j < c->nroutes; j++)
 				if (!c->routes[j].relay_host)

@@ -38,6 +38,20 @@ struct dnsbl_cfg {
 	int		 tag;		/* 1: tag the mail, 0: reject */
 };
 
+/* milter NAME inet:HOST:PORT [timeout DURATION] [on-failure ...] */
+#define CONFIG_MILTER_MAX	8
+enum milter_failure { MILTER_FAIL_TEMPFAIL = 0, MILTER_FAIL_ACCEPT,
+	MILTER_FAIL_REJECT };
+
+struct milter_cfg {
+	char		 name[64];
+	char		 host[64];		/* an IP address */
+	char		 port[8];
+	unsigned	 timeout;		/* seconds, per reply */
+	enum milter_failure on_failure;
+	char		 spec[256];		/* as written, for the dump */
+};
+
 struct netmask {
 	int		 family;	/* AF_INET or AF_INET6 */
 	unsigned char	 addr[16];
@@ -128,6 +142,9 @@ struct config {
 	unsigned	 mask_bounce_limit;	/* hard bounces, then disabled */
 	struct dkim_sign_cfg dkim[CONFIG_DKIM_MAX];	/* in config order */
 	size_t		 ndkim;
+	/* milters (milter.c), asked in this order */
+	struct milter_cfg milters[CONFIG_MILTER_MAX];
+	size_t		 nmilters;
 };
 
 /* 0 ok; -1 with "FILE:LINE: message" in err */

@@ -300,6 +300,8 @@ queue_on_commit(struct ipc *c, struct ipc_msg *m, void *arg)
 	struct qopen		*o;
 	struct envelope		 e;
 	char			 id[QUEUE_ID_LEN + 1];
+	const char		*mh;
+	size_t			 mhlen = 0;
 
 	(void)c;
 	(void)arg;
@@ -311,11 +313,19 @@ queue_on_commit(struct ipc *c, struct ipc_msg *m, void *arg)
 	ipc_get_str(&rd, e.client_addr, sizeof(e.client_addr));
 	ipc_get_str(&rd, e.proto, sizeof(e.proto));
 	ipc_get_str(&rd, e.tls, sizeof(e.tls));
+	/* ENV_F_HELD: a milter quarantined it */
 	e.flags = ipc_get_u32(&rd) & (ENV_F_LOCAL | ENV_F_SMTPUTF8 |
-	    ENV_F_8BITMIME);
+	    ENV_F_8BITMIME | ENV_F_HELD);
 	e.size = ipc_get_u64(&rd);
-	if (ipc_get_end(&rd) == -1 || (o = qopen_find(id)) == NULL ||
-	    o->session != m->id) {
+	/* header lines added by milters: LF-ended lines, no CR or NUL */
+	mh = ipc_get_mem(&rd, &mhlen);
+	if (mh != NULL && mhlen > 0 && (memchr(mh, '\r', mhlen) ||
+	    memchr(mh, '\0', mhlen) || mh[mhlen - 1] != '\n' ||
+	    mh[0] == '\n' || memmem(mh, mhlen, "\n\n", 2) ||
+	    buf_add(&e.hdrs, mh, mhlen) == -1))
+		mh = NULL;
+	if (mh == NULL || ipc_get_end(&rd) == -1 ||
+	    (o = qopen_find(id)) == NULL || o->session != m->id) {
 		log_warnx("bad QUEUE_MSG_COMMIT");
 		envelope_free(&e);
 		return;
@@ -460,8 +470,13 @@ queue_flush(int fd, short ev, void *arg)
 		    unlinkat(queue_spool.maildrop, o->maildrop, 0) == -1)
 			log_warn("%s: cannot remove maildrop/%s", o->env.id,
 			    o->maildrop);
+		if (o->env.flags & ENV_F_HELD)
+			log_info("%s: held (quarantined by a milter), "
+			    "sluice queue release %s delivers it", o->env.id,
+			    o->env.id);
 		if ((m = qmsg_new(&o->env, Q_INCOMING)) != NULL) {
-			if (started)
+			/* held: scanned and delivered after a release */
+			if (started && !(m->env.flags & ENV_F_HELD))
 				qmsg_start(m);
 			else
 				qmsg_idle(m);

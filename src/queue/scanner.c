@@ -127,6 +127,7 @@ scanner_run(struct qmsg *m, const char *hostname, unsigned max_hops,
 	struct hdr_seen	 h;
 	char		 date[64], with[128];
 	int		 local = (env->flags & ENV_F_LOCAL) != 0;
+	struct buf	 milter_hdrs;
 
 	if (scan_headers(m->datafd, &h) == -1) {
 		snprintf(err, errlen, "cannot read message: %m");
@@ -135,6 +136,9 @@ scanner_run(struct qmsg *m, const char *hostname, unsigned max_hops,
 	env->hops = h.received + 1;
 	if (env->flags & ENV_F_SCANNED)
 		return 0;
+	/* milter headers came with the commit: Received goes above them */
+	milter_hdrs = env->hdrs;
+	buf_init(&env->hdrs, ENV_HDRS_MAX);
 	rfc5322_date(env->created, date, sizeof(date));
 	snprintf(with, sizeof(with), "%s%s%s%s", env->proto,
 	    env->tls[0] ? " (" : "", env->tls, env->tls[0] ? ")" : "");
@@ -163,10 +167,17 @@ scanner_run(struct qmsg *m, const char *hostname, unsigned max_hops,
 	    env->from[0] ? "<" : "", env->from[0] ? env->from :
 	    "MAILER-DAEMON", env->from[0] ? ">" : "") == -1)
 		goto toolong;
+	if (milter_hdrs.len && buf_add(&env->hdrs, milter_hdrs.data,
+	    milter_hdrs.len) == -1)
+		goto toolong;
+	buf_free(&milter_hdrs);
 	env->flags |= ENV_F_SCANNED;
 	(void)max_hops;
 	return 0;
 toolong:
+	/* as it was: the next run starts again from the milter's lines */
+	buf_free(&env->hdrs);
+	env->hdrs = milter_hdrs;
 	snprintf(err, errlen, "cannot add headers");
 	return -1;
 }

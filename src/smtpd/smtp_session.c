@@ -31,6 +31,7 @@
 
 #include "ipc.h"
 #include "log.h"
+#include "milter.h"
 #include "rewrite.h"
 #include "proc.h"
 #include "sluiced.h"
@@ -117,6 +118,10 @@ static void	smtp_resume(struct smtp_session *);
 static void	smtp_commit(struct smtp_session *);
 static void	smtp_check_from_hdr(struct smtp_session *);
 static void	smtp_greet(struct smtp_session *, int);
+static void	smtp_mail_ok(struct smtp_session *);
+static void	smtp_mail_verdict(struct smtp_session *, int);
+static void	smtp_rcpt_verdict(struct smtp_session *, int);
+static void	smtp_data_verdict(struct smtp_session *, int);
 
 /* submission listeners: AUTH (after TLS) before any mail */
 static int
@@ -307,6 +312,7 @@ smtp_session_free(struct smtp_session *s)
 	smtp_tx_reset(s);
 	smtp_policy_end(s);
 	smtpd_session_unregister(s);
+	milter_session_free(s);
 	if (s->delay_ev)
 		event_free(s->delay_ev);
 	bufferevent_free(s->bev);
@@ -343,6 +349,7 @@ smtp_tx_reset(struct smtp_session *s)
 	buf_reset(&s->hdr);
 	s->hdr_done = 0;
 	memset(&s->mail, 0, sizeof(s->mail));
+	milter_tx_reset(s);
 }
 
 static void
@@ -480,8 +487,7 @@ smtp_cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		buf_free(&b);
 		return;
 	}
-	s->in_tx = 1;
-	smtp_reply(s, "250 2.1.0 Ok");
+	smtp_mail_ok(s);
 }
 
 /*
@@ -496,10 +502,9 @@ smtp_sender_answer(struct smtp_session *s, uint32_t res, const char *addr)
 
 	s->wait = SMTP_W_NONE;
 	if (res == AUTH_OK) {
-		if (w == SMTP_W_SENDER) {
-			s->in_tx = 1;
-			smtp_reply(s, "250 2.1.0 Ok");
-		} else
+		if (w == SMTP_W_SENDER)
+			smtp_mail_ok(s);
+		else
 			smtp_commit(s);
 		return;
 	}
@@ -576,7 +581,7 @@ smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 void
 smtp_rcpt_answer(struct smtp_session *s, uint32_t res)
 {
-	void	*p;
+	int	 v;
 
 	switch (res) {
 	case LOOKUP_LOCAL:
@@ -600,6 +605,21 @@ smtp_rcpt_answer(struct smtp_session *s, uint32_t res)
 		return;
 	default:
 		smtp_error(s, E_TEMPFAIL);
+		return;
+	}
+	if ((v = milter_step(s, MILTER_S_RCPT, s->pending_rcpt)) !=
+	    MILTER_V_PENDING)
+		smtp_rcpt_verdict(s, v);
+}
+
+/* The milters had their say about pending_rcpt. */
+static void
+smtp_rcpt_verdict(struct smtp_session *s, int v)
+{
+	void	*p;
+
+	if (v == MILTER_V_REJECT || v == MILTER_V_TEMPFAIL) {
+		smtp_reply(s, "%s", milter_reply_text(s));
 		return;
 	}
 	p = reallocarray(s->rcpts, s->nrcpts + 1, sizeof(*s->rcpts));
@@ -1147,12 +1167,87 @@ smtp_data_end(struct smtp_session *s)
 		smtp_error(s, err);
 		return;
 	}
+	if ((err = milter_step(s, MILTER_S_DATA, NULL)) != MILTER_V_PENDING)
+		smtp_data_verdict(s, err);
+}
+
+/* The milters read the message (the data file is still open for them). */
+static void
+smtp_data_verdict(struct smtp_session *s, int v)
+{
 	close(s->datafd);
 	s->datafd = -1;
+	if (s->tx_failed || s->qid[0] == '\0') {
+		/* the queue process died while the milters read */
+		smtp_tx_reset(s);
+		smtp_error(s, E_IO);
+		return;
+	}
+	if (v == MILTER_V_REJECT || v == MILTER_V_TEMPFAIL) {
+		log_info("%s: rejected from=<%s> client=%s: milter: %s", s->qid,
+		    s->from, s->addr, milter_reply_text(s));
+		smtp_reply(s, "%s", milter_reply_text(s));
+		smtp_tx_reset(s);
+		return;
+	}
+	if (v == MILTER_V_DISCARD) {
+		/* accepted, then dropped: the data file goes back */
+		log_info("%s: discarded by milter from=<%s> nrcpt=%zu client=%s",
+		    s->qid, s->from, s->nrcpts, s->addr);
+		smtp_reply(s, "250 2.0.0 Ok");
+		smtp_tx_reset(s);
+		return;
+	}
 	if (s->auth_user[0])
 		smtp_check_from_hdr(s);
 	else
 		smtp_commit(s);
+}
+
+/* MAIL passed our checks: the milters, then 250. */
+static void
+smtp_mail_ok(struct smtp_session *s)
+{
+	int	 v;
+
+	if ((v = milter_step(s, MILTER_S_MAIL, s->from)) != MILTER_V_PENDING)
+		smtp_mail_verdict(s, v);
+}
+
+static void
+smtp_mail_verdict(struct smtp_session *s, int v)
+{
+	if (v == MILTER_V_REJECT || v == MILTER_V_TEMPFAIL) {
+		s->from[0] = '\0';
+		smtp_reply(s, "%s", milter_reply_text(s));
+		milter_tx_reset(s);
+		return;
+	}
+	s->in_tx = 1;
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+/* A milter step that had to wait is over: act on it, then go on. */
+void
+smtp_milter_done(struct smtp_session *s, int stage, int verdict)
+{
+	s->wait = SMTP_W_NONE;
+	if (s->state == SMTP_S_CLOSING) {
+		smtp_resume(s);		/* the client left meanwhile */
+		return;
+	}
+	switch (stage) {
+	case MILTER_S_MAIL:
+		smtp_mail_verdict(s, verdict);
+		break;
+	case MILTER_S_RCPT:
+		smtp_rcpt_verdict(s, verdict);
+		break;
+	default:
+		smtp_data_verdict(s, verdict);
+		break;
+	}
+	smtp_resume(s);
 }
 
 /*
@@ -1209,6 +1304,7 @@ static void
 smtp_commit(struct smtp_session *s)
 {
 	struct buf	 b;
+	const struct buf *mh;
 	size_t		 i;
 
 	if (s->tls)
@@ -1232,8 +1328,12 @@ smtp_commit(struct smtp_session *s)
 	ipc_put_str(&b, s->tls ? s->tls_info : "");
 	ipc_put_u32(&b, (s->listener->local ? ENV_F_LOCAL : 0) |
 	    (s->mail.smtputf8 ? ENV_F_SMTPUTF8 : 0) |
-	    (s->mail.body == SMTP_BODY_8BITMIME ? ENV_F_8BITMIME : 0));
+	    (s->mail.body == SMTP_BODY_8BITMIME ? ENV_F_8BITMIME : 0) |
+	    (milter_held(s) ? ENV_F_HELD : 0));
 	ipc_put_u64(&b, s->dec.outbytes);
+	/* header lines the milters added, prepended by the queue */
+	mh = milter_headers(s);
+	ipc_put_mem(&b, mh && mh->len ? mh->data : "", mh ? mh->len : 0);
 	s->wait = SMTP_W_COMMIT;
 	if (smtpd_request(s, ROLE_QUEUE, QUEUE_MSG_COMMIT, &b) == -1) {
 		s->wait = SMTP_W_NONE;
@@ -1480,6 +1580,7 @@ smtp_peer_lost(struct smtp_session *s, int role)
 		break;
 	case SMTP_W_AUTH_DELAY:
 	case SMTP_W_DNSBL:
+	case SMTP_W_MILTER:
 		return;		/* not waiting for a peer */
 	}
 	smtp_resume(s);

@@ -264,6 +264,7 @@ smtp_wait_peer(enum smtp_wait w)
 	case SMTP_W_NONE:
 	case SMTP_W_AUTH_DELAY:
 	case SMTP_W_DNSBL:
+	case SMTP_W_MILTER:
 		break;
 	}
 	return -1;

@@ -27,6 +27,7 @@
 
 struct bufferevent;
 struct listener;
+struct milter_session;
 struct ssl_ctx_st;
 
 enum smtp_state {
@@ -49,6 +50,7 @@ enum smtp_wait {
 	SMTP_W_SENDER,		/* LOOKUP_SENDER_CHECK for MAIL FROM */
 	SMTP_W_FROM_HDR,	/* LOOKUP_SENDER_CHECK for From: */
 	SMTP_W_DNSBL,		/* DNSBL answers (smtp_policy.c) */
+	SMTP_W_MILTER,		/* a milter's answer (milter.c) */
 };
 
 struct smtp_session {
@@ -104,6 +106,7 @@ struct smtp_session {
 	struct buf		 hdr;		/* header section, for From: */
 	int			 hdr_done;
 	char			 pending_from[ADDR_STR_MAX + 1];
+	struct milter_session	*milter;	/* milter.c, NULL if none */
 };
 
 /* smtpd.c */
@@ -137,6 +140,8 @@ void	smtp_auth_answer(struct smtp_session *, uint32_t res,
 	    const char *user);
 void	smtp_sender_answer(struct smtp_session *, uint32_t res,
 	    const char *addr);
+/* the milters' verdict on a step (milter.h) */
+void	smtp_milter_done(struct smtp_session *, int stage, int verdict);
 
 /* tls.c */
 struct ssl_ctx_st *tls_server_ctx(const char *cert, const char *key);
