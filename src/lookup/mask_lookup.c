@@ -73,20 +73,29 @@ service_live(const struct table_mask_service *s)
 	    s->expires > (long long)time(NULL));
 }
 
+/* the code's MAC: a guessed code ends here, before any table */
+static enum mask_res
+code_valid(const struct config *c, enum mask_kind kind, const char *code,
+    char *why, size_t whylen)
+{
+	int	 v = mask_code_valid(kind, code, keys_of(c), c->nmask_keys);
+
+	if (v == 1)
+		return MASK_R_OK;
+	snprintf(why, whylen, v == -1 ? "MAC check failed" :
+	    "not a valid %s code", kind == MASK_SERVICE ? "service" : "user");
+	return v == -1 ? MASK_R_TEMPFAIL : MASK_R_NOUSER;
+}
+
 /* the service of a service code, if it may be written to */
 static enum mask_res
 service_of(struct table *t, const struct config *c, const char *code,
     struct table_mask_service *s, char *why, size_t whylen)
 {
 	enum mask_res	 r;
-	int		 v;
 
-	if ((v = mask_code_valid(MASK_SERVICE, code, keys_of(c),
-	    c->nmask_keys)) != 1) {
-		snprintf(why, whylen, v == -1 ? "MAC check failed" :
-		    "not a valid service code");
-		return v == -1 ? MASK_R_TEMPFAIL : MASK_R_NOUSER;
-	}
+	if ((r = code_valid(c, MASK_SERVICE, code, why, whylen)) != MASK_R_OK)
+		return r;
 	if ((r = tres(table_mask_service_get(t, code, s))) != MASK_R_OK) {
 		snprintf(why, whylen, "no such service");
 		return r;
@@ -106,14 +115,9 @@ pair_of(struct table *t, const struct config *c, const char *code,
     size_t whylen)
 {
 	enum mask_res	 r;
-	int		 v;
 
-	if ((v = mask_code_valid(MASK_USER, code, keys_of(c),
-	    c->nmask_keys)) != 1) {
-		snprintf(why, whylen, v == -1 ? "MAC check failed" :
-		    "not a valid user code");
-		return v == -1 ? MASK_R_TEMPFAIL : MASK_R_NOUSER;
-	}
+	if ((r = code_valid(c, MASK_USER, code, why, whylen)) != MASK_R_OK)
+		return r;
 	if ((r = tres(table_mask_pair_get(t, code, p))) != MASK_R_OK) {
 		snprintf(why, whylen, "no such user address");
 		return r;
@@ -130,24 +134,33 @@ pair_of(struct table *t, const struct config *c, const char *code,
 	return MASK_R_OK;
 }
 
-enum mask_res
-mask_check(struct table *t, const struct config *c, const char *rcpt,
-    const char *sender, char *why, size_t whylen)
-{
-	struct table_mask_service	 s;
-	struct table_mask_pair		 p;
-	char				 local[ADDR_LOCAL_MAX + 1];
+/* what mask_decide found, for mask_resolve to go on with */
+struct mask_hit {
+	enum mask_kind			 kind;
 	char				 code[TABLE_MASK_CODE_MAX + 1];
-	char				 pc[TABLE_MASK_CODE_MAX + 1];
-	unsigned long long		 no;
-	enum mask_res			 r;
+	struct table_mask_service	 s;
+	struct table_mask_pair		 p;	/* MASK_USER */
+	char				 pc[TABLE_MASK_CODE_MAX + 1];	/* VERP */
+	unsigned long long		 no;	/* VERP */
+};
+
+/* The RCPT-time rules; h has the rows (or VERP fields) they looked at. */
+static enum mask_res
+mask_decide(struct table *t, const struct config *c, const char *rcpt,
+    const char *sender, struct mask_hit *h, char *why, size_t whylen)
+{
+	char		 local[ADDR_LOCAL_MAX + 1];
+	enum mask_res	 r;
 
 	why[0] = '\0';
+	memset(h, 0, sizeof(*h));
 	if (!mask_domain_of(c, rcpt))
 		return MASK_R_NOTMASK;
-	switch (mask_split(rcpt, local, sizeof(local), code, sizeof(code))) {
+	switch ((h->kind = mask_split(rcpt, local, sizeof(local), h->code,
+	    sizeof(h->code)))) {
 	case MASK_SERVICE:
-		if ((r = service_of(t, c, code, &s, why, whylen)) != MASK_R_OK)
+		if ((r = service_of(t, c, h->code, &h->s, why, whylen)) !=
+		    MASK_R_OK)
 			return r;
 		if (sender[0] == '\0' || mask_domain_of(c, sender)) {
 			snprintf(why, whylen, sender[0] ? "a mask address "
@@ -157,9 +170,10 @@ mask_check(struct table *t, const struct config *c, const char *rcpt,
 		}
 		return MASK_R_OK;
 	case MASK_USER:
-		if ((r = pair_of(t, c, code, &p, &s, why, whylen)) != MASK_R_OK)
+		if ((r = pair_of(t, c, h->code, &h->p, &h->s, why, whylen)) !=
+		    MASK_R_OK)
 			return r;
-		if (strcasecmp(sender, s.real) != 0) {
+		if (strcasecmp(sender, h->s.real) != 0) {
 			snprintf(why, whylen, "only the service may write to "
 			    "this address");
 			return MASK_R_DENIED;
@@ -169,8 +183,8 @@ mask_check(struct table *t, const struct config *c, const char *rcpt,
 		break;
 	}
 	/* a bounce of a relayed copy: only from the null sender */
-	if (mask_verp_parse(local, keys_of(c), c->nmask_keys, pc, sizeof(pc),
-	    &no) == 0) {
+	if (mask_verp_parse(local, keys_of(c), c->nmask_keys, h->pc,
+	    sizeof(h->pc), &h->no) == 0) {
 		if (sender[0] == '\0')
 			return MASK_R_OK;
 		snprintf(why, whylen, "this address takes bounces only");
@@ -178,6 +192,15 @@ mask_check(struct table *t, const struct config *c, const char *rcpt,
 	}
 	snprintf(why, whylen, "not a mask address");
 	return MASK_R_NOUSER;
+}
+
+enum mask_res
+mask_check(struct table *t, const struct config *c, const char *rcpt,
+    const char *sender, char *why, size_t whylen)
+{
+	struct mask_hit	 h;
+
+	return mask_decide(t, c, rcpt, sender, &h, why, whylen);
 }
 
 static int
@@ -210,20 +233,14 @@ verp_for(const struct config *c, struct mask_route *mr)
  * other side is told, naming only the mask address it wrote to.
  */
 static enum mask_res
-mask_bounce(struct table *t, const struct config *c, const char *local,
-    unsigned flags, struct mask_route *mr, char *why, size_t whylen)
+mask_bounce(struct table *t, const struct config *c, const char *pc,
+    unsigned long long no, unsigned flags, struct mask_route *mr, char *why,
+    size_t whylen)
 {
 	struct table_mask_service	 s;
 	struct table_mask_pair		 p;
-	char				 pc[TABLE_MASK_CODE_MAX + 1];
-	unsigned long long		 no;
 	const char			*d = c->mask_domain;
 
-	if (mask_verp_parse(local, keys_of(c), c->nmask_keys, pc, sizeof(pc),
-	    &no) == -1) {
-		snprintf(why, whylen, "not a bounce address of ours");
-		return MASK_R_NOUSER;
-	}
 	if (flags & MASK_F_DELAYED) {
 		snprintf(why, whylen, "delay notice for pair %s", pc);
 		return MASK_R_DROP;
@@ -281,25 +298,24 @@ mask_resolve(struct table *t, const struct config *c, const char *rcpt,
 {
 	int				 automatic = (flags & MASK_F_AUTO) != 0;
 
-	struct table_mask_service	 s;
+	struct mask_hit			 h;
+	struct table_mask_service	*s = &h.s;
 	struct table_mask_pair		 p;
-	char				 local[ADDR_LOCAL_MAX + 1];
-	char				 code[TABLE_MASK_CODE_MAX + 1];
+	const char			*code = h.code;
 	char				 person[ADDR_STR_MAX + 1];
 	char				 ncode[TABLE_MASK_CODE_MAX + 1];
-	enum mask_kind			 kind;
 	enum mask_res			 r;
 	const char			*d = c->mask_domain;
 
 	memset(mr, 0, sizeof(*mr));
-	if ((r = mask_check(t, c, rcpt, sender, why, whylen)) != MASK_R_OK)
+	/* the RCPT-time rules again (the tables may have changed since),
+	   with the rows they read */
+	if ((r = mask_decide(t, c, rcpt, sender, &h, why, whylen)) !=
+	    MASK_R_OK)
 		return r;
-	kind = mask_split(rcpt, local, sizeof(local), code, sizeof(code));
-	if (kind == MASK_NONE)
-		return mask_bounce(t, c, local, flags, mr, why, whylen);
-	if (kind == MASK_SERVICE) {
-		if ((r = service_of(t, c, code, &s, why, whylen)) != MASK_R_OK)
-			return r;
+	if (h.kind == MASK_NONE)
+		return mask_bounce(t, c, h.pc, h.no, flags, mr, why, whylen);
+	if (h.kind == MASK_SERVICE) {
 		snprintf(person, sizeof(person), "%s", sender);
 		lower(person);
 		switch (table_mask_pair_find(t, code, person, &p)) {
@@ -331,21 +347,20 @@ mask_resolve(struct table *t, const struct config *c, const char *rcpt,
 			return MASK_R_DROP;
 		}
 		mr->dir = MASK_DIR_IN;
-		snprintf(mr->target, sizeof(mr->target), "%s", s.real);
+		snprintf(mr->target, sizeof(mr->target), "%s", s->real);
 		snprintf(mr->person, sizeof(mr->person), "%s", person);
 	} else {
-		if ((r = pair_of(t, c, code, &p, &s, why, whylen)) != MASK_R_OK)
-			return r;
+		p = h.p;
 		mr->dir = MASK_DIR_REPLY;
 		snprintf(mr->target, sizeof(mr->target), "%s", p.person);
 		snprintf(mr->person, sizeof(mr->person), "%s", p.person);
 	}
-	snprintf(mr->service, sizeof(mr->service), "%s", s.code);
+	snprintf(mr->service, sizeof(mr->service), "%s", s->code);
 	snprintf(mr->pair, sizeof(mr->pair), "%s", p.code);
-	snprintf(mr->service_real, sizeof(mr->service_real), "%s", s.real);
+	snprintf(mr->service_real, sizeof(mr->service_real), "%s", s->real);
 	if (mkaddr(mr->user_mask, sizeof(mr->user_mask), "user-", p.code,
 	    d) == -1 || mkaddr(mr->service_mask, sizeof(mr->service_mask),
-	    "service-", s.code, d) == -1)
+	    "service-", s->code, d) == -1)
 		return MASK_R_TEMPFAIL;
 	if (mr->dir == MASK_DIR_IN) {
 		snprintf(mr->from_mask, sizeof(mr->from_mask), "%s",
@@ -361,7 +376,7 @@ mask_resolve(struct table *t, const struct config *c, const char *rcpt,
 	}
 	if ((r = verp_for(c, mr)) != MASK_R_OK)
 		return r;
-	if (table_mask_event(t, s.code, p.code, mr->dir == MASK_DIR_IN ?
+	if (table_mask_event(t, s->code, p.code, mr->dir == MASK_DIR_IN ?
 	    (automatic ? "auto-in" : "in") : (automatic ? "auto-reply" :
 	    "reply"), (long long)time(NULL)) == -1)
 		log_warnx("mask: cannot record the event of pair %s", p.code);
