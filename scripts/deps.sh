@@ -2,7 +2,7 @@
 # Install the Debian packages sluice needs to build and test (idempotent).
 set -eu
 PKGS="build-essential pkg-config meson ninja-build libevent-dev libssl-dev
-libsqlite3-dev libpq-dev libcrypt-dev libcmocka-dev python3-pytest python3-aiosmtpd
+libsqlite3-dev libpq-dev libpsl-dev publicsuffix libcrypt-dev libcmocka-dev python3-pytest python3-aiosmtpd
 swaks curl openssl sqlite3 libc-ares-dev dnsmasq-base
 postfix postgresql libarchive-dev libgmime-3.0-dev clang
 dovecot-imapd dovecot-lmtpd dovecot-sqlite dovecot-pgsql
