@@ -24,7 +24,7 @@
 
 enum ptype { P_STR, P_PATH, P_SIZE, P_UINT, P_TIME, P_LISTEN, P_NETS, P_FMT,
 	P_ROUTE, P_RELAYHOST, P_ONLINE, P_BOOL, P_SRS, P_MASKKEY,
-	P_DKIM, P_DNSBL, P_MILTER };
+	P_DKIM, P_DNSBL, P_MILTER, P_CHOICE };
 
 struct param {
 	const char	*name;
@@ -34,6 +34,18 @@ struct param {
 	unsigned long long min, max;	/* numbers */
 	const char	*def;		/* default, as written in a config */
 	int		 reload;	/* takes effect on SIGHUP */
+};
+
+/* P_CHOICE: the words of a directive, by value */
+static const char *const dmarc_choices[] = { "off", "header", "enforce",
+	NULL };
+static const char *const from_choices[] = { "reject", "tag", NULL };
+static const struct {
+	const char		*name;
+	const char *const	*words;
+} choices[] = {
+	{ "dmarc",		dmarc_choices },
+	{ "multiple-from",	from_choices },
 };
 
 #define S(f)	offsetof(struct config, f), sizeof(((struct config *)0)->f)
@@ -100,6 +112,11 @@ static const struct param params[] = {
 	    "1000", 1 },
 	{ "pregreet-wait", P_TIME, N(pregreet_wait), 0, 60, "0", 1 },
 	{ "dnsbl",	P_DNSBL, N(dnsbl),	0, 0, NULL, 1 },
+	{ "authserv-id", P_STR,	S(authserv_id),	0, 0, NULL, 1 },
+	{ "spf-verify",	P_BOOL,	N(spf_verify),	0, 0, "yes", 1 },
+	{ "dkim-verify", P_BOOL, N(dkim_verify), 0, 0, "yes", 1 },
+	{ "dmarc",	P_CHOICE, N(dmarc),	0, 0, "header", 1 },
+	{ "multiple-from", P_CHOICE, N(multiple_from), 0, 0, "reject", 1 },
 	{ "max-hops",	P_UINT,	N(max_hops),	10, 1000, "50", 1 },
 	{ "retry-interval", P_TIME, N(retry_interval), 1, 86400, "5m", 1 },
 	{ "retry-max",	P_TIME,	N(retry_max),	1, 7 * 86400, "1h", 1 },
@@ -113,6 +130,15 @@ static const struct param params[] = {
 
 static int	set_param(struct config *, const struct param *, char *,
 		    char *, size_t);
+
+static const char *const *
+param_choices(const struct param *p)
+{
+	for (size_t i = 0; i < sizeof(choices) / sizeof(choices[0]); i++)
+		if (strcmp(choices[i].name, p->name) == 0)
+			return choices[i].words;
+	return from_choices;	/* not reached: every P_CHOICE is listed */
+}
 
 const char *
 config_path(const char *opt)
@@ -736,6 +762,20 @@ set_param(struct config *c, const struct param *p, char *v, char *err,
 		return set_dnsbl(c, v, err, errlen);
 	case P_MILTER:
 		return set_milter(c, v, err, errlen);
+	case P_CHOICE: {
+		const char *const *w = param_choices(p);
+		for (size_t i = 0; w[i] != NULL; i++)
+			if (strcmp(v, w[i]) == 0) {
+				*(unsigned *)(void *)(base + p->off) =
+				    (unsigned)i;
+				return 0;
+			}
+		snprintf(err, errlen, "%s: \"%s\" is not one of", p->name, v);
+		for (size_t i = 0; w[i] != NULL; i++)
+			snprintf(err + strlen(err), errlen - strlen(err),
+			    "%s %s", i ? (w[i + 1] ? "," : " or") : "", w[i]);
+		return -1;
+	}
 	case P_BOOL:
 		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
 			snprintf(err, errlen, "%s: yes or no", p->name);
@@ -1017,6 +1057,13 @@ config_dump(const struct config *c, int fd)
 				dprintf(fd, "\n");
 			}
 			break;
+		case P_CHOICE: {
+			unsigned v = *(const unsigned *)(const void *)(b + p->off);
+			if (v != *(const unsigned *)(const void *)(d + p->off))
+				dprintf(fd, "%s %s\n", p->name,
+				    param_choices(p)[v]);
+			break;
+		}
 		case P_BOOL:
 			if (*(const int *)(const void *)(b + p->off) !=
 			    *(const int *)(const void *)(d + p->off))

@@ -117,6 +117,12 @@ struct config {
 	unsigned	 pregreet_wait;		/* seconds before the banner */
 	struct dnsbl_cfg dnsbl[CONFIG_DNSBL_MAX];
 	size_t		 ndnsbl;
+	/* inbound authenticity (smtpd/smtp_verify.c, docs/filtering.md) */
+	char		 authserv_id[256];	/* "": the hostname */
+	int		 spf_verify;
+	int		 dkim_verify;
+	unsigned	 dmarc;			/* DMARC_ACT_* */
+	unsigned	 multiple_from;		/* FROM_ACT_* */
 	unsigned	 max_hops;		/* Received: headers */
 	unsigned	 retry_interval;	/* seconds, first deferral */
 	unsigned	 retry_max;		/* seconds, backoff cap */
@@ -170,5 +176,10 @@ int	netmask_match(const struct netmask *, const struct sockaddr *);
 const char *config_srs_domain(const struct config *);
 /* write the non-default settings, "name value" a line */
 void	config_dump(const struct config *, int fd);
+
+/* `dmarc`: what a failing message whose domain asks for it gets */
+enum { DMARC_ACT_OFF = 0, DMARC_ACT_HEADER, DMARC_ACT_ENFORCE };
+/* `multiple-from`: a message with more than one From: address */
+enum { FROM_ACT_REJECT = 0, FROM_ACT_TAG };
 
 #endif

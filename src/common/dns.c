@@ -53,6 +53,19 @@ struct dns_sock {
 struct dns_req;
 struct dns_hostq;
 
+/* one dns_rr() question */
+struct dns_rrq {
+	struct dns_rrq		*next, **prevp;
+	struct dns		*dns;
+	dns_rr_cb		 cb;
+	void			*arg;
+	struct event		*done_ev;
+	enum dns_rr		 type;
+	enum dns_rstatus	 status;
+	char			**rr;
+	size_t			 n;
+};
+
 /* the callback argument of one A or AAAA query */
 struct dns_sub {
 	struct dns_hostq	*host;
@@ -91,6 +104,7 @@ struct dns {
 	struct event		*timer;
 	struct dns_sock		*socks;
 	struct dns_req		*reqs;
+	struct dns_rrq		*rrqs;
 	uint64_t		 rng;
 	int			 prefer_ipv4;
 	int			 closing;
@@ -98,6 +112,8 @@ struct dns {
 
 static void	dns_arm_timer(struct dns *);
 static void	dns_req_release(struct dns_req *);
+static void	dns_rrq_free(struct dns_rrq *);
+static void	dns_rrq_unlink(struct dns_rrq *);
 
 /* ---- pure steps ---- */
 
@@ -767,6 +783,7 @@ void
 dns_free(struct dns *d)
 {
 	struct dns_req	*r;
+	struct dns_rrq	*q;
 	struct dns_sock	*s;
 
 	if (d == NULL)
@@ -780,6 +797,11 @@ dns_free(struct dns *d)
 		r->cb(r->arg, &r->res);
 		dns_req_free(r);
 	}
+	while ((q = d->rrqs) != NULL) {
+		dns_rrq_unlink(q);
+		q->cb(q->arg, DNS_R_TEMP, NULL, 0, 1);
+		dns_rrq_free(q);
+	}
 	while ((s = d->socks) != NULL) {
 		d->socks = s->next;
 		if (s->ev != NULL)
@@ -789,6 +811,255 @@ dns_free(struct dns *d)
 	event_free(d->timer);
 	free(d);
 	ares_library_cleanup();
+}
+
+/* ---- one dns_rr() question ---- */
+
+static void
+dns_rrq_free(struct dns_rrq *q)
+{
+	if (q->done_ev != NULL)
+		event_free(q->done_ev);
+	for (size_t i = 0; i < q->n; i++)
+		free(q->rr[i]);
+	free(q->rr);
+	free(q);
+}
+
+static void
+dns_rrq_unlink(struct dns_rrq *q)
+{
+	if (q->next != NULL)
+		q->next->prevp = q->prevp;
+	*q->prevp = q->next;
+}
+
+static void
+dns_rrq_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_rrq	*q = arg;
+
+	(void)fd;
+	(void)what;
+	dns_rrq_unlink(q);
+	q->cb(q->arg, q->status, (const char *const *)q->rr, q->n, 0);
+	dns_rrq_free(q);
+}
+
+/* Keep one more record (a copy of len octets); -1 when out of memory. */
+static int
+dns_rrq_add(struct dns_rrq *q, const char *s, size_t len)
+{
+	char	*c;
+
+	if (q->n == DNS_CACHE_RR_MAX)
+		return 0;
+	if (q->rr == NULL &&
+	    (q->rr = calloc(DNS_CACHE_RR_MAX, sizeof(char *))) == NULL)
+		return -1;
+	if (len > DNS_CACHE_TXT_MAX)
+		len = DNS_CACHE_TXT_MAX;
+	if ((c = malloc(len + 1)) == NULL)
+		return -1;
+	memcpy(c, s, len);
+	c[len] = '\0';
+	q->rr[q->n++] = c;
+	return 0;
+}
+
+/* TXT: each record's character-strings joined (RFC 7208 3.3) */
+static int
+dns_rrq_txt(struct dns_rrq *q, const unsigned char *abuf, int alen)
+{
+	struct ares_txt_ext	*txt, *t;
+	char			*rec;
+	size_t			 len = 0;
+	int			 rc = 0, have = 0;
+
+	if (ares_parse_txt_reply_ext(abuf, alen, &txt) != ARES_SUCCESS)
+		return -1;
+	if ((rec = malloc(DNS_CACHE_TXT_MAX)) == NULL) {
+		ares_free_data(txt);
+		return -1;
+	}
+	for (t = txt; t != NULL && rc == 0; t = t->next) {
+		if (t->record_start && have) {
+			rc = dns_rrq_add(q, rec, len);
+			len = 0;
+		}
+		have = 1;
+		if (t->length > DNS_CACHE_TXT_MAX - len)
+			len = DNS_CACHE_TXT_MAX;	/* cut */
+		else {
+			memcpy(rec + len, t->txt, t->length);
+			len += t->length;
+		}
+	}
+	if (rc == 0 && have)
+		rc = dns_rrq_add(q, rec, len);
+	free(rec);
+	ares_free_data(txt);
+	return rc;
+}
+
+static int
+dns_rrq_addrs(struct dns_rrq *q, const unsigned char *abuf, int alen)
+{
+	struct ares_addrttl	 t4[DNS_CACHE_RR_MAX];
+	struct ares_addr6ttl	 t6[DNS_CACHE_RR_MAX];
+	char			 txt[INET6_ADDRSTRLEN];
+	int			 n = DNS_CACHE_RR_MAX, rc;
+
+	if (q->type == DNS_RR_A)
+		rc = ares_parse_a_reply(abuf, alen, NULL, t4, &n);
+	else
+		rc = ares_parse_aaaa_reply(abuf, alen, NULL, t6, &n);
+	if (rc == ARES_ENODATA)
+		return 0;
+	if (rc != ARES_SUCCESS)
+		return -1;
+	for (int i = 0; i < n && i < DNS_CACHE_RR_MAX; i++) {
+		if (inet_ntop(q->type == DNS_RR_A ? AF_INET : AF_INET6,
+		    q->type == DNS_RR_A ? (void *)&t4[i].ipaddr :
+		    (void *)&t6[i].ip6addr, txt, sizeof(txt)) == NULL)
+			return -1;
+		if (dns_rrq_add(q, txt, strlen(txt)) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+dns_rrq_names(struct dns_rrq *q, const unsigned char *abuf, int alen)
+{
+	struct ares_mx_reply	*mx, *m;
+	struct hostent		*he;
+	struct in_addr		 dummy;
+	int			 rc = 0;
+
+	if (q->type == DNS_RR_MX) {
+		if ((rc = ares_parse_mx_reply(abuf, alen, &mx)) ==
+		    ARES_ENODATA)
+			return 0;
+		if (rc != ARES_SUCCESS)
+			return -1;
+		for (m = mx; m != NULL && rc == 0; m = m->next)
+			rc = dns_rrq_add(q, m->host, strlen(m->host));
+		ares_free_data(mx);
+		return rc;
+	}
+	memset(&dummy, 0, sizeof(dummy));
+	if ((rc = ares_parse_ptr_reply(abuf, alen, &dummy, sizeof(dummy),
+	    AF_INET, &he)) == ARES_ENODATA)
+		return 0;
+	if (rc != ARES_SUCCESS)
+		return -1;
+	if (he->h_name != NULL)
+		rc = dns_rrq_add(q, he->h_name, strlen(he->h_name));
+	for (size_t i = 0; rc == 0 && he->h_aliases != NULL &&
+	    he->h_aliases[i] != NULL; i++)
+		if (he->h_name == NULL ||
+		    strcasecmp(he->h_aliases[i], he->h_name) != 0)
+			rc = dns_rrq_add(q, he->h_aliases[i],
+			    strlen(he->h_aliases[i]));
+	ares_free_hostent(he);
+	return rc;
+}
+
+/*
+ * A name for dns_rr(): SPF macros may put any printable octet into a
+ * label (an `exists` on a local part), so only the lengths, empty
+ * labels, controls, space and the escape character are refused.
+ */
+static int
+dns_rr_name_ok(const char *s)
+{
+	size_t	 len, label = 0;
+
+	len = strnlen(s, DNS_NAME_MAX + 1);
+	if (len > 0 && s[len - 1] == '.')
+		len--;
+	if (len == 0 || len > 253)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '.') {
+			if (label == 0)
+				return -1;
+			label = 0;
+		} else if (c <= ' ' || c >= 0x7f || c == '\\' ||
+		    ++label > 63)
+			return -1;
+	}
+	return label == 0 ? -1 : 0;
+}
+
+static void
+dns_rrq_cb(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	struct dns_rrq	*q = arg;
+	int		 rc;
+
+	(void)timeouts;
+	if (status == ARES_SUCCESS) {
+		if (q->type == DNS_RR_TXT)
+			rc = dns_rrq_txt(q, abuf, alen);
+		else if (q->type == DNS_RR_A || q->type == DNS_RR_AAAA)
+			rc = dns_rrq_addrs(q, abuf, alen);
+		else
+			rc = dns_rrq_names(q, abuf, alen);
+		q->status = rc == 0 ? DNS_R_OK : DNS_R_TEMP;
+	} else if (status == ARES_ENODATA)
+		q->status = DNS_R_OK;
+	else if (status == ARES_ENOTFOUND)
+		q->status = DNS_R_NXDOMAIN;
+	else
+		q->status = DNS_R_TEMP;
+	if (!q->dns->closing)
+		event_active(q->done_ev, EV_TIMEOUT, 1);
+}
+
+int
+dns_rr(struct dns *d, enum dns_rr type, const char *name, dns_rr_cb cb,
+    void *arg)
+{
+	struct dns_rrq	*q;
+	int		 t;
+
+	switch (type) {
+	case DNS_RR_A:		t = T_A; break;
+	case DNS_RR_AAAA:	t = T_AAAA; break;
+	case DNS_RR_MX:		t = T_MX; break;
+	case DNS_RR_TXT:	t = 16; break;
+	case DNS_RR_PTR:	t = 12; break;
+	default:		return -1;
+	}
+	if (d->closing || (q = calloc(1, sizeof(*q))) == NULL)
+		return -1;
+	if ((q->done_ev = event_new(d->base, -1, 0, dns_rrq_done_cb,
+	    q)) == NULL) {
+		free(q);
+		return -1;
+	}
+	q->dns = d;
+	q->cb = cb;
+	q->arg = arg;
+	q->type = type;
+	q->status = DNS_R_TEMP;
+	if ((q->next = d->rrqs) != NULL)
+		q->next->prevp = &q->next;
+	d->rrqs = q;
+	q->prevp = &d->rrqs;
+	if (dns_rr_name_ok(name) == -1) {
+		q->status = DNS_R_NXDOMAIN;
+		event_active(q->done_ev, EV_TIMEOUT, 1);
+		return 0;
+	}
+	ares_query(d->chan, name, DNS_CLASS_IN, t, dns_rrq_cb, q);
+	dns_arm_timer(d);
+	return 0;
 }
 
 /* ---- one request ---- */

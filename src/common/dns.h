@@ -52,6 +52,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dns_cache.h"
+
 #define DNS_NAME_MAX		255	/* a domain name in text form */
 #define DNS_MX_MAX		20	/* MX hosts kept, the most preferred */
 #define DNS_MX_RAW_MAX		1024	/* MX records read from one answer */
@@ -111,6 +113,19 @@ int		 dns_mx(struct dns *, const char *domain, dns_mx_cb, void *arg);
 /* the addresses of one host (a smarthost): no MX lookup, same result */
 int		 dns_host(struct dns *, const char *name, dns_mx_cb, void *arg);
 const char	*dns_status_name(enum dns_status);
+
+/*
+ * One question of any type dns_cache knows (TXT, A, AAAA, MX, PTR), for
+ * the SPF, DKIM and DMARC checks; the answer comes as strings in the
+ * form dns_cache_put() takes (see dns_cache.h). The callback rules are
+ * those of dns_mx(): called exactly once, from the event loop; with
+ * cancelled set (and DNS_R_TEMP) when dns_free() ends the lookup. At
+ * most DNS_CACHE_RR_MAX records are passed on.
+ */
+typedef void	(*dns_rr_cb)(void *arg, enum dns_rstatus,
+		    const char *const *rr, size_t n, int cancelled);
+int		 dns_rr(struct dns *, enum dns_rr, const char *name,
+		    dns_rr_cb, void *arg);
 
 /* our own addresses, for loop detection */
 struct dns_self {
