@@ -249,7 +249,8 @@ macro_value(const struct spf_ctx *c, int letter, const char *domain,
 	case 's':
 		ob_add(v, c->local, c->llen);
 		ob_add(v, "@", 1);
-		/* FALLTHROUGH */
+		ob_adds(v, c->sdom);
+		break;
 	case 'o':
 		ob_adds(v, c->sdom);
 		break;
