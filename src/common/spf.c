@@ -149,9 +149,12 @@ struct macro {
 	char		 delims[8];	/* NUL ended, "." if none given */
 };
 
-/* the macro-expand at s (s[0] == '%'): its length, 0 if malformed */
+/*
+ * The macro-expand at s (s[0] == '%'): its length, 0 if malformed.
+ * c, r and t are letters of explanation text only (7.2).
+ */
 static size_t
-macro_parse(const char *s, size_t n, struct macro *m)
+macro_parse(const char *s, size_t n, int exp, struct macro *m)
 {
 	size_t	 i = 2, nd = 0;
 	int	 digits = 0;
@@ -171,6 +174,8 @@ macro_parse(const char *s, size_t n, struct macro *m)
 		return 0;
 	m->upper = s[i] >= 'A' && s[i] <= 'Z';
 	m->letter = s[i++] | 0x20;
+	if (!exp && strchr("crt", m->letter) != NULL)
+		return 0;
 	for (; i < n && is_digit(s[i]); i++, digits = 1)
 		if (m->keep < 1000)
 			m->keep = m->keep * 10 + (unsigned)(s[i] - '0');
@@ -207,7 +212,7 @@ macro_check(const char *s, size_t n, int exp, int *endmacro)
 	*endmacro = 0;
 	while (i < n) {
 		if (s[i] == '%') {
-			if ((k = macro_parse(s + i, n - i, &m)) == 0)
+			if ((k = macro_parse(s + i, n - i, exp, &m)) == 0)
 				return -1;
 			i += k;
 			*endmacro = 1;
@@ -386,7 +391,7 @@ macro_expand(const struct spf_ctx *c, const char *domain, const char *s,
 			i = k;
 			continue;
 		}
-		if ((k = macro_parse(s + i, n - i, &m)) == 0)
+		if ((k = macro_parse(s + i, n - i, exp, &m)) == 0)
 			return -1;
 		i += k;
 		if (m.lit != NULL) {

@@ -536,7 +536,8 @@ test_macro_rfc(void **state)
 		struct spf_query q = { NULL, "a@b.example", "h", "b.example",
 				    NULL, 0 };
 		const char *bad[] = { "%", "%{", "%{d", "%{x}", "%{d0}",
-		    "%{d2r", "%a", "%{d}%", "a b", "%{d!}", NULL };
+		    "%{d2r", "%a", "%{d}%", "a b", "%{d!}", "%{c}", "%{R}",
+		    "%{t}.x", NULL };
 		char out[64];
 
 		set_ip(&ss, "192.0.2.1");
@@ -814,6 +815,10 @@ test_syntax(void **state)
 		"v=spf1 -all\tip4:192.0.2.3",
 		"v=spf1 ip4:192.0.2.3 \xc3\xa9",
 		"v=spf1 ++all",
+		/* c, r and t belong to explanation text only (7.2) */
+		"v=spf1 exists:%{c}.x.example -all",
+		"v=spf1 exists:%{r}.x.example -all",
+		"v=spf1 -include:%{t}.x.example",
 		NULL
 	};
 
