@@ -1,22 +1,13 @@
 /*
- * spf - the Sender Policy Framework check_host() function (RFC 7208),
- * pure: DNS answers come from a struct dns_cache (dns_cache.h).
- *
- * spf_check() evaluates the SPF record of query->domain for the client
- * address. When it needs an answer the cache does not have, it records
- * the question (and every other question it can already tell it will
- * need, e.g. the addresses of all MX hosts) and returns 0; the caller
- * asks them, stores the answers with dns_cache_put() and calls
- * spf_check() again, which starts over. It returns 1 with *out filled
- * once the result is known. A full cache answers DNS_R_TEMP, so the
- * loop always ends (in temperror at worst).
- *
- * Limits (RFC 7208 4.6.4): 10 DNS-querying terms per evaluation, 2 void
- * lookups, 10 MX hosts per mx, the first 10 PTR names per ptr; includes
- * nest at most SPF_DEPTH_MAX deep. The exp= modifier is checked for
- * syntax only, never fetched; %{p} expands to "unknown".
- *
- * Errors: the result says it (temperror, permerror), reason says why.
+ * spf - RFC 7208 check_host(), pure: DNS answers come from a dns_cache.
+ * spf_check() returns 0 after recording the questions it needs (all MX
+ * hosts' or PTR names' addresses at once); the caller answers them with
+ * dns_cache_put() and calls again, which starts over; 1 when done. A
+ * full cache answers DNS_R_TEMP, so the loop ends (temperror at worst).
+ * Limits (4.6.4): 10 DNS-querying terms, 2 void lookups, 10 MX hosts per
+ * mx, the first 10 PTR names per ptr, includes SPF_DEPTH_MAX deep. exp=
+ * is checked for syntax only, never fetched; %{p} is "unknown". Errors
+ * are results (temperror, permerror); reason says why.
  */
 #ifndef SLUICE_SPF_H
 #define SLUICE_SPF_H
@@ -60,13 +51,9 @@ int		 spf_check(const struct spf_query *, struct dns_cache *,
 /* "none","neutral","pass","fail","softfail","temperror","permerror" (RFC 8601 names) */
 const char	*spf_result_name(enum spf_result);
 
-/*
- * Expand the macro-string macro (RFC 7208 7) for query q, with domain as
- * %{d}, into out (always NUL ended). exp: explanation text, where an
- * upper-case macro letter is URL-escaped; otherwise the result is cut
- * from the left to SPF_DOMAIN_MAX octets, label by label, as for a DNS
- * name (7.3). 0, or -1 for a syntax error or an unusable client address.
- */
+/* expand a macro-string (7) with domain as %{d} into out (NUL ended); exp:
+   explanation text (c r t allowed, upper-case letters URL-escaped), else a
+   name cut from the left to SPF_DOMAIN_MAX (7.3); -1 on a syntax error */
 int		 spf_expand(const struct spf_query *q, const char *domain,
 		    const char *macro, int exp, char *out, size_t outlen);
 
