@@ -154,7 +154,7 @@ cmd_alias(struct cli *cli, int argc, char **argv)
 {
 	struct table		*t;
 	struct alias_list	 l;
-	struct passwd		*pw;
+	struct passwd		*pw = NULL;
 	char			 key[ADDR_STR_MAX + 8], tg[1100], err[512];
 	const char		*owner = "", *verb;
 	int			 rc = EX_OK, first = 2, last = argc;
