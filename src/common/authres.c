@@ -135,9 +135,9 @@ keyword_ok(const char *s, int dots)
 	return s[-1] != '.';
 }
 
-/* a dot-atom of letters, digits and -_+ (and '.' between them) */
+/* a dot-atom of letters, digits, '-' (and "_+" in a local part) */
 static int
-dotatom_ok(const char *s, size_t len)
+dotatom_ok(const char *s, size_t len, int local)
 {
 	if (len == 0 || s[0] == '.' || s[len - 1] == '.')
 		return 0;
@@ -146,8 +146,8 @@ dotatom_ok(const char *s, size_t len)
 		if (c == '.' && s[i + 1] == '.')
 			return 0;
 		if (!(((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-		    c == '+' || c == '.'))
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    (local && (c == '_' || c == '+'))))
 			return 0;
 	}
 	return 1;
@@ -177,8 +177,8 @@ bare_ok(const char *v, int at)
 	}
 	if (!at || strchr(a + 1, '@') != NULL)
 		return 0;
-	return (a == v || dotatom_ok(v, (size_t)(a - v))) &&
-	    dotatom_ok(a + 1, strlen(a + 1));
+	return (a == v || dotatom_ok(v, (size_t)(a - v), 1)) &&
+	    dotatom_ok(a + 1, strlen(a + 1), 0);
 }
 
 /* v as a token or a quoted string into the item */
