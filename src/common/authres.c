@@ -60,7 +60,9 @@ read_id(const char *v, size_t len, size_t *i, char *id, size_t idlen)
 {
 	size_t	 n = 0;
 
-	if (*i < len && v[*i] != '"') {
+	if (*i >= len)
+		return -1;
+	if (v[*i] != '"') {
 		while (*i < len && is_tokenc((unsigned char)v[*i])) {
 			if (n + 1 >= idlen)
 				return -1;
