@@ -76,6 +76,9 @@ read_id(const char *v, size_t len, size_t *i, char *id, size_t idlen)
 			return -1;
 		if (v[*i] == '\r' || v[*i] == '\n')
 			continue;	/* folding */
+		if (((unsigned char)v[*i] < ' ' && v[*i] != '\t') ||
+		    (unsigned char)v[*i] == 0x7f)
+			return -1;	/* not qtext or a quoted-pair */
 		if (n + 1 >= idlen)
 			return -1;
 		id[n++] = v[*i];
@@ -223,7 +226,8 @@ emit(struct arw *w, int newline)
 	buf_reset(&w->item);
 }
 
-/* the comment, one item per word, without ( ) \\ and controls */
+/* the comment, one item per word (split at spaces, TAB, CR, LF), without
+   ( ) \\, other controls and non-ASCII */
 static void
 put_comment(struct arw *w, const char *c)
 {
@@ -233,10 +237,11 @@ put_comment(struct arw *w, const char *c)
 	buf_reset(t);
 	for (; *c != '\0'; c++) {
 		unsigned char ch = (unsigned char)*c;
-		if (ch <= ' ' || ch >= 0x7f) {
+		if (AR_SPACE(ch)) {
 			if (t->len > 0 && t->data[t->len - 1] != ' ')
 				buf_addc(t, ' ');
-		} else if (ch != '(' && ch != ')' && ch != '\\')
+		} else if (ch > ' ' && ch < 0x7f && ch != '(' && ch != ')' &&
+		    ch != '\\')
 			buf_addc(t, ch);
 	}
 	if (t->err)

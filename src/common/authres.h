@@ -15,9 +15,10 @@
  * they are made of letters, digits and -._+ (with at most one '@'), and
  * as a quoted string otherwise, with '\' and '"' escaped and control and
  * non-ASCII octets dropped, so no value can end the field, start a line
- * or add a property. Comments lose '(' ')' '\' and control and non-ASCII
- * octets. Lines are folded (LF TAB) before each method and, when the next
- * item would pass 78 columns (a TAB counted as 8), before a property or
+ * or add a property. In comments, TAB, CR and LF become spaces and
+ * '(' ')' '\', other controls and non-ASCII octets are dropped. Lines
+ * are folded (LF TAB) before each method and, when the next item would
+ * pass 78 columns (a TAB counted as 8), before a property or
  * between the words of a comment; a single long value is never split.
  */
 #ifndef SLUICE_AUTHRES_H

@@ -163,9 +163,8 @@ tag_apply(struct parse_state *ps, const struct tagval *tv, char *err,
 	}
 	ps->seen |= 1u << t;
 	switch (t) {
-	case T_V:
-		snprintf(err, errlen, "v= not first");
-		return -1;
+	case T_V:	/* marked seen by dmarc_parse: never here */
+		break;
 	case T_P:
 		if ((r->p = policy_word(v, vl)) == DMARC_P_UNSET)
 			ps->p_bad = 1;

@@ -11,7 +11,7 @@
  * when none of its strings starts with "v=DMARC1", at _dmarc.<organizational
  * domain>. Several DMARC records at one name: no record (none). A
  * temporary DNS error on either lookup: temperror. A record that starts
- * with "v=DMARC1" and is otherwise invalid: permerror (RFC 8601 2.7.x:
+ * with "v=DMARC1" and is otherwise invalid: permerror (RFC 7489 11.2:
  * "a syntactically incorrect DMARC record"), and no fallback to the
  * organizational domain, since a record was found. A record whose p= (or
  * sp=) is missing or invalid but with a valid rua= URI is read as p=none
@@ -21,9 +21,9 @@
  * sensitive (DKIM's tag-list rule, RFC 6376 3.2; %x44... in the ABNF);
  * the keyword values of p, sp, adkim, aspf, t are read without case (ABNF
  * literal strings are case-insensitive, RFC 5234 2.3). Space is allowed
- * around ';' and '='. Unknown tags are ignored; a repeated tag, a tag
- * without '=', or a bad value of a policy tag (p, sp, adkim, aspf, pct,
- * t) makes the record invalid; the reporting tags (rua, ruf, fo, rf, ri)
+ * around ';' and '='. Unknown tags are ignored; a known tag repeated, a
+ * segment without '=' or with a bad tag name, or a bad value of a policy
+ * tag (p, sp, adkim, aspf, pct, t) makes the record invalid; the reporting tags (rua, ruf, fo, rf, ri)
  * are not checked, except rua for the p= rule above.
  *
  * Organizational domain: libpsl's built-in Public Suffix List (ICANN and
@@ -80,10 +80,10 @@ struct dmarc_outcome {
 };
 
 /*
- * 1 if the p/sp rule says to act: policy is quarantine or reject, pct > 0
- * and not testing. It does not look at the result: act only on
- * DMARC_FAIL. pct below 100 is applied to all mail (sluice does not
- * sample).
+ * 1 if the p/sp rule says to act: policy is quarantine or reject,
+ * record.pct > 0 and not record.testing. It does not look at the result:
+ * act only on DMARC_FAIL. pct below 100 is applied to all mail (sluice
+ * does not sample).
  */
 int	dmarc_enforceable(const struct dmarc_outcome *);
 

@@ -64,6 +64,9 @@ test_not_ours(void **state)
 	assert_false(ours("\"mx.example.org; none"));
 	assert_false(ours("\"mx.example.org\\"));
 	assert_false(ours("\x01mx.example.org; none"));
+	assert_false(ours("\"mx.example.org\x01\"; none"));
+	assert_false(authres_is_ours("\"mx.example.org\\\0\"; none", 22,
+	    ID));
 	/* other ids, and prefixes and suffixes of ours */
 	assert_false(ours("other.example.org; none"));
 	assert_false(ours("mx.example; none"));
@@ -224,6 +227,9 @@ test_format_comment(void **state)
 	(void)state;
 	format_is(ID, &e, 1, "Authentication-Results: mx.example.org;\n"
 	    "\tdmarc=fail (x y z Received: b c)\n");
+	e.comment = " \xc3\xa4ligned\x01 \x7f (DKIM) ";
+	format_is(ID, &e, 1, "Authentication-Results: mx.example.org;\n"
+	    "\tdmarc=fail (ligned DKIM)\n");
 	/* long comments fold between words, a long value is never split */
 	e.comment = "one two three four five six seven eight nine ten eleven "
 	    "twelve thirteen fourteen fifteen sixteen seventeen eighteen";

@@ -366,6 +366,38 @@ test_discovery(void **state)
 	assert_int_equal(o.policy, DMARC_P_REJECT);
 }
 
+/* the rounds one by one: each call asks one question, from the start */
+static void
+test_rounds(void **state)
+{
+	struct dmarc_query	 q = query("sub.example.com", "", 0, NULL, 0);
+	struct dmarc_outcome	 o;
+	struct dns_cache	*c = dns_cache_new();
+	enum dns_rr		 t;
+	const char		*name;
+	const char		*rec[] = { "v=DMARC1; p=reject; sp=none" };
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(dmarc_check(&q, c, &o), 0);
+	assert_int_equal(dmarc_check(&q, c, &o), 0);	/* asked once */
+	assert_int_equal(dns_cache_next_wanted(c, &t, &name), 1);
+	assert_int_equal(t, DNS_RR_TXT);
+	assert_string_equal(name, "_dmarc.sub.example.com");
+	assert_int_equal(dns_cache_next_wanted(c, &t, &name), 0);
+	dns_cache_put(c, DNS_RR_TXT, "_dmarc.sub.example.com", DNS_R_OK,
+	    NULL, 0);
+	assert_int_equal(dmarc_check(&q, c, &o), 0);
+	assert_int_equal(dns_cache_next_wanted(c, &t, &name), 1);
+	assert_string_equal(name, "_dmarc.example.com");
+	dns_cache_put(c, DNS_RR_TXT, "_dmarc.example.com.", DNS_R_OK, rec, 1);
+	assert_int_equal(dmarc_check(&q, c, &o), 1);
+	assert_int_equal(o.result, DMARC_FAIL);
+	assert_int_equal(o.policy, DMARC_P_NONE);
+	assert_false(dmarc_enforceable(&o));
+	dns_cache_free(c);
+}
+
 static void
 test_no_record(void **state)
 {
@@ -591,6 +623,7 @@ main(void)
 		cmocka_unit_test(test_parse_bad),
 		cmocka_unit_test(test_org_domain),
 		cmocka_unit_test(test_discovery),
+		cmocka_unit_test(test_rounds),
 		cmocka_unit_test(test_no_record),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_align_dkim),
