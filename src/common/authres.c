@@ -13,6 +13,9 @@
 #define AR_COLS		78	/* no line longer than this */
 #define AR_TAB		8	/* a folded line starts with one TAB */
 #define AR_ID_MAX	255
+#define AUTHRES_VALUE_MAX	256	/* octets of a value written */
+#define AUTHRES_WORD_MAX	64	/* a comment is folded inside longer
+					   words */
 
 #define AR_SPACE(c)	((c) == ' ' || (c) == '\t' || (c) == '\r' || \
 			    (c) == '\n')
@@ -186,23 +189,32 @@ bare_ok(const char *v, int at)
 	    dotatom_ok(a + 1, strlen(a + 1), 0);
 }
 
-/* v as a token or a quoted string into the item */
+/*
+ * v as a token or a quoted string into the item. XXX: a value longer
+ * than AUTHRES_VALUE_MAX is cut there and ends in "..." inside quotes:
+ * with comment words cut at AUTHRES_WORD_MAX, no line of the field can
+ * pass RFC 5322's 998 octets, whatever the message holds.
+ */
 static void
 put_value(struct buf *b, const char *v, int at)
 {
-	if (bare_ok(v, at)) {
+	size_t	 len = strnlen(v, AUTHRES_VALUE_MAX + 1);
+
+	if (len <= AUTHRES_VALUE_MAX && bare_ok(v, at)) {
 		buf_adds(b, v);
 		return;
 	}
 	buf_addc(b, '"');
-	for (; *v != '\0'; v++) {
-		unsigned char c = (unsigned char)*v;
+	for (size_t i = 0; i < len && i < AUTHRES_VALUE_MAX; i++) {
+		unsigned char c = (unsigned char)v[i];
 		if (c < ' ' || c >= 0x7f)
 			continue;
 		if (c == '\\' || c == '"')
 			buf_addc(b, '\\');
 		buf_addc(b, c);
 	}
+	if (len > AUTHRES_VALUE_MAX)
+		buf_adds(b, "...");
 	buf_addc(b, '"');
 }
 
@@ -226,7 +238,8 @@ emit(struct arw *w, int newline)
 	buf_reset(&w->item);
 }
 
-/* the comment, one item per word (split at spaces, TAB, CR, LF), without
+/* the comment, one item per word (split at spaces, TAB, CR, LF, and
+   every AUTHRES_WORD_MAX octets of a longer one), without
    ( ) \\, other controls and non-ASCII */
 static void
 put_comment(struct arw *w, const char *c)
@@ -248,8 +261,9 @@ put_comment(struct arw *w, const char *c)
 		w->err = 1;
 	if (t->len > 0 && t->data[t->len - 1] == ' ')
 		t->len--;
-	for (i = 0; i < t->len; i = j + 1) {
-		for (j = i; j < t->len && t->data[j] != ' '; j++)
+	for (i = 0; i < t->len; i = j) {
+		for (j = i; j < t->len && t->data[j] != ' ' &&
+		    j - i < AUTHRES_WORD_MAX; j++)
 			;
 		if (i == 0)
 			buf_addc(&w->item, '(');
@@ -257,6 +271,8 @@ put_comment(struct arw *w, const char *c)
 		if (j == t->len)
 			buf_addc(&w->item, ')');
 		emit(w, 0);
+		if (j < t->len && t->data[j] == ' ')
+			j++;
 	}
 }
 

@@ -19,7 +19,9 @@
  * '(' ')' '\', other controls and non-ASCII octets are dropped. Lines
  * are folded (LF TAB) before each method and, when the next item would
  * pass 78 columns (a TAB counted as 8), before a property or
- * between the words of a comment; a single long value is never split.
+ * between the words of a comment (a word is cut every 64 octets); a value
+ * is never split, but one over 256 octets is cut there and ends in "..."
+ * (quoted), so that no line passes 998 octets (RFC 5322 2.1.1).
  */
 #ifndef SLUICE_AUTHRES_H
 #define SLUICE_AUTHRES_H

@@ -10,8 +10,9 @@
  *  - authres_format() with the bytes (up to a NUL) as a header.from
  *    value, as a comment and as the authserv-id always succeeds and
  *    gives one field: the name first, then lines that start with a TAB,
- *    no CR, NUL or non-ASCII, LF at the end; and authres_is_ours()
- *    recognises that field by its id whenever the id is printable ASCII.
+ *    no CR, NUL or non-ASCII, none over 998 octets, LF at the end; and
+ *    authres_is_ours() recognises that field by its id whenever the id
+ *    is printable ASCII.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,11 +28,14 @@ check_field(const struct buf *b)
 	if (b->len < 25 || memcmp(b->data, "Authentication-Results: ", 24) ||
 	    b->data[b->len - 1] != '\n')
 		abort();
-	for (size_t i = 0; i < b->len; i++) {
+	for (size_t i = 0, col = 0; i < b->len; i++) {
 		unsigned char c = (unsigned char)b->data[i];
 		if (c == '\r' || c == '\0' || c >= 0x7f)
 			abort();
 		if (c == '\n' && i + 1 < b->len && b->data[i + 1] != '\t')
+			abort();
+		col = c == '\n' ? 0 : col + 1;
+		if (col > 998)
 			abort();
 	}
 }

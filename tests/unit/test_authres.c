@@ -13,6 +13,8 @@
 #include "authres.h"
 
 #define ID	"mx.example.org"
+#define X16	"xxxxxxxxxxxxxxxx"
+#define X64	X16 X16 X16 X16
 
 static int
 ours(const char *v)
@@ -188,6 +190,8 @@ value_is(const char *v, const char *want)
 static void
 test_format_values(void **state)
 {
+	char	 big[258], want[300];
+
 	(void)state;
 	value_is("example.com", "example.com");
 	value_is("a_b-c.d+e", "a_b-c.d+e");
@@ -215,6 +219,15 @@ test_format_values(void **state)
 	    "\"evil.comX-Injected: yes; dkim=pass\"");
 	value_is("\"\r\n\r\nbody", "\"\\\"body\"");
 	value_is("x\n\tdkim=pass", "\"xdkim=pass\"");
+	/* a value is cut after 256 octets */
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	big[0] = '"';
+	value_is(big + 1, big + 1);		/* 256: bare */
+	memcpy(want, "\"\\\"", 3);
+	memset(want + 3, 'a', 255);
+	memcpy(want + 258, "...\"", 5);
+	value_is(big, want);			/* 257: cut */
 }
 
 static void
@@ -223,10 +236,17 @@ test_format_comment(void **state)
 	struct authres_entry	 e = { "dmarc", "fail",
 	    "x) (y\\ z\r\nReceived: b\t\t c", { { 0 } }, 0 };
 	struct buf		 b;
+	char			 word[151];
 
 	(void)state;
 	format_is(ID, &e, 1, "Authentication-Results: mx.example.org;\n"
 	    "\tdmarc=fail (x y z Received: b c)\n");
+	/* a long word is cut every 64 octets */
+	memset(word, 'x', 150);
+	word[150] = '\0';
+	e.comment = word;
+	format_is(ID, &e, 1, "Authentication-Results: mx.example.org;\n"
+	    "\tdmarc=fail\n\t(" X64 "\n\t" X64 "\n\txxxxxxxxxxxxxxxxxxxxxx)\n");
 	e.comment = " \xc3\xa4ligned\x01 \x7f (DKIM) ";
 	format_is(ID, &e, 1, "Authentication-Results: mx.example.org;\n"
 	    "\tdmarc=fail (ligned DKIM)\n");
