@@ -238,7 +238,7 @@ netmask_parse(const char *s, struct netmask *m)
 	char			 host[INET6_ADDRSTRLEN + 1];
 	const char		*slash;
 	size_t			 hl;
-	unsigned long long	 bits;
+	unsigned long long	 bits = 0;
 	unsigned		 maxbits;
 
 	memset(m, 0, sizeof(*m));
@@ -318,7 +318,7 @@ hostport_parse(const char *v, char *host, size_t hostlen, char *port,
 {
 	const char		*colon;
 	size_t			 hl;
-	unsigned long long	 p;
+	unsigned long long	 p = 0;
 
 	if (*v == '[') {
 		const char *close = strchr(v, ']');

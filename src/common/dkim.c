@@ -272,10 +272,11 @@ dkim_canon_header(const char *f, size_t len, struct buf *out)
 static void
 body_flush(struct dkim_body *b)
 {
-	if (b->olen == 0 || b->err)
-		return;
-	if (b->out ? buf_add(b->out, b->obuf, b->olen) == -1 :
-	    EVP_DigestUpdate(b->md, b->obuf, b->olen) != 1)
+	/* after an error the octets are dropped, but olen is reset too:
+	   body_emit relies on it */
+	if (b->olen > 0 && !b->err && (b->out ?
+	    buf_add(b->out, b->obuf, b->olen) == -1 :
+	    EVP_DigestUpdate(b->md, b->obuf, b->olen) != 1))
 		b->err = 1;
 	b->olen = 0;
 }

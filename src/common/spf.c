@@ -1030,6 +1030,7 @@ spf_eval(struct spf_ctx *c, const char *domain, unsigned depth)
 		return spf_perm(c, "include loop or too deep", NULL, 0);
 	if ((r = spf_record(c, domain, &rec)) != R_OK)
 		return r;
+	memset(&redir, 0, sizeof(redir));
 	if ((r = spf_syntax(c, rec, &redir, &has_all)) != R_OK)
 		return r;
 	for (p = rec + 6; next_term(&p, &s, &len); ) {
