@@ -663,14 +663,51 @@ sig_report(struct vsig *s, const struct taglist *tl)
 	}
 }
 
-/* a= and the tags that need no header: 0, or -1 with the result set */
+#define FAIL(r, w)	do { set_result(s, r, w); return -1; } while (0)
+
+/* l=, t=, x=, bh= and b=: 0, or -1 with the result set */
+static int
+sig_values(struct vsig *s, const struct taglist *tl)
+{
+	const struct tag	*t;
+	long long		 ts = -1, x = -1;
+	size_t			 len;
+
+	s->l = -1;
+	if ((t = tag_get(tl, "l")) != NULL && number(TV(tl, t), t->vlen,
+	    &s->l) == -1)
+		FAIL(DKIMV_PERMERROR, "bad l=");
+	if ((t = tag_get(tl, "t")) != NULL && number(TV(tl, t), t->vlen,
+	    &ts) == -1)
+		FAIL(DKIMV_PERMERROR, "bad t=");
+	if ((t = tag_get(tl, "x")) != NULL && number(TV(tl, t), t->vlen,
+	    &x) == -1)
+		FAIL(DKIMV_PERMERROR, "bad x=");
+	if (x >= 0 && ts >= 0 && x < ts)
+		FAIL(DKIMV_PERMERROR, "x= before t=");
+	t = tag_get(tl, "bh");
+	if (b64_decode(TV(tl, t), t->vlen, s->bh, sizeof(s->bh), &len) == -1)
+		FAIL(DKIMV_PERMERROR, "bad base64 in bh=");
+	if (len != DKIM_HASH_LEN)
+		FAIL(DKIMV_PERMERROR, "bh= is not a SHA-256 hash");
+	t = tag_get(tl, "b");
+	if (b64_decode(TV(tl, t), t->vlen, s->b, sizeof(s->b), &s->blen) ==
+	    -1)
+		FAIL(DKIMV_PERMERROR, "bad base64 in b=");
+	if (s->blen == 0)
+		FAIL(DKIMV_PERMERROR, "empty b=");
+	if (x >= 0 && x < s->xnow)
+		FAIL(DKIMV_FAIL, "signature expired");
+	return 0;
+}
+
+/* the tags that need no header: 0, or -1 with the result set */
 static int
 sig_tags(struct vsig *s, const struct taglist *tl)
 {
 	static const char *const req[] = { "v", "a", "b", "bh", "d", "h", "s" };
 	const struct tag	*t;
 	char			 why[64];
-	long long		 ts = -1, x = -1;
 	size_t			 len;
 	int			 rc;
 
@@ -680,7 +717,6 @@ sig_tags(struct vsig *s, const struct taglist *tl)
 			set_result(s, DKIMV_PERMERROR, why);
 			return -1;
 		}
-#define FAIL(r, w)	do { set_result(s, r, w); return -1; } while (0)
 	t = tag_get(tl, "v");
 	if (!ieq(TV(tl, t), t->vlen, "1"))
 		FAIL(DKIMV_PERMERROR, "bad v=");
@@ -713,34 +749,9 @@ sig_tags(struct vsig *s, const struct taglist *tl)
 		memcpy(s->pub.i + 1, s->pub.d, len + 1);
 		memcpy(s->idom, s->pub.d, len + 1);
 	}
-	s->l = -1;
-	if ((t = tag_get(tl, "l")) != NULL && number(TV(tl, t), t->vlen,
-	    &s->l) == -1)
-		FAIL(DKIMV_PERMERROR, "bad l=");
-	if ((t = tag_get(tl, "t")) != NULL && number(TV(tl, t), t->vlen,
-	    &ts) == -1)
-		FAIL(DKIMV_PERMERROR, "bad t=");
-	if ((t = tag_get(tl, "x")) != NULL && number(TV(tl, t), t->vlen,
-	    &x) == -1)
-		FAIL(DKIMV_PERMERROR, "bad x=");
-	if (x >= 0 && ts >= 0 && x < ts)
-		FAIL(DKIMV_PERMERROR, "x= before t=");
-	t = tag_get(tl, "bh");
-	if (b64_decode(TV(tl, t), t->vlen, s->bh, sizeof(s->bh), &len) == -1)
-		FAIL(DKIMV_PERMERROR, "bad base64 in bh=");
-	if (len != DKIM_HASH_LEN)
-		FAIL(DKIMV_PERMERROR, "bh= is not a SHA-256 hash");
-	t = tag_get(tl, "b");
-	if (b64_decode(TV(tl, t), t->vlen, s->b, sizeof(s->b), &s->blen) ==
-	    -1)
-		FAIL(DKIMV_PERMERROR, "bad base64 in b=");
-	if (s->blen == 0)
-		FAIL(DKIMV_PERMERROR, "empty b=");
-	if (x >= 0 && x < s->xnow)
-		FAIL(DKIMV_FAIL, "signature expired");
-#undef FAIL
-	return 0;
+	return sig_values(s, tl);
 }
+#undef FAIL
 
 /* the DKIM-Signature field f: parse, hash the header, start the body */
 static void
@@ -1050,6 +1061,7 @@ hdr_feed(struct dkimv *v, const char *p, size_t n)
 			if (v->hdr.len > 0 && v->hdr.data[v->hdr.len - 1] ==
 			    '\r')
 				v->hdr.len--;
+			v->hdr.data[v->hdr.len] = '\0';
 		}
 		hdr_done(v);
 	}
