@@ -829,14 +829,37 @@ key_parse(const char *r, struct taglist *tl)
 	return 0;
 }
 
+/* p= decoded: a raw Ed25519 key, or an RSA SubjectPublicKeyInfo (or
+   RSAPublicKey, which RFC 6376 3.6.1 names); NULL if it is neither */
+static EVP_PKEY *
+key_decode(const unsigned char *p, size_t plen, int ed)
+{
+	const unsigned char	*q = p;
+	EVP_PKEY		*pk;
+
+	if (ed)
+		return EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, p,
+		    plen);
+	if ((pk = d2i_PUBKEY(NULL, &q, (long)plen)) != NULL &&
+	    (size_t)(q - p) == plen)
+		return pk;
+	EVP_PKEY_free(pk);
+	q = p;
+	if ((pk = d2i_PublicKey(EVP_PKEY_RSA, NULL, &q, (long)plen)) != NULL &&
+	    (size_t)(q - p) != plen) {
+		EVP_PKEY_free(pk);
+		pk = NULL;
+	}
+	return pk;
+}
+
 /* the public key of record tl for signature s, or NULL with the result */
 static EVP_PKEY *
 key_make(struct vsig *s, const struct taglist *tl)
 {
 	const struct tag	*t;
 	unsigned char		*p;
-	const unsigned char	*q;
-	EVP_PKEY		*pk = NULL;
+	EVP_PKEY		*pk;
 	size_t			 plen;
 	int			 ed = 0, bits;
 
@@ -869,20 +892,7 @@ key_make(struct vsig *s, const struct taglist *tl)
 		free(p);
 		FAIL(DKIMV_PERMERROR, "bad base64 in key p=");
 	}
-	q = p;
-	if (ed)
-		pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, p,
-		    plen);
-	else if ((pk = d2i_PUBKEY(NULL, &q, (long)plen)) == NULL ||
-	    (size_t)(q - p) != plen) {
-		EVP_PKEY_free(pk);
-		q = p;		/* RFC 6376 3.6.1 also names RSAPublicKey */
-		if ((pk = d2i_PublicKey(EVP_PKEY_RSA, NULL, &q, (long)plen)) !=
-		    NULL && (size_t)(q - p) != plen) {
-			EVP_PKEY_free(pk);
-			pk = NULL;
-		}
-	}
+	pk = key_decode(p, plen, ed);
 	free(p);
 	ERR_clear_error();
 	if (pk == NULL || (!ed && EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA)) {

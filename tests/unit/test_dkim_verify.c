@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "dkim.h"
 #include "dkim_verify.h"
@@ -693,6 +694,18 @@ test_keys(void **state)
 	KEY("v=DKIM2; p=%s", PE, "bad key record");
 	KEY("v=DKIM1; p=%s; p=x", PE, "bad key record");
 	KEY("v=DKIM1; t=s; p=%s", DKIMV_PASS, "");	/* i= is @d= */
+	/* p= as a bare RSAPublicKey (PKCS#1), as RFC 6376 3.6.1 words it */
+	{
+		unsigned char *der = NULL;
+		int dlen = i2d_PublicKey(rsa->pkey, &der);
+		char *pk1;
+		assert_true(dlen > 0);
+		pk1 = b64(der, (size_t)dlen);
+		snprintf(txt, sizeof(txt), "v=DKIM1; p=%s", pk1);
+		expect(m, a, DKIMV_PASS, "");
+		free(pk1);
+		OPENSSL_free(der);
+	}
 	/* several records: the first that parses */
 	a[0].n = 3;
 	a[0].rr[0] = "google-site-verification=abc";
