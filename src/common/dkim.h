@@ -6,7 +6,9 @@
  * section is given as it sits in the spool (LF line ends; a CR, LF or
  * CRLF ends a line, as on the wire, where the smtp client sends every
  * one of them as CRLF). The body is hashed in chunks: dkim_body_init(),
- * dkim_body_update() as often as needed, dkim_body_final().
+ * dkim_body_update() as often as needed, dkim_body_final();
+ * dkim_body_init_ex() adds, for the verifier (dkim_verify.h), simple
+ * canonicalization and a limit on the octets hashed (l=).
  *
  * dkim_sign() chooses the header fields to sign from dkim_sign_names
  * (each present instance, From: once more than present so that a From:
