@@ -2,18 +2,18 @@
  * dkim_verify - DKIM verification, streaming. See dkim_verify.h.
  *
  * Two phases. Header: bytes are kept (up to DKIMV_HDR_MAX) until the
- * empty line; then the fields are split once, indexed by name (each field
- * points at the previous one of its name, so h= selection from the bottom
- * up costs one step per name), every DKIM-Signature considered is parsed,
- * its header hash computed (the SHA-256 of the canonical signed fields
- * and of the signature field without its b= value), and a body hash
- * context started (dkim.c's canonicalization, with its l= limit). Body:
- * bytes go to every context and are forgotten.
+ * empty line; then the fields are split once and indexed by name (sorted,
+ * so h= selection from the bottom up is a binary search per name), every
+ * DKIM-Signature considered is parsed, its header hash computed (the
+ * SHA-256 of the canonical signed fields and of the signature field
+ * without its b= value), and a body hash context started (dkim.c's
+ * canonicalization, with its l= limit). Body: bytes go to every context
+ * and are forgotten.
  *
- * dkimv_verify() finishes the body hashes once, decides what it can
- * without DNS (malformed, expired, body hash mismatch, l= beyond the body)
- * and then, for the rest, reads each key record from the cache; the
- * outcome of that part is recomputed from the cache on every call.
+ * dkimv_verify() finishes the body hashes once and decides what it can
+ * without DNS (malformed, expired, body hash mismatch, l= beyond the
+ * body); each other signature waits for its key record in the cache and
+ * is decided on the first call that finds it there.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -69,15 +69,19 @@ struct dkimv {
 /* one header field: offsets into the header section */
 struct vfield {
 	uint32_t	 start, end, nlen;
-	uint32_t	 up;		/* the previous field of this name */
-	uint32_t	 hash;
+};
+
+/* a named field, for the index sorted by name (no case), then position */
+struct vname {
+	const char	*name;
+	uint32_t	 nlen, idx;
 };
 
 struct vfields {
 	struct vfield	*f;
 	uint32_t	 n;
-	uint32_t	*tab;		/* name hash -> the last field of it */
-	uint32_t	 mask;
+	struct vname	*sorted;
+	uint32_t	 ns;
 };
 
 struct tag {
@@ -325,14 +329,24 @@ tag_has(const struct taglist *tl, const struct tag *t, const char *item)
 
 /* ---- the header section ---- */
 
-static uint32_t
-name_hash(const char *s, size_t n)
+/* names compared without case (ASCII), shorter first on a tie */
+static int
+name_cmp(const char *a, size_t an, const char *b, size_t bn)
 {
-	uint32_t	 h = 2166136261u;
+	for (size_t i = 0; i < an && i < bn; i++)
+		if (lower(a[i]) != lower(b[i]))
+			return (unsigned char)lower(a[i]) <
+			    (unsigned char)lower(b[i]) ? -1 : 1;
+	return an < bn ? -1 : an > bn;
+}
 
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)lower(s[i])) * 16777619u;
-	return h;
+static int
+vname_cmp(const void *x, const void *y)
+{
+	const struct vname	*a = x, *b = y;
+	int			 r = name_cmp(a->name, a->nlen, b->name, b->nlen);
+
+	return r ? r : a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
 static int
@@ -358,35 +372,20 @@ vfield_add(struct vfields *fs, size_t *cap, const char *h, size_t start,
 	f->start = (uint32_t)start;
 	f->end = (uint32_t)end;
 	f->nlen = (uint32_t)nlen;
-	f->hash = name_hash(h + start, nlen);
-	f->up = NONE32;
 	return 0;
 }
 
-/* the slot of name in the index: its last field, or an empty slot */
-static uint32_t *
-vfield_slot(const struct vfields *fs, const char *h, const char *name,
-    size_t nlen, uint32_t hash)
-{
-	uint32_t	 i = hash & fs->mask;
-
-	for (;; i = (i + 1) & fs->mask) {
-		const struct vfield *f;
-		if (fs->tab[i] == NONE32)
-			return &fs->tab[i];
-		f = &fs->f[fs->tab[i]];
-		if (f->hash == hash && f->nlen == nlen &&
-		    strncasecmp(h + f->start, name, nlen) == 0)
-			return &fs->tab[i];
-	}
-}
-
-/* split h[0..len) into fields (a line starting with white space continues
-   the field above) and index them by name; 0 or -1 (out of memory) */
+/*
+ * Split h[0..len) into fields (a line starting with white space continues
+ * the field above) and sort the named ones by name, then position, so the
+ * instances of a name are one run, the bottom one last. Sorting, not
+ * hashing: field names are the sender's, and a crafted set of colliding
+ * names must not make this quadratic. 0 or -1 (out of memory).
+ */
 static int
 vfields_build(struct vfields *fs, const char *h, size_t len)
 {
-	size_t	 cap = 0, p = 0, e, tsize = 64;
+	size_t	 cap = 0, p = 0, e;
 
 	memset(fs, 0, sizeof(*fs));
 	while (p < len) {
@@ -401,21 +400,17 @@ vfields_build(struct vfields *fs, const char *h, size_t len)
 			return -1;
 		p = e;
 	}
-	while (tsize < 2 * (size_t)fs->n)
-		tsize *= 2;
-	if ((fs->tab = malloc(tsize * sizeof(*fs->tab))) == NULL)
+	if ((fs->sorted = calloc(fs->n ? fs->n : 1, sizeof(*fs->sorted))) ==
+	    NULL)
 		return -1;
-	memset(fs->tab, 0xff, tsize * sizeof(*fs->tab));
-	fs->mask = (uint32_t)(tsize - 1);
-	for (uint32_t i = 0; i < fs->n; i++) {
-		struct vfield *f = &fs->f[i];
-		uint32_t *slot;
-		if (f->nlen == 0)
-			continue;		/* no name: never signed */
-		slot = vfield_slot(fs, h, h + f->start, f->nlen, f->hash);
-		f->up = *slot;
-		*slot = i;
-	}
+	for (uint32_t i = 0; i < fs->n; i++)
+		if (fs->f[i].nlen > 0) {	/* no name: never signed */
+			struct vname *vn = &fs->sorted[fs->ns++];
+			vn->name = h + fs->f[i].start;
+			vn->nlen = fs->f[i].nlen;
+			vn->idx = i;
+		}
+	qsort(fs->sorted, fs->ns, sizeof(*fs->sorted), vname_cmp);
 	return 0;
 }
 
@@ -423,7 +418,32 @@ static void
 vfields_free(struct vfields *fs)
 {
 	free(fs->f);
-	free(fs->tab);
+	free(fs->sorted);
+}
+
+/* the k-th instance of name from the bottom, or NONE32 */
+static uint32_t
+vfields_find(const struct vfields *fs, const char *name, size_t nlen,
+    size_t k)
+{
+	size_t	 lo = 0, hi = fs->ns, mid, end;
+
+	while (lo < hi) {		/* the first one after the run */
+		mid = lo + (hi - lo) / 2;
+		if (name_cmp(fs->sorted[mid].name, fs->sorted[mid].nlen, name,
+		    nlen) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	end = lo;
+	if (end <= k)
+		return NONE32;
+	mid = end - 1 - k;
+	if (name_cmp(fs->sorted[mid].name, fs->sorted[mid].nlen, name,
+	    nlen) != 0)
+		return NONE32;
+	return fs->sorted[mid].idx;
 }
 
 /* a field in canonical form (c=simple: as is, each line ending in CRLF;
@@ -452,7 +472,7 @@ canon_field(const char *f, size_t len, int simple, struct buf *out)
 struct hname {
 	const char	*name;
 	size_t		 len;
-	uint32_t	 next;		/* the next instance to take */
+	uint32_t	 next;		/* the field it takes, or NONE32 */
 };
 
 /*
@@ -506,7 +526,7 @@ header_hash(struct vsig *s, const char *h, const struct vfields *fs,
 /* parse h= into names and pick their fields; 0, or -1 with a reason */
 static int
 sig_h(struct vsig *s, const struct taglist *tl, const struct tag *t,
-    const char *h, const struct vfields *fs, struct hname *hn, size_t *nh)
+    const struct vfields *fs, struct hname *hn, size_t *nh)
 {
 	const char	*v = TV(tl, t), *e = v + t->vlen;
 	int		 from = 0;
@@ -533,18 +553,13 @@ sig_h(struct vsig *s, const struct taglist *tl, const struct tag *t,
 		hn[*nh].len = (size_t)(te - v);
 		hn[*nh].next = NONE32;
 		from |= ieq(v, hn[*nh].len, "from");
-		/* the same name before: go on above its instance */
-		size_t j = *nh;
-		while (j-- > 0)
-			if (hn[j].len == hn[*nh].len && strncasecmp(hn[j].name,
-			    v, hn[j].len) == 0)
-				break;
-		if (j != (size_t)-1) {
-			hn[*nh].next = hn[j].next == NONE32 ? NONE32 :
-			    fs->f[hn[j].next].up;
-		} else if (fs->n > 0)
-			hn[*nh].next = *vfield_slot(fs, h, v, hn[*nh].len,
-			    name_hash(v, hn[*nh].len));
+		/* the k-th time the name is listed: its k-th field from the
+		   bottom (none left: nothing, RFC 6376 5.4.2) */
+		size_t k = 0;
+		for (size_t j = 0; j < *nh; j++)
+			k += hn[j].len == hn[*nh].len && strncasecmp(hn[j].name,
+			    v, hn[j].len) == 0;
+		hn[*nh].next = vfields_find(fs, v, hn[*nh].len, k);
 		(*nh)++;
 		if (c == NULL)
 			break;
@@ -796,8 +811,8 @@ sig_parse(struct dkimv *v, struct vsig *s, const char *h,
 		set_result(s, DKIMV_PERMERROR, "header section too large");
 		goto done;
 	}
-	if (sig_tags(s, tl) == -1 || sig_h(s, tl, tag_get(tl, "h"), h, fs,
-	    hn, &nh) == -1)
+	if (sig_tags(s, tl) == -1 || sig_h(s, tl, tag_get(tl, "h"), fs, hn,
+	    &nh) == -1)
 		goto done;
 	bt = tag_get(tl, "b");
 	if (header_hash(s, h, fs, f, hn, nh, vs + bt->eq + 1,

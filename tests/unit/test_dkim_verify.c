@@ -241,8 +241,8 @@ evp_sign(EVP_PKEY *pk, const char *data, size_t n)
  * test states (its hash is bh=), body what is sent.
  */
 static char *
-hand_msg(EVP_PKEY *pk, const char *tags, const char *signed_hdr,
-    const char *cbody, const char *body)
+hand_msg2(EVP_PKEY *pk, const char *tags, const char *signed_hdr,
+    const char *data_hdr, const char *cbody, const char *body)
 {
 	struct buf	 f, data, msg;
 	char		*bh = sha_b64(cbody, strlen(cbody)), *sig;
@@ -251,7 +251,7 @@ hand_msg(EVP_PKEY *pk, const char *tags, const char *signed_hdr,
 	buf_init(&data, 1 << 20);
 	buf_init(&msg, 1 << 20);
 	buf_addf(&f, "DKIM-Signature: %s; bh=%s;\r\n\tb=", tags, bh);
-	buf_adds(&data, signed_hdr);
+	buf_adds(&data, data_hdr);
 	buf_add(&data, f.data, f.len);
 	sig = evp_sign(pk, data.data, data.len);
 	buf_addf(&msg, "%s%s\r\n%s\r\n%s", f.data, sig, signed_hdr, body);
@@ -261,6 +261,13 @@ hand_msg(EVP_PKEY *pk, const char *tags, const char *signed_hdr,
 	buf_free(&f);
 	buf_free(&data);
 	return msg.data;
+}
+
+static char *
+hand_msg(EVP_PKEY *pk, const char *tags, const char *signed_hdr,
+    const char *cbody, const char *body)
+{
+	return hand_msg2(pk, tags, signed_hdr, signed_hdr, cbody, body);
 }
 
 static char *
@@ -447,6 +454,41 @@ test_simple(void **state)
 	m = hand_msg(ed->pkey, "v=1; a=ed25519-sha256; c=simple/relaxed; "
 	    "d=example.org; s=ed; h=from:subject", shdr, "", "\r\n \r\n");
 	expect(m, keys(), DKIMV_PASS, "");
+	free(m);
+}
+
+/* a name listed twice takes the bottom instance, then the one above */
+static void
+test_instances(void **state)
+{
+	char	*m, *t;
+
+	(void)state;
+	m = hand_msg2(rsa->pkey, "v=1; a=rsa-sha256; d=example.org; s=rsa; "
+	    "h=subject:From:SUBJECT:from:subject", "Subject: one\r\n"
+	    "From: a@example.org\r\nsubject: two\r\n", "subject: two\r\n"
+	    "From: a@example.org\r\nSubject: one\r\n", "x\r\n", "x\r\n");
+	expect(m, keys(), DKIMV_PASS, "");
+	t = replace(m, "Subject: one", "Subject: 1");
+	expect(t, keys(), DKIMV_FAIL, "bad signature");
+	free(t);
+	/* a third Subject: above is taken by the third subject in h= */
+	t = replace(m, "Subject: one", "Subject: zero\r\nSubject: one");
+	expect(t, keys(), DKIMV_FAIL, "bad signature");
+	free(t);
+	/* ... and one below shifts all of them */
+	t = replace(m, "subject: two\r\n", "subject: two\r\nSubject: 3\r\n");
+	expect(t, keys(), DKIMV_FAIL, "bad signature");
+	free(t);
+	/* a field that is not signed, with the same start of name */
+	t = replace(m, "subject: two\r\n", "subject: two\r\nSubjects: 3\r\n"
+	    "Subjec: 4\r\nFrom : \r\n");
+	expect(t, keys(), DKIMV_FAIL, "bad signature");
+	free(t);
+	t = replace(m, "subject: two\r\n", "subject: two\r\nSubjects: 3\r\n"
+	    "Subjec: 4\r\n");
+	expect(t, keys(), DKIMV_PASS, "");
+	free(t);
 	free(m);
 }
 
@@ -984,6 +1026,7 @@ main(void)
 		cmocka_unit_test(test_sign_verify),
 		cmocka_unit_test(test_tamper),
 		cmocka_unit_test(test_simple),
+		cmocka_unit_test(test_instances),
 		cmocka_unit_test(test_l),
 		cmocka_unit_test(test_bad_tags),
 		cmocka_unit_test(test_keys),
