@@ -14,7 +14,8 @@
  * it again once they are in; the outcome depends only on the message,
  * the time given to dkimv_new() and the cache.
  *
- * Line ends: LF, CRLF or a bare CR end a line (each counts as a CRLF).
+ * Line ends: LF or CRLF (a bare LF counts as CRLF); in the body a bare
+ * CR ends a line too, as in dkim.c.
  *
  * Results per signature (RFC 8601 names): pass; fail (bad signature,
  * body hash mismatch, expired, key revoked); policy (l= leaves part of the
