@@ -272,13 +272,22 @@ dkim_canon_header(const char *f, size_t len, struct buf *out)
 static void
 body_flush(struct dkim_body *b)
 {
-	/* after an error the octets are dropped, but olen is reset too:
-	   body_emit relies on it */
-	if (b->olen > 0 && !b->err && (b->out ?
-	    buf_add(b->out, b->obuf, b->olen) == -1 :
-	    EVP_DigestUpdate(b->md, b->obuf, b->olen) != 1))
+	size_t	 olen = b->olen, n = olen;
+
+	b->olen = 0;	/* also after an error: body_emit relies on it */
+	if (n == 0 || b->err)
+		return;
+	if (b->limit >= 0) {		/* l=: hash the first octets only */
+		unsigned long long lim = (unsigned long long)b->limit;
+		if (b->total >= lim)
+			n = 0;
+		else if (lim - b->total < n)
+			n = (size_t)(lim - b->total);
+	}
+	b->total += olen;
+	if (n > 0 && (b->out ? buf_add(b->out, b->obuf, n) == -1 :
+	    EVP_DigestUpdate(b->md, b->obuf, n) != 1))
 		b->err = 1;
-	b->olen = 0;
 }
 
 static void
@@ -305,8 +314,17 @@ body_eol(struct dkim_body *b)
 int
 dkim_body_init(struct dkim_body *b, struct buf *out)
 {
+	return dkim_body_init_ex(b, out, 0, -1);
+}
+
+int
+dkim_body_init_ex(struct dkim_body *b, struct buf *out, int simple,
+    long long limit)
+{
 	memset(b, 0, sizeof(*b));
 	b->out = out;
+	b->simple = simple;
+	b->limit = limit;
 	if (out)
 		return 0;
 	if ((b->md = EVP_MD_CTX_new()) == NULL ||
@@ -339,7 +357,7 @@ dkim_body_update(struct dkim_body *b, const void *data, size_t n)
 			body_eol(b);
 			continue;
 		}
-		if (is_wsp(c)) {
+		if (is_wsp(c) && !b->simple) {
 			b->wsp = 1;
 			continue;
 		}
@@ -364,6 +382,8 @@ dkim_body_final(struct dkim_body *b, unsigned char bh[DKIM_HASH_LEN])
 		body_eol(b);
 	if (b->content)
 		body_emit(b, "\r\n", 2);	/* the last line ends */
+	if (b->simple && b->total + b->olen == 0)
+		body_emit(b, "\r\n", 2);	/* simple: empty is one CRLF */
 	body_flush(b);
 	rc = b->err ? -1 : 0;
 	if (b->md) {

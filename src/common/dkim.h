@@ -6,7 +6,9 @@
  * section is given as it sits in the spool (LF line ends; a CR, LF or
  * CRLF ends a line, as on the wire, where the smtp client sends every
  * one of them as CRLF). The body is hashed in chunks: dkim_body_init(),
- * dkim_body_update() as often as needed, dkim_body_final().
+ * dkim_body_update() as often as needed, dkim_body_final();
+ * dkim_body_init_ex() adds, for the verifier (dkim_verify.h), simple
+ * canonicalization and a limit on the octets hashed (l=).
  *
  * dkim_sign() chooses the header fields to sign from dkim_sign_names
  * (each present instance, From: once more than present so that a From:
@@ -72,6 +74,9 @@ struct dkim_body {
 	int		 wsp;		/* white space seen, not yet written */
 	int		 content;	/* the line has more than space */
 	int		 cr;		/* the last octet was a CR */
+	int		 simple;	/* simple canonicalization (3.4.3) */
+	long long	 limit;		/* octets hashed at most (l=); -1: all */
+	unsigned long long total;	/* octets of the canonical body */
 	int		 err;
 	size_t		 olen;
 	char		 obuf[2048];
@@ -80,6 +85,11 @@ struct dkim_body {
 /* relaxed body canonicalization (RFC 6376 3.4.4) into a sha256, or into
    out when out is not NULL (for tests); 0 or -1 */
 int	dkim_body_init(struct dkim_body *, struct buf *out);
+/* the verifier's variant: simple (RFC 6376 3.4.3, an empty body is one
+   CRLF) or relaxed, and only the first limit octets of the canonical
+   body hashed (l=) unless limit is -1; total counts them all */
+int	dkim_body_init_ex(struct dkim_body *, struct buf *out, int simple,
+	    long long limit);
 void	dkim_body_update(struct dkim_body *, const void *, size_t);
 /* the body hash (not written when hashing into out); frees; 0 or -1 */
 int	dkim_body_final(struct dkim_body *, unsigned char bh[DKIM_HASH_LEN]);
