@@ -15,6 +15,7 @@
  * from the start.
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -42,6 +43,17 @@
 #define MILTER_OUT_HIGH		(256 * 1024)	/* then wait for a drain */
 #define MILTER_PROGRESS_MAX	10	/* SMFIR_PROGRESS: at most this many
 					   timeouts for one command */
+#define MILTER_EDITS_MAX	64	/* header changes per message */
+#define MILTER_EDIT_HDR_MAX	(1024 * 1024)	/* header section edited */
+#define MILTER_MOVE_CHUNK	(64 * 1024)	/* body moved in steps of */
+
+/* a change-header, or an insert-header below the top (milter_hdr_edit) */
+struct milter_edit {
+	int		 ins, del;
+	uint32_t	 index;
+	char		 name[MILTER_HDR_NAME_MAX + 1];
+	size_t		 off, len;	/* the new field in edit_lines */
+};
 
 enum mc_state { MC_NEW = 0, MC_CONNECTING, MC_OPEN, MC_DEAD };
 
@@ -89,6 +101,9 @@ struct milter_session {
 	int			 held, discard;
 	struct buf		 hdrs;
 	struct buf		 pkt;
+	struct milter_edit	 edits[MILTER_EDITS_MAX];
+	size_t			 nedits;
+	struct buf		 edit_lines;
 };
 
 static void	advance(struct milter_session *);
@@ -123,6 +138,7 @@ ms_get(struct smtp_session *s)
 	buf_init(&ms->hdrs, MILTER_HDRS_MAX);
 	buf_init(&ms->hdrsec, MILTER_HDRSEC_MAX);
 	buf_init(&ms->pkt, MILTER_CHUNK_MAX + 64);
+	buf_init(&ms->edit_lines, MILTER_HDRS_MAX);
 	s->milter = ms;
 	return ms;
 }
@@ -155,6 +171,7 @@ milter_session_free(struct smtp_session *s)
 	buf_free(&ms->hdrs);
 	buf_free(&ms->hdrsec);
 	buf_free(&ms->pkt);
+	buf_free(&ms->edit_lines);
 	free(ms->chunk);
 	free(ms);
 	s->milter = NULL;
@@ -198,6 +215,8 @@ milter_tx_reset(struct smtp_session *s)
 	buf_free(&b);
 	buf_reset(&ms->hdrs);
 	buf_reset(&ms->hdrsec);
+	buf_reset(&ms->edit_lines);
+	ms->nedits = 0;
 	ms->held = ms->discard = 0;
 }
 
@@ -768,6 +787,48 @@ change_rcpt(struct milter_session *ms, int add, const char *addr)
 	return 0;
 }
 
+/*
+ * A change-header or an insert-header below the top: kept, and applied
+ * to the data file once every milter has answered (milter_apply_edits).
+ * 0 ok (a bad value is logged and skipped), -1 fail the milter.
+ */
+static int
+record_edit(struct milter_session *ms, struct milter_conn *mc,
+    const struct milter_reply *r)
+{
+	struct milter_edit	*e;
+	char			 tmp[16];
+	const char		*id = qid_or_id(ms, tmp, sizeof(tmp));
+	size_t			 off = ms->edit_lines.len;
+
+	if (ms->nedits == MILTER_EDITS_MAX) {
+		log_info("%s: milter=%s: more than %d header changes", id,
+		    mc->cfg.name, MILTER_EDITS_MAX);
+		return -1;
+	}
+	e = &ms->edits[ms->nedits];
+	memset(e, 0, sizeof(*e));
+	e->ins = r->cmd == MILTER_R_INSHEADER;
+	e->del = !e->ins && r->valuelen == 0;
+	e->index = r->index;
+	snprintf(e->name, sizeof(e->name), "%s", r->name);
+	if (!e->del && milter_hdr_line(&ms->edit_lines, r->name, r->value,
+	    r->valuelen) == -1) {
+		if (ms->edit_lines.err) {
+			log_info("%s: milter=%s: changed headers over %d "
+			    "bytes", id, mc->cfg.name, MILTER_HDRS_MAX);
+			return -1;
+		}
+		log_info("%s: milter=%s: header %s refused (bad value)", id,
+		    mc->cfg.name, r->name);
+		return 0;
+	}
+	e->off = off;
+	e->len = ms->edit_lines.len - off;
+	ms->nedits++;
+	return 0;
+}
+
 /* a modification at the end of the body; 0 ok, -1 fail the milter */
 static int
 modify(struct milter_session *ms, struct milter_conn *mc,
@@ -777,9 +838,14 @@ modify(struct milter_session *ms, struct milter_conn *mc,
 	const char *id = qid_or_id(ms, tmp, sizeof(tmp));
 
 	switch (r->cmd) {
-	case MILTER_R_ADDHEADER:
+	case MILTER_R_CHGHEADER:
+		return record_edit(ms, mc, r);
 	case MILTER_R_INSHEADER:
-		/* XXX: inserted headers are prepended like added ones */
+		if (r->index > 0)
+			return record_edit(ms, mc, r);
+		/* at the top is where added ones go */
+		/* FALLTHROUGH */
+	case MILTER_R_ADDHEADER:
 		if (milter_hdr_line(&ms->hdrs, r->name, r->value,
 		    r->valuelen) == 0)
 			return 0;
@@ -1041,4 +1107,122 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	conn_fail(mc, what & BEV_EVENT_TIMEOUT ? "timeout" :
 	    what & BEV_EVENT_EOF ? "connection closed" : mc->state ==
 	    MC_CONNECTING ? "cannot connect" : "connection error");
+}
+
+/* ---- header changes, applied to the data file ---- */
+
+/*
+ * Move [from, size) of the file to start at to (the header section
+ * grew or shrank): forwards when moving down, backwards when moving up,
+ * so nothing is overwritten before it is read.
+ */
+static int
+move_body(int fd, off_t from, off_t to, off_t size, char *chunk)
+{
+	off_t	 left = size - from, pos;
+	size_t	 n;
+
+	if (from == to || left == 0)
+		return 0;
+	while (left > 0) {
+		n = left > MILTER_MOVE_CHUNK ? MILTER_MOVE_CHUNK : (size_t)left;
+		pos = to < from ? size - left : from + left - (off_t)n;
+		if (pread(fd, chunk, n, pos) != (ssize_t)n ||
+		    pwrite(fd, chunk, n, pos - from + to) != (ssize_t)n)
+			return -1;
+		left -= (off_t)n;
+	}
+	return 0;
+}
+
+/*
+ * The fields were old_len bytes and are now sec: put them in place, the
+ * rest of the file (empty line, body) moved to follow them.
+ */
+static int
+rewrite_fields(struct smtp_session *s, const struct buf *sec, size_t old_len,
+    off_t size, char *chunk)
+{
+	off_t	 oldf = (off_t)old_len, newf = (off_t)sec->len;
+
+	if (newf > oldf && move_body(s->datafd, oldf, newf, size, chunk) == -1)
+		return -1;
+	if (pwrite(s->datafd, sec->data, sec->len, 0) != (ssize_t)sec->len)
+		return -1;
+	if (newf < oldf && (move_body(s->datafd, oldf, newf, size,
+	    chunk) == -1 || ftruncate(s->datafd, size - (oldf - newf)) == -1))
+		return -1;
+	/* the size the queue is told (the DNSBL tags are not in it) */
+	s->dec.outbytes = (unsigned long long)((off_t)s->dec.outbytes +
+	    newf - oldf);
+	return 0;
+}
+
+int
+milter_apply_edits(struct smtp_session *s)
+{
+	struct milter_session	*ms = s->milter;
+	struct buf		 sec, tmp;
+	off_t			 size, hl;
+	ssize_t			 n;
+	struct stat		 st;
+	size_t			 i, changed = 0, old_len;
+	char			*chunk = NULL;
+	int			 rc = -1;
+
+	if (ms == NULL || ms->nedits == 0)
+		return 0;
+	if (fstat(s->datafd, &st) == -1)
+		return -1;
+	size = st.st_size;
+	buf_init(&sec, MILTER_EDIT_HDR_MAX + MILTER_HDRS_MAX);
+	buf_init(&tmp, MILTER_EDIT_HDR_MAX + MILTER_HDRS_MAX);
+	if (buf_reserve(&sec, MILTER_EDIT_HDR_MAX) == -1 ||
+	    (chunk = malloc(MILTER_MOVE_CHUNK)) == NULL)
+		goto done;
+	n = pread(s->datafd, sec.data, MILTER_EDIT_HDR_MAX, 0);
+	if (n < 0)
+		goto done;
+	sec.len = (size_t)n;
+	if ((hl = (off_t)header_section_len(sec.data, sec.len)) == 0) {
+		/* no end of the header section in reach: a message of
+		   headers only, or more than MILTER_EDIT_HDR_MAX of them */
+		if (n == size && n < MILTER_EDIT_HDR_MAX)
+			hl = n;
+		else {
+			log_info("%s: milter header changes ignored: header "
+			    "section over %d bytes", s->qid,
+			    MILTER_EDIT_HDR_MAX);
+			rc = 0;
+			goto done;
+		}
+	}
+	/* the fields only: the empty line (if any) stays in the file */
+	sec.len = (size_t)hl;
+	if (sec.len > 0 && sec.data[sec.len - 1] == '\n' &&
+	    (sec.len == 1 || sec.data[sec.len - 2] == '\n'))
+		sec.len--;
+	old_len = sec.len;
+	for (i = 0; i < ms->nedits; i++) {
+		const struct milter_edit *e = &ms->edits[i];
+		int r = milter_hdr_edit(&sec, &tmp, e->ins, e->del, e->name,
+		    e->index, ms->edit_lines.data + e->off, e->len);
+		if (r == -1)
+			goto done;
+		changed += (size_t)r;
+	}
+	if (changed && rewrite_fields(s, &sec, old_len, size, chunk) == -1)
+		goto done;
+	if (changed)
+		log_info("%s: milter header changes applied: %zu", s->qid,
+		    changed);
+	rc = 0;
+done:
+	if (rc == -1)
+		log_warnx("%s: milter header changes: %s", s->qid,
+		    sec.err || tmp.err ? "out of memory" : strerror(errno));
+	free(chunk);
+	buf_free(&sec);
+	buf_free(&tmp);
+	return rc;
 }

@@ -42,6 +42,9 @@ const char *milter_reply_text(const struct smtp_session *);
 /* after the data step: headers to prepend ("" if none), hold or not */
 const struct buf *milter_headers(const struct smtp_session *);
 int	milter_held(const struct smtp_session *);
+/* the milters' change-header and insert-header, applied to the data
+   file (datafd still open); 0, or -1 on an I/O error (logged) */
+int	milter_apply_edits(struct smtp_session *);
 /* the transaction ended (RSET, commit, rejection): filters forget it */
 void	milter_tx_reset(struct smtp_session *);
 void	milter_session_free(struct smtp_session *);

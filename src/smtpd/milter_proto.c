@@ -3,6 +3,7 @@
  * reader for the filter's replies (see milter_proto.h).
  */
 #include <string.h>
+#include <strings.h>
 
 #include "milter_proto.h"
 
@@ -379,4 +380,60 @@ bad:
 	if (out->data)
 		out->data[out->len] = '\0';
 	return -1;
+}
+
+/* where the field at p ends in sec (after its folded lines) */
+static size_t
+field_end(const char *sec, size_t len, size_t p)
+{
+	const char	*nl;
+
+	for (;;) {
+		if ((nl = memchr(sec + p, '\n', len - p)) == NULL)
+			return len;
+		p = (size_t)(nl - sec) + 1;
+		if (p >= len || (sec[p] != ' ' && sec[p] != '\t'))
+			return p;
+	}
+}
+
+int
+milter_hdr_edit(struct buf *sec, struct buf *tmp, int ins, int del,
+    const char *name, uint32_t index, const char *line, size_t linelen)
+{
+	size_t		 off = 0, end, nl = strlen(name), at = sec->len, cut = 0;
+	uint32_t	 seen = 0, fields = 0;
+	int		 found = 0;
+	struct buf	 swap;
+
+	while (off < sec->len) {
+		end = field_end(sec->data, sec->len, off);
+		if (ins && fields++ == index) {
+			at = off;
+			found = 1;
+			break;
+		}
+		if (!ins && end - off > nl && sec->data[off + nl] == ':' &&
+		    strncasecmp(sec->data + off, name, nl) == 0 &&
+		    ++seen == index) {
+			at = off;
+			cut = end - off;
+			found = 1;
+			break;
+		}
+		off = end;
+	}
+	if (!found && del)
+		return 0;	/* no such field to remove */
+	buf_reset(tmp);
+	buf_add(tmp, sec->data, at);
+	if (!del)
+		buf_add(tmp, line, linelen);
+	buf_add(tmp, sec->data + at + cut, sec->len - at - cut);
+	if (tmp->err)
+		return -1;
+	swap = *sec;		/* the result becomes sec, sec scratch */
+	*sec = *tmp;
+	*tmp = swap;
+	return 1;
 }

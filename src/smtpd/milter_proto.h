@@ -180,5 +180,21 @@ int	milter_hdr_split(const char *p, size_t len, size_t *namelen,
  */
 int	milter_hdr_line(struct buf *out, const char *name, const char *value,
 	    size_t valuelen);
+/*
+ * A change-header or insert-header (SMFIR_CHGHEADER, SMFIR_INSHEADER)
+ * applied to a header section, the way libmilter's smfi_chgheader and
+ * smfi_insheader define them:
+ *   - change (ins 0): the index-th field named name (1-based, any case)
+ *     is replaced by line, or removed when del is set; an index past the
+ *     last such field adds line at the end (del: nothing to do);
+ *   - insert (ins 1): line goes before the index-th field (0-based,
+ *     counting every field); past the end, at the end.
+ * sec holds whole fields with LF line ends and no empty line; line is
+ * one field as milter_hdr_line() makes it. The result replaces sec's
+ * contents (tmp is scratch space). 1 changed, 0 nothing to do, -1 a buf
+ * error (sec is then unchanged).
+ */
+int	milter_hdr_edit(struct buf *sec, struct buf *tmp, int ins, int del,
+	    const char *name, uint32_t index, const char *line, size_t linelen);
 
 #endif

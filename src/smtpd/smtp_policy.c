@@ -56,17 +56,18 @@ policy_dns_open(struct proc *p, int reload)
 	struct dns_conf	 dc;
 	char		 err[256];
 
-	if (p->conf->ndnsbl == 0)
+	if (p->conf->ndnsbl == 0 && !p->conf->spf_verify &&
+	    !p->conf->dkim_verify && p->conf->dmarc == DMARC_ACT_OFF)
 		return;		/* one made before stays, unused */
 	if (pol.dns != NULL && (strcmp(server, p->conf->resolver) == 0 ||
 	    p->conf->resolver[0] == '\0')) {
 		if (strcmp(server, p->conf->resolver) != 0)
-			log_warnx("dnsbl: resolver unset, keeping %s until a "
+			log_warnx("smtp: resolver unset, keeping %s until a "
 			    "restart", server);
 		return;
 	}
 	if (reload && p->conf->resolver[0] == '\0')
-		log_warnx("dnsbl: no resolver set; /etc/resolv.conf may be "
+		log_warnx("smtp: no resolver set; /etc/resolv.conf may be "
 		    "out of reach (chroot): set resolver");
 	if (pol.dns != NULL) {
 		dns_free(pol.dns);	/* lookups in flight: not listed */
@@ -77,7 +78,7 @@ policy_dns_open(struct proc *p, int reload)
 	dc.timeout_ms = POLICY_DNS_TIMEOUT_MS;
 	dc.tries = POLICY_DNS_TRIES;
 	if ((pol.dns = dns_new(p->base, &dc, err, sizeof(err))) == NULL)
-		log_warnx("dnsbl: %s (no DNSBL lookups)", err);
+		log_warnx("smtp: %s (no DNSBL, SPF, DKIM or DMARC lookups)", err);
 	snprintf(server, sizeof(server), "%s", p->conf->resolver);
 }
 
@@ -89,6 +90,12 @@ smtp_policy_init(struct proc *p)
 	    (pol.users = ratelimit_new(RATELIMIT_MAX)) == NULL)
 		log_fatalx("out of memory");
 	policy_dns_open(p, 0);
+}
+
+struct dns *
+smtp_policy_dns(void)
+{
+	return pol.dns;
 }
 
 void

@@ -21,6 +21,7 @@
 #include "config.h"
 
 struct buf;
+struct dns;
 struct event;
 struct proc;
 struct smtp_session;
@@ -63,6 +64,9 @@ int	smtp_policy_mail(struct smtp_session *, char *reply, size_t len);
 /* DATA starts: the header lines to put first (DNSBL tags) into out;
    how many bytes were added */
 size_t	smtp_policy_data(struct smtp_session *, struct buf *out);
+/* the resolver of the smtp process (DNSBL, SPF, DKIM, DMARC); NULL if
+   none could be made */
+struct dns *smtp_policy_dns(void);
 /* the session ends */
 void	smtp_policy_end(struct smtp_session *);
 

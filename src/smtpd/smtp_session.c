@@ -36,6 +36,7 @@
 #include "proc.h"
 #include "sluiced.h"
 #include "smtpd.h"
+#include "smtp_verify.h"
 
 #define DATA_FLUSH	(64 * 1024)	/* write decoded data in chunks */
 #define RCPT_OVERSHOOT_MAX 1000	/* refused RCPTs over the limit, per session */
@@ -122,6 +123,7 @@ static void	smtp_mail_ok(struct smtp_session *);
 static void	smtp_mail_verdict(struct smtp_session *, int);
 static void	smtp_rcpt_verdict(struct smtp_session *, int);
 static void	smtp_data_verdict(struct smtp_session *, int);
+static void	smtp_data_milters(struct smtp_session *);
 
 /* submission listeners: AUTH (after TLS) before any mail */
 static int
@@ -350,6 +352,8 @@ smtp_tx_reset(struct smtp_session *s)
 	s->hdr_done = 0;
 	memset(&s->mail, 0, sizeof(s->mail));
 	milter_tx_reset(s);
+	smtp_verify_reset(s);
+	s->verify_hold = 0;
 }
 
 static void
@@ -1131,9 +1135,11 @@ static void
 smtp_data_drain(struct smtp_session *s)
 {
 	smtp_hdr_capture(s);
-	if (!s->too_big && !s->write_errno && s->datafd != -1 &&
-	    write_all(s->datafd, s->out.data, s->out.len) == -1)
-		s->write_errno = errno;	/* sticky: answered at the end */
+	if (!s->too_big && !s->write_errno && s->datafd != -1) {
+		smtp_verify_feed(s, s->out.data, s->out.len);
+		if (write_all(s->datafd, s->out.data, s->out.len) == -1)
+			s->write_errno = errno;	/* sticky: answered at the end */
+	}
 	buf_reset(&s->out);
 }
 
@@ -1167,14 +1173,64 @@ smtp_data_end(struct smtp_session *s)
 		smtp_error(s, err);
 		return;
 	}
-	if ((err = milter_step(s, MILTER_S_DATA, NULL)) != MILTER_V_PENDING)
-		smtp_data_verdict(s, err);
+	switch (smtp_verify_end(s)) {
+	case VERIFY_PENDING:
+		s->wait = SMTP_W_VERIFY;
+		break;
+	case VERIFY_REJECT:
+		smtp_verify_done(s, VERIFY_REJECT);
+		break;
+	default:
+		smtp_data_milters(s);
+		break;
+	}
+}
+
+/* SPF, DKIM and DMARC are done: reject, or on to the milters. */
+static void
+smtp_data_milters(struct smtp_session *s)
+{
+	int	 v;
+
+	if ((v = milter_step(s, MILTER_S_DATA, NULL)) != MILTER_V_PENDING)
+		smtp_data_verdict(s, v);
+}
+
+void
+smtp_verify_done(struct smtp_session *s, enum verify_verdict vd)
+{
+	int	 waited = s->wait == SMTP_W_VERIFY;
+
+	s->wait = SMTP_W_NONE;
+	if (s->state == SMTP_S_CLOSING) {
+		smtp_resume(s);		/* the client left meanwhile */
+		return;
+	}
+	if (vd == VERIFY_REJECT) {
+		log_info("%s: rejected from=<%s> client=%s: %s", s->qid,
+		    s->from, s->addr, smtp_verify_reply(s));
+		smtp_reply(s, "%s", smtp_verify_reply(s));
+		smtp_tx_reset(s);
+	} else {
+		if (vd == VERIFY_HOLD)
+			s->verify_hold = 1;
+		smtp_data_milters(s);
+	}
+	if (waited)
+		smtp_resume(s);
 }
 
 /* The milters read the message (the data file is still open for them). */
 static void
 smtp_data_verdict(struct smtp_session *s, int v)
 {
+	if (v != MILTER_V_REJECT && v != MILTER_V_TEMPFAIL &&
+	    v != MILTER_V_DISCARD && !s->tx_failed && s->qid[0] &&
+	    milter_apply_edits(s) == -1) {
+		smtp_tx_reset(s);
+		smtp_error(s, E_IO);
+		return;
+	}
 	close(s->datafd);
 	s->datafd = -1;
 	if (s->tx_failed || s->qid[0] == '\0') {
@@ -1224,6 +1280,7 @@ smtp_mail_verdict(struct smtp_session *s, int v)
 		return;
 	}
 	s->in_tx = 1;
+	smtp_verify_mail(s);
 	smtp_reply(s, "250 2.1.0 Ok");
 }
 
@@ -1303,7 +1360,7 @@ smtp_check_from_hdr(struct smtp_session *s)
 static void
 smtp_commit(struct smtp_session *s)
 {
-	struct buf	 b;
+	struct buf	 b, hb;
 	const struct buf *mh;
 	size_t		 i;
 
@@ -1329,11 +1386,16 @@ smtp_commit(struct smtp_session *s)
 	ipc_put_u32(&b, (s->listener->local ? ENV_F_LOCAL : 0) |
 	    (s->mail.smtputf8 ? ENV_F_SMTPUTF8 : 0) |
 	    (s->mail.body == SMTP_BODY_8BITMIME ? ENV_F_8BITMIME : 0) |
-	    (milter_held(s) ? ENV_F_HELD : 0));
+	    (milter_held(s) || s->verify_hold ? ENV_F_HELD : 0));
 	ipc_put_u64(&b, s->dec.outbytes);
-	/* header lines the milters added, prepended by the queue */
-	mh = milter_headers(s);
-	ipc_put_mem(&b, mh && mh->len ? mh->data : "", mh ? mh->len : 0);
+	/* header lines we and the milters added, prepended by the queue */
+	buf_init(&hb, IPC_FRAME_MAX / 2);
+	if ((mh = smtp_verify_header(s)) != NULL)
+		buf_add(&hb, mh->data, mh->len);
+	if ((mh = milter_headers(s)) != NULL && mh->len > 0)
+		buf_add(&hb, mh->data, mh->len);
+	ipc_put_mem(&b, hb.len ? hb.data : "", hb.len);
+	buf_free(&hb);
 	s->wait = SMTP_W_COMMIT;
 	if (smtpd_request(s, ROLE_QUEUE, QUEUE_MSG_COMMIT, &b) == -1) {
 		s->wait = SMTP_W_NONE;
@@ -1581,6 +1643,7 @@ smtp_peer_lost(struct smtp_session *s, int role)
 	case SMTP_W_AUTH_DELAY:
 	case SMTP_W_DNSBL:
 	case SMTP_W_MILTER:
+	case SMTP_W_VERIFY:
 		return;		/* not waiting for a peer */
 	}
 	smtp_resume(s);

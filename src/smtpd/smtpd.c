@@ -265,6 +265,7 @@ smtp_wait_peer(enum smtp_wait w)
 	case SMTP_W_AUTH_DELAY:
 	case SMTP_W_DNSBL:
 	case SMTP_W_MILTER:
+	case SMTP_W_VERIFY:
 		break;
 	}
 	return -1;

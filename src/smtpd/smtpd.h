@@ -28,6 +28,7 @@
 struct bufferevent;
 struct listener;
 struct milter_session;
+struct smtp_verify;
 struct ssl_ctx_st;
 
 enum smtp_state {
@@ -51,6 +52,7 @@ enum smtp_wait {
 	SMTP_W_FROM_HDR,	/* LOOKUP_SENDER_CHECK for From: */
 	SMTP_W_DNSBL,		/* DNSBL answers (smtp_policy.c) */
 	SMTP_W_MILTER,		/* a milter's answer (milter.c) */
+	SMTP_W_VERIFY,		/* SPF/DKIM/DMARC answers (smtp_verify.c) */
 };
 
 struct smtp_session {
@@ -107,6 +109,8 @@ struct smtp_session {
 	int			 hdr_done;
 	char			 pending_from[ADDR_STR_MAX + 1];
 	struct milter_session	*milter;	/* milter.c, NULL if none */
+	struct smtp_verify	*verify;	/* smtp_verify.c, NULL if none */
+	int			 verify_hold;	/* DMARC quarantine */
 };
 
 /* smtpd.c */

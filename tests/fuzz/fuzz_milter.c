@@ -11,7 +11,10 @@
  *    starting with a blank, no CR, NUL, control byte or empty line; a
  *    refused one leaves the buffer as it was;
  *  - body text becomes one SMFIC_BODY of at most MILTER_CHUNK_MAX bytes
- *    without a bare LF.
+ *    without a bare LF;
+ *  - a change-header or insert-header applied to a header section
+ *    leaves well-formed fields (check_lines) and changes the length by
+ *    at most the new line's, and removes at most one field.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -72,13 +75,45 @@ check_reply(const char *pkt, size_t len, const struct milter_reply *r)
 	}
 }
 
+/* the reply as a header change on a small section, and on its result */
+static void
+check_edit(struct buf *sec, const struct milter_reply *r)
+{
+	struct buf	 line, tmp;
+	size_t		 before = sec->len;
+	int		 del = r->cmd == MILTER_R_CHGHEADER && r->valuelen == 0;
+	int		 rc;
+
+	buf_init(&line, 1 << 20);
+	buf_init(&tmp, 1 << 16);
+	if (del || milter_hdr_line(&line, r->name, r->value,
+	    r->valuelen) == 0) {
+		rc = milter_hdr_edit(sec, &tmp, r->cmd == MILTER_R_INSHEADER,
+		    del, r->name, r->index, line.data, line.len);
+		if (rc == -1 && sec->len != before)
+			abort();
+		if (rc == 0 && sec->len != before)
+			abort();
+		if (!del && rc == 1 && sec->len > before + line.len)
+			abort();
+		check_lines(sec);
+	}
+	buf_free(&line);
+	buf_free(&tmp);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char		*in = (const char *)data;
 	struct milter_reply	 r;
+	struct buf		 sec;
 	size_t			 pos = 0, nl, vo;
 	long			 len;
+
+	buf_init(&sec, 1 << 16);
+	buf_adds(&sec, "Received: from a\n\tby b\nSubject: hi\n"
+	    "X-Spam: yes\nx-spam: no\n");
 
 	while (size - pos >= 4) {
 		if ((len = milter_frame_len(data + pos)) == -1)
@@ -88,8 +123,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pos += 4;
 		if ((size_t)len > size - pos)
 			break;
-		if (milter_reply_parse(in + pos, (size_t)len, &r) == MILTER_OK)
+		if (milter_reply_parse(in + pos, (size_t)len, &r) == MILTER_OK) {
 			check_reply(in + pos, (size_t)len, &r);
+			if (r.cmd == MILTER_R_CHGHEADER ||
+			    r.cmd == MILTER_R_INSHEADER)
+				check_edit(&sec, &r);
+		}
 		/* the same bytes as body text: CRLF only, within a chunk */
 		{
 			struct buf	 b;
@@ -110,5 +149,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		pos += (size_t)len;
 	}
+	buf_free(&sec);
 	return 0;
 }

@@ -275,6 +275,19 @@ class FakeMilter:
                     pkt(b"e", b"<changed@client.test>\0") +
                     pkt(b"m", struct.pack(">I", 1) + b"Subject\0x\0") +
                     pkt(b"b", b"new body") + pkt(b"c"))
+        if self.mode == "edits" and cmd == b"E":
+            idx = lambda i: struct.pack(">I", i)
+            return (pkt(b"m", idx(1) + b"X-Spam\0\0") +          # delete
+                    pkt(b"m", idx(2) + b"X-Tag\0second\0") +    # change
+                    pkt(b"m", idx(5) + b"X-Added\0" +            # add
+                        b"v" * 3000 + b"\0") +
+                    pkt(b"i", idx(1) + b"X-Inserted\0here\0") +
+                    pkt(b"m", idx(1) + b"X-Nothing\0\0") +       # no-op
+                    pkt(b"m", idx(1) + b"X-Bad\0a\nb\0") +       # refused
+                    pkt(b"c"))
+        if self.mode == "shrink" and cmd == b"E":
+            return (pkt(b"m", struct.pack(">I", 1) + b"X-Long\0\0") +
+                    pkt(b"c"))
         if self.mode == "delall" and cmd == b"E":
             return pkt(b"-", b"demo@example.test\0") + pkt(b"c")
         if self.mode == "badrcpt" and cmd == b"E":
@@ -400,7 +413,9 @@ def test_milter_headers_and_what_it_was_told(make_sluice, fake_milter):
     msg = delivered(s, t)[0]
     assert b"\nX-Fake-Milter: checked\n" in msg.replace(b"\r\n", b"\n")
     assert b"X-Bad" not in msg and b"not-folded" not in msg
-    assert b"Subject: " + t.encode() in msg   # change header: not applied
+    # change header: applied in the spool file
+    assert b"\nSubject: changed\n" in msg.replace(b"\r\n", b"\n")
+    assert b"Subject: " + t.encode() not in msg
     assert s.log_search("header X-Bad refused")
     cmds = [c for c, _ in m.seen]
     for c in (b"O", b"C", b"H", b"M", b"R", b"T", b"L", b"N", b"B", b"E"):
@@ -554,9 +569,47 @@ def test_milter_many_and_huge_headers(make_sluice, fake_milter):
     wait_for(lambda: delivered(s, t), what="delivery")
 
 
+def test_milter_changes_headers(make_sluice, fake_milter):
+    """change-header (change, delete, add past the last) and insert-header
+    below the top rewrite the spool file before the commit; the body,
+    moved up or down in 64 KB steps, arrives byte for byte."""
+    body = "".join("line %06d of the body, with some text\r\n" % i
+                   for i in range(12000))          # ~500 KB
+    m = fake_milter("edits")
+    s = make_sluice(milter_line(m))
+    t = tag()
+    msg = ("Subject: %s\r\nX-Spam: yes\r\nX-Tag: first\r\n"
+           "X-Tag: will change\r\nX-Keep: 1\r\n\r\n" % t + body).encode()
+    assert send(s, msg)[0] == 250
+    wait_for(lambda: delivered(s, t), what="delivery")
+    got = delivered(s, t)[0].replace(b"\r\n", b"\n")
+    hdr, _, rest = got.partition(b"\n\n")
+    assert b"X-Spam" not in hdr
+    assert b"\nX-Tag: first\nX-Tag: second\n" in hdr
+    assert hdr.endswith(b"X-Keep: 1\nX-Added: " + b"v" * 3000)
+    lines = hdr.split(b"\n")
+    i = lines.index(b"Subject: " + t.encode())
+    assert lines[i + 1] == b"X-Inserted: here"
+    assert b"X-Bad" not in got and b"X-Nothing" not in got
+    assert rest == body.replace("\r\n", "\n").encode()
+    s.wait_log("milter header changes applied: 4")
+    # a change that makes the header section shorter
+    m2 = fake_milter("shrink")
+    s2 = make_sluice(milter_line(m2))
+    t2 = tag()
+    msg = ("Subject: %s\r\nX-Long: %s\r\n\r\n" % (t2, "z" * 20000) +
+           body).encode()
+    assert send(s2, msg)[0] == 250
+    wait_for(lambda: delivered(s2, t2), what="delivery")
+    got = delivered(s2, t2)[0].replace(b"\r\n", b"\n")
+    hdr, _, rest = got.partition(b"\n\n")
+    assert b"X-Long" not in hdr and b"zzzz" not in got
+    assert rest == body.replace("\r\n", "\n").encode()
+
+
 def test_milter_recipients_and_sender(make_sluice, fake_milter):
-    """add/delete recipient and change sender are applied; change header
-    and replace body are logged and not applied."""
+    """add/delete recipient, change sender and change header are applied;
+    replace body is logged and not applied."""
     m = fake_milter("rcpts")
     s = make_sluice(milter_line(m))
     s.add_account("other@example.test")
@@ -566,7 +619,8 @@ def test_milter_recipients_and_sender(make_sluice, fake_milter):
                       if t.encode() in x], what="delivery to the added recipient")
     got = [x for x in s.messages("other@example.test") if t.encode() in x][0]
     assert got.startswith(b"Return-Path: <changed@client.test>")
-    assert b"Hello, this is" in got and b"Subject: " + t.encode() in got
+    assert b"Hello, this is" in got
+    assert b"\nSubject: x\n" in got.replace(b"\r\n", b"\n")
     wait_for(s.queue_empty, what="an empty queue")
     assert not delivered(s, t)
     s.wait_log("recipient <demo@example.test> removed")

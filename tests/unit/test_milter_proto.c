@@ -180,6 +180,89 @@ test_hdr_line(void **state)
 	buf_free(&b);
 }
 
+/* one edit on a fresh copy of sec0; the result in *out */
+static int
+edit(const char *sec0, int ins, int del, const char *name, uint32_t idx,
+    const char *line, char *out, size_t outlen)
+{
+	struct buf	 sec, tmp;
+	int		 rc;
+
+	buf_init(&sec, 256);
+	buf_init(&tmp, 256);
+	buf_adds(&sec, sec0);
+	rc = milter_hdr_edit(&sec, &tmp, ins, del, name, idx, line,
+	    line ? strlen(line) : 0);
+	snprintf(out, outlen, "%s", sec.data ? sec.data : "");
+	buf_free(&sec);
+	buf_free(&tmp);
+	return rc;
+}
+
+static void
+test_hdr_edit(void **state)
+{
+	const char	*sec = "Received: one\n\tfolded\nX-Spam: yes\n"
+	    "Subject: hi\nx-spam: again\n";
+	char		 out[512];
+
+	(void)state;
+	/* change the second X-Spam (any case), folded fields are one */
+	assert_int_equal(edit(sec, 0, 0, "X-Spam", 2, "X-Spam: no\n", out,
+	    sizeof(out)), 1);
+	assert_string_equal(out, "Received: one\n\tfolded\nX-Spam: yes\n"
+	    "Subject: hi\nX-Spam: no\n");
+	/* remove the first */
+	assert_int_equal(edit(sec, 0, 1, "x-spam", 1, NULL, out,
+	    sizeof(out)), 1);
+	assert_string_equal(out, "Received: one\n\tfolded\nSubject: hi\n"
+	    "x-spam: again\n");
+	/* past the last one: added at the end; a removal does nothing */
+	assert_int_equal(edit(sec, 0, 0, "X-Spam", 3, "X-Spam: 3\n", out,
+	    sizeof(out)), 1);
+	assert_string_equal(out + strlen(sec), "X-Spam: 3\n");
+	assert_int_equal(edit(sec, 0, 1, "X-Spam", 3, NULL, out,
+	    sizeof(out)), 0);
+	assert_string_equal(out, sec);
+	assert_int_equal(edit(sec, 0, 1, "X-Other", 1, NULL, out,
+	    sizeof(out)), 0);
+	/* a prefix of a name is not the name */
+	assert_int_equal(edit(sec, 0, 1, "X-Spa", 1, NULL, out,
+	    sizeof(out)), 0);
+	/* index 0 of a change matches nothing: added at the end */
+	assert_int_equal(edit(sec, 0, 0, "X-Spam", 0, "X-Spam: 0\n", out,
+	    sizeof(out)), 1);
+	assert_string_equal(out + strlen(sec), "X-Spam: 0\n");
+	/* insert: before the index-th field, 0 first, past the end last */
+	assert_int_equal(edit(sec, 1, 0, "X-New", 0, "X-New: a\n", out,
+	    sizeof(out)), 1);
+	assert_string_equal(out, "X-New: a\nReceived: one\n\tfolded\n"
+	    "X-Spam: yes\nSubject: hi\nx-spam: again\n");
+	assert_int_equal(edit(sec, 1, 0, "X-New", 1, "X-New: b\n", out,
+	    sizeof(out)), 1);
+	assert_string_equal(out, "Received: one\n\tfolded\nX-New: b\n"
+	    "X-Spam: yes\nSubject: hi\nx-spam: again\n");
+	assert_int_equal(edit(sec, 1, 0, "X-New", 99, "X-New: c\n", out,
+	    sizeof(out)), 1);
+	assert_string_equal(out + strlen(sec), "X-New: c\n");
+	/* an empty section */
+	assert_int_equal(edit("", 1, 0, "X-New", 3, "X-New: d\n", out,
+	    sizeof(out)), 1);
+	assert_string_equal(out, "X-New: d\n");
+	/* over the cap: -1, the section unchanged */
+	{
+		struct buf	 s1, t1;
+		buf_init(&s1, 32);
+		buf_init(&t1, 32);
+		buf_adds(&s1, "Subject: hi\n");
+		assert_int_equal(milter_hdr_edit(&s1, &t1, 1, 0, "X", 0,
+		    "X: 01234567890123456789\n", 24), -1);
+		assert_string_equal(s1.data, "Subject: hi\n");
+		buf_free(&s1);
+		buf_free(&t1);
+	}
+}
+
 static void
 test_hdr_split(void **state)
 {
@@ -281,6 +364,7 @@ main(void)
 		cmocka_unit_test(test_replycode),
 		cmocka_unit_test(test_headers),
 		cmocka_unit_test(test_hdr_line),
+		cmocka_unit_test(test_hdr_edit),
 		cmocka_unit_test(test_hdr_split),
 		cmocka_unit_test(test_config),
 	};
