@@ -414,6 +414,9 @@ verify_log(struct smtp_verify *v)
 			break;
 		l += (size_t)w;
 	}
+	if (dkimv_seen(v->dkim) > n)
+		log_info("%s: verify: %zu DKIM signatures, the first %zu "
+		    "checked", v->s->qid, dkimv_seen(v->dkim), n);
 	log_info("%s: verify client=%s spf=%s dkim=%s dmarc=%s from=%s",
 	    v->s->qid, v->s->addr,
 	    smtpd.conf->spf_verify ? spf_result_name(v->spf.result) : "off",
