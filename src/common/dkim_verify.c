@@ -26,6 +26,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "base64.h"
 #include "buf.h"
 #include "dkim.h"
 #include "dkim_verify.h"
@@ -166,18 +167,6 @@ number(const char *v, size_t n, long long *out)
 	return 0;
 }
 
-static int
-b64_val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
 /*
  * base64 with white space (FWS) anywhere: -1 on a character outside the
  * alphabet, padding that is not at the end or not to a multiple of 4, or
@@ -200,7 +189,7 @@ b64_decode(const char *s, size_t n, unsigned char *out, size_t max,
 			chars++;
 			continue;
 		}
-		if (pad > 0 || (v = b64_val(s[i])) == -1)
+		if (pad > 0 || (v = base64_value((unsigned char)s[i])) == -1)
 			return -1;
 		acc = (acc << 6) | (unsigned)v;
 		if (++chars % 4 == 0) {

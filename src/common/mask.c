@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 
 #include "addr.h"
+#include "base64.h"
 #include "mask.h"
 #include "rewrite.h"
 
@@ -630,18 +631,6 @@ name_addc(struct name *nm, char c)
 }
 
 static int
-b64_val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-static int
 hex_val(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -667,7 +656,8 @@ b_decode(const char *t, size_t n, char *out)
 			if (t[i + j] == '=' && i + 4 == n && j >= 2) {
 				v[j] = 0;
 				pad++;
-			} else if (pad || (v[j] = b64_val(t[i + j])) < 0)
+			} else if (pad || (v[j] = base64_value(
+			    (unsigned char)t[i + j])) < 0)
 				return -1;
 		}
 		out[k++] = (char)(v[0] << 2 | v[1] >> 4);

@@ -9,26 +9,11 @@
 #include <strings.h>
 
 #include "addr.h"
+#include "base64.h"
 #include "sasl.h"
 
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int
-b64_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
 
 int
 sasl_b64_decode(const char *in, size_t inlen, unsigned char *out,
@@ -52,7 +37,7 @@ sasl_b64_decode(const char *in, size_t inlen, unsigned char *out,
 				v[k] = 0;
 				continue;
 			}
-			if (pad || (v[k] = b64_val(c)) < 0)
+			if (pad || (v[k] = base64_value(c)) < 0)
 				return -1;	/* junk, or data after '=' */
 		}
 		/* the bits under the padding must be zero (canonical form) */
