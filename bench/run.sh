@@ -34,7 +34,7 @@
 # added, measured in the same rounds as the default one; empty for none),
 # BENCH_TUNED_PORT (2529: the first of theirs), BENCH_SLUICE_REV (what the results call
 # the sluice build; default git describe), BENCH_MILTER_SESSIONS ("10 50"),
-# BENCH_MILTER_RUNS (2), BENCH_MILTER_MESSAGES (2000: no milter and accept-all),
+# BENCH_MILTER_RUNS (3), BENCH_MILTER_MESSAGES (2000: no milter and accept-all),
 # BENCH_MILTER_SLOW_MESSAGES (1000: rspamd and the no-reply milter, see
 # docs/BENCHMARKS.md), BENCH_MILTER_LAT_MESSAGES (100: the one-session latency run),
 # BENCH_MILTER_PORT (2535: the first of the four sluiced), BENCH_MILTER_MPORT (11440: the
@@ -68,7 +68,7 @@ RELAY_TUNED=${BENCH_RELAY_TUNED-relay-messages-per-connection 1000; relay-idle-t
 TUNED_PORT=${BENCH_TUNED_PORT:-2529}
 SLUICE_REV=${BENCH_SLUICE_REV:-$(git describe --always --dirty 2>/dev/null || echo '?')}
 MILTER_SESSIONS=${BENCH_MILTER_SESSIONS:-10 50}
-MILTER_RUNS=${BENCH_MILTER_RUNS:-2}
+MILTER_RUNS=${BENCH_MILTER_RUNS:-3}
 MILTER_MESSAGES=${BENCH_MILTER_MESSAGES:-2000}
 MILTER_SLOW_MESSAGES=${BENCH_MILTER_SLOW_MESSAGES:-1000}
 MILTER_LAT_MESSAGES=${BENCH_MILTER_LAT_MESSAGES:-100}
@@ -553,6 +553,7 @@ wait_port() {
 }
 # start_pymilter PORT [--no-reply]: bench/milter-accept.py in its own process group
 start_pymilter() {
+	# shellcheck disable=SC2086 # no second argument: none at all
 	setsid "$PY" "$TOP/bench/milter-accept.py" -p "$1" ${2:-} > "$SDIR/milter-accept-$1.log" 2>&1 &
 	MPIDS="$MPIDS $!"
 	wait_port "$1" 10 $! || { cat "$SDIR/milter-accept-$1.log" >&2; die "milter-accept.py did not start on $1"; }
