@@ -3,7 +3,7 @@
 #   make        build build/sluiced and build/sluice
 #   make run    build, create a demo config under ./run/ and run sluiced in the foreground
 #   make test   sanitizer build, unit tests, integration tests
-#   make bench  side-by-side throughput against Postfix and OpenSMTPD
+#   make bench  side-by-side throughput against Postfix and OpenSMTPD, and with a milter
 #   make fuzz-run  every libFuzzer target for a bounded time (CI)
 BUILD    ?= build
 TESTDIR  ?= build-test

@@ -1,6 +1,7 @@
 #!/bin/sh
 # bench/run.sh BUILD - `make bench`: the same SMTP load against Postfix, OpenSMTPD and
-# sluice on loopback, in one run (../shared/bench/peers.sh drives the peers).
+# sluice on loopback, in one run (../shared/bench/peers.sh drives the peers), and sluice
+# with and without a milter.
 #
 #   throughput  peers.sh local TARGET SESSIONS MESSAGES 4096: smtp-source, one message
 #               per connection, timed until every message is a file in the Maildir
@@ -9,6 +10,15 @@
 #               x@sink.test, each server relays it to smtp-sink on 127.0.0.1:2599 (sluice
 #               by "route sink.test via 127.0.0.1:2599"), timed until the sink has them
 #               all; every measurement BENCH_RELAY_RUNS times, targets taking turns
+#   milter      peers.sh local endpoint ... against four more sluiced, each with a fresh
+#               spool and the same configuration but for one line: none; "milter accept"
+#               to bench/milter-accept.py (answers every step, accepts at the end of the
+#               body); "milter noreply" to the same with --no-reply (asks for no answer
+#               but at the end of the body, as rspamd does); "milter rspamd" to rspamd's
+#               milter proxy with Debian's default rules, started here in a temporary
+#               directory as tests/integration/test_milter.py does. Throughput at
+#               BENCH_MILTER_SESSIONS, BENCH_MILTER_RUNS times, targets taking turns, with
+#               the milter's own CPU; then the accept latency of one session (smtp-load)
 #
 # Writes bench/results/latest.txt (raw lines) and rewrites the section of
 # docs/BENCHMARKS.md between <!-- bench:begin --> and <!-- bench:end -->; prints the
@@ -23,7 +33,13 @@
 # lines separated by ";": one more sluice each, "sluice-tunedN" with that one line
 # added, measured in the same rounds as the default one; empty for none),
 # BENCH_TUNED_PORT (2529: the first of theirs), BENCH_SLUICE_REV (what the results call
-# the sluice build; default git describe).
+# the sluice build; default git describe), BENCH_MILTER_SESSIONS ("10 50"),
+# BENCH_MILTER_RUNS (3), BENCH_MILTER_MESSAGES (2000: no milter and accept-all),
+# BENCH_MILTER_SLOW_MESSAGES (1000: rspamd and the no-reply milter, see
+# docs/BENCHMARKS.md), BENCH_MILTER_LAT_MESSAGES (100: the one-session latency run),
+# BENCH_MILTER_PORT (2535: the first of the four sluiced), BENCH_MILTER_MPORT (11440: the
+# first of the milters' ports; rspamd's proxy, normal and controller workers take it and
+# the next two, the Python milters the two after).
 # BUILD may be relative to the repository or absolute.
 #
 # OpenSMTPD 6.8 listens with a backlog of 5: at 10 or more sessions connection attempts
@@ -44,16 +60,25 @@ SESSIONS=${BENCH_SESSIONS:-1 4 10 50}
 LAT_SESSIONS=${BENCH_LAT_SESSIONS:-10 50}
 OSD_MESSAGES=${BENCH_OSD_MESSAGES:-500}
 PORT=${BENCH_PORT:-2527}
-PARTS=${BENCH_PARTS:-local latency relay}
+PARTS=${BENCH_PARTS:-local latency relay milter}
 RELAY_SESSIONS=${BENCH_RELAY_SESSIONS:-10 50}
 RELAY_RUNS=${BENCH_RELAY_RUNS:-2}
 OSD_RELAY_MESSAGES=${BENCH_OSD_RELAY_MESSAGES:-500}
 RELAY_TUNED=${BENCH_RELAY_TUNED-relay-messages-per-connection 1000; relay-idle-time 0; relay-destination-connections 20}
 TUNED_PORT=${BENCH_TUNED_PORT:-2529}
 SLUICE_REV=${BENCH_SLUICE_REV:-$(git describe --always --dirty 2>/dev/null || echo '?')}
+MILTER_SESSIONS=${BENCH_MILTER_SESSIONS:-10 50}
+MILTER_RUNS=${BENCH_MILTER_RUNS:-3}
+MILTER_MESSAGES=${BENCH_MILTER_MESSAGES:-2000}
+MILTER_SLOW_MESSAGES=${BENCH_MILTER_SLOW_MESSAGES:-1000}
+MILTER_LAT_MESSAGES=${BENCH_MILTER_LAT_MESSAGES:-100}
+MILTER_PORT=${BENCH_MILTER_PORT:-2535}
+MPORT=${BENCH_MILTER_MPORT:-11440}
 export BENCH_DIR=${BENCH_DIR:-/tmp/peers-bench}
 SDIR=
 SPIDS=
+MPIDS=
+RSPAMD_PID=
 OLD=
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -77,6 +102,7 @@ report() {
 		x = $0; sub(/^# relay tuned: /, "", x); i = index(x, " = ")
 		tname[++nt] = substr(x, 1, i - 1); tline[nt] = substr(x, i + 3)
 	}
+	/^# milter/ { next }
 	/^#/ { sub(/^# ?/, ""); hdr = hdr "    " $0 "\n"; next }
 	$1 == "tput" {
 		t = $2; s = kv($0, "sessions"); seen[s] = 1
@@ -144,16 +170,81 @@ report() {
 		print "\n² connections given up after 5 s without a banner and made again (a full listen queue)."
 		relay_table()
 	}' "$RESULTS" > "$RESULTS.md"
+	milter_report > "$RESULTS.milter.md"
 	cat "$RESULTS.md"
-	if [ -f "$DOC" ] && grep -q '<!-- bench:begin -->' "$DOC" && grep -q '<!-- bench:end -->' "$DOC"; then
-		awk -v tbl="$RESULTS.md" '
-		/<!-- bench:begin -->/ { print; while ((getline l < tbl) > 0) print l; skip = 1; next }
-		/<!-- bench:end -->/ { skip = 0 }
+	echo
+	cat "$RESULTS.milter.md"
+	insert bench "$RESULTS.md"
+	insert bench-milter "$RESULTS.milter.md"
+}
+# insert NAME FILE: FILE between <!-- NAME:begin --> and <!-- NAME:end --> in docs/BENCHMARKS.md
+insert() {
+	if [ -f "$DOC" ] && grep -q "<!-- $1:begin -->" "$DOC" && grep -q "<!-- $1:end -->" "$DOC"; then
+		awk -v tbl="$2" -v b="<!-- $1:begin -->" -v e="<!-- $1:end -->" '
+		$0 == b { print; while ((getline l < tbl) > 0) print l; skip = 1; next }
+		$0 == e { skip = 0 }
 		!skip { print }' "$DOC" > "$DOC.new" && mv "$DOC.new" "$DOC"
-		echo "bench: tables written to docs/BENCHMARKS.md and $RESULTS"
+		echo "bench: $2 written to docs/BENCHMARKS.md"
 	else
-		echo "bench: docs/BENCHMARKS.md has no bench markers; tables only in $RESULTS.md"
+		echo "bench: docs/BENCHMARKS.md has no $1 markers; tables only in $2"
 	fi
+}
+# milter_report: the "With a milter" tables from the milter rows of latest.txt
+milter_report() {
+	awk '
+	function kv(line, key,    n, i, f, a) {
+		n = split(line, f, " ")
+		for (i = 1; i <= n; i++) { split(f[i], a, "="); if (a[1] == key) return a[2] }
+		return ""
+	}
+	BEGIN {
+		nt = split("none accept noreply rspamd", tt, " ")
+		name["none"] = "no milter"
+		name["accept"] = "accept-all milter"
+		name["noreply"] = "accept-all milter, `--no-reply`"
+		name["rspamd"] = "rspamd"
+	}
+	/^# milter rows carried over from / { sub(/^# /, ""); hdr = hdr "    " $0 "\n"; next }
+	/^# milter: / { sub(/^# milter: /, ""); hdr = hdr "    " $0 "\n"; next }
+	$1 == "milter" && $2 == "tput" {
+		t = $3; s = kv($0, "sessions") + 0; seen[s] = 1; r = kv($0, "msgs/s") + 0
+		n[t, s]++; rows++
+		if (!((t, s) in best) || r > best[t, s]) {
+			best[t, s] = r; cpu[t, s] = kv($0, "cpu_ms/msg")
+			mcpu[t, s] = kv($0, "milter_cpu_ms/msg"); msgs[t, s] = kv($0, "messages")
+		}
+		if (!((t, s) in lo) || r < lo[t, s]) lo[t, s] = r
+		if (kv($0, "delivered") != kv($0, "messages"))
+			short[++nsh] = name[t] " at " s " sessions, run " kv($0, "run") ": " kv($0, "delivered") " of " kv($0, "messages")
+	}
+	$1 == "milter" && $2 == "lat" { lat[$3] = $0 }
+	END {
+		if (!rows) { print "(no milter rows: run `BENCH_PARTS=milter sh bench/run.sh BUILD`)"; exit }
+		print "Setup of the run (see the results header above for the machine):\n\n" hdr
+		print "**Throughput with a milter** (messages of 4 KB, one per connection, timed until all are in the Maildir; best msg/s of the runs and the range; machine CPU ms per message of that run, and the part of it the milter process(es) used):\n"
+		print "| sessions | sluice with | messages | msg/s | ratio to no milter | CPU ms/msg | of which the milter |"
+		print "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+		ns = 0; for (s in seen) ss[++ns] = s + 0
+		for (i = 1; i <= ns; i++) for (j = i + 1; j <= ns; j++) if (ss[j] < ss[i]) { x = ss[i]; ss[i] = ss[j]; ss[j] = x }
+		for (i = 1; i <= ns; i++) {
+			s = ss[i]
+			for (k = 1; k <= nt; k++) {
+				t = tt[k]
+				if (!((t, s) in best)) continue
+				rg = n[t, s] > 1 ? " (" lo[t, s] "–" best[t, s] ", " n[t, s] " runs)" : ""
+				ra = best["none", s] > 0 ? sprintf("%.2f×", best[t, s] / best["none", s]) : "–"
+				printf "| %d | %s | %s | %s%s | %s | %s | %s |\n", s, name[t], msgs[t, s], best[t, s], rg, ra, cpu[t, s], (mcpu[t, s] == "-" ? "–" : mcpu[t, s])
+			}
+		}
+		for (k = 1; k <= nsh; k++) printf "\nWARNING: %s delivered.\n", short[k]
+		print "\n**Accept latency with a milter** (smtp-load, one session, one message per connection: time from the final \".\" to the 250):\n"
+		print "| sluice with | accepted | msg/s accepted | p50 ms | p90 ms | p99 ms | max ms |"
+		print "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+		for (k = 1; k <= nt; k++) {
+			t = tt[k]; if (!(t in lat)) continue; l = lat[t]
+			printf "| %s | %s | %s | %s | %s | %s | %s |\n", name[t], kv(l, "accepted") "/" kv(l, "messages"), kv(l, "msgs/s"), kv(l, "p50_ms"), kv(l, "p90_ms"), kv(l, "p99_ms"), kv(l, "max_ms")
+		}
+	}' "$RESULTS"
 }
 
 if [ "$MODE" = --report ]; then
@@ -168,18 +259,44 @@ fi
 [ -x "$BUILD/bench/smtp-load" ] || die "$BUILD/bench/smtp-load not built: run make"
 command -v bash >/dev/null || die "bash is needed by peers.sh"
 case $BUILD in /*) LOAD=$BUILD/bench/smtp-load ;; *) LOAD=$TOP/$BUILD/bench/smtp-load ;; esac
-part local || part latency || part relay || die "BENCH_PARTS=\"$PARTS\": nothing to run (local, latency, relay)"
+part local || part latency || part relay || part milter ||
+    die "BENCH_PARTS=\"$PARTS\": nothing to run (local, latency, relay, milter)"
+# Postfix and OpenSMTPD are needed by the first three parts only
+peers_needed() { part local || part latency || part relay; }
+PY=
+if part milter; then
+	PY=$(command -v /usr/bin/python3 || command -v python3) || die "python3 is needed by the milter part"
+	RSPAMD=$(command -v rspamd || true)
+	for p in 0 1 2 3 4; do
+		! ss -Hltn "sport = :$((MPORT + p))" | grep -q . ||
+		    die "port $((MPORT + p)) is taken: set BENCH_MILTER_MPORT"
+	done
+fi
 
+# alive PID: running, not a zombie (our background children stay zombies until the exit)
+alive() {
+	st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+	[ -n "$st" ] && [ "$st" != Z ]
+}
 stop_sluice() {
-	kill -0 "$1" 2>/dev/null || return 0
+	alive "$1" || return 0
 	kill -TERM "$1"
 	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-	if kill -0 "$1" 2>/dev/null; then kill -KILL -- "-$1"; fi
+	while alive "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	if alive "$1"; then kill -KILL "-$1"; fi
+}
+# stop_group PID: a process group we started with setsid (rspamd: main and workers)
+stop_group() {
+	alive "$1" || return 0
+	kill -TERM "-$1"
+	i=0
+	while alive "$1" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	if alive "$1"; then kill -KILL "-$1"; fi
 }
 cleanup() {
 	set +e
 	for p in $SPIDS; do stop_sluice "$p"; done
+	for p in $MPIDS $RSPAMD_PID; do stop_group "$p"; done
 	peers stop
 	if [ -n "$OLD" ]; then rm -f "$OLD"; fi
 	if [ -n "$SDIR" ] && [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$SDIR"; fi
@@ -187,10 +304,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "bench: installing the peers (peers.sh install)"
-peers install
-# peers.sh creates /var/spool/smtpd with the default mode; OpenSMTPD refuses anything but 0711
-chmod 711 /var/spool/smtpd
+if peers_needed; then
+	echo "bench: installing the peers (peers.sh install)"
+	peers install
+	# peers.sh creates /var/spool/smtpd with the default mode; OpenSMTPD refuses anything but 0711
+	chmod 711 /var/spool/smtpd
+fi
 
 # ---- sluice: fresh spool, database and mailboxes ----
 id _sluice >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent \
@@ -228,7 +347,7 @@ start_sluice() {
 		sleep 0.1
 	done
 }
-start_sluice default "$PORT"
+if peers_needed; then start_sluice default "$PORT"; fi
 SLUICE_MAILDIR=$SDIR/default/mail/bench.test/u
 # the tuned ones: sluice-tunedN on port TUNED_PORT + N - 1, its line in TUNED_LINE_N
 NTUNED=0
@@ -249,15 +368,18 @@ if part relay; then
 	done
 fi
 
-echo "bench: starting Postfix (127.0.0.1:2525) and OpenSMTPD (127.0.0.1:2526)"
-peers start postfix >/dev/null
-peers start opensmtpd >/dev/null
+if peers_needed; then
+	echo "bench: starting Postfix (127.0.0.1:2525) and OpenSMTPD (127.0.0.1:2526)"
+	peers start postfix >/dev/null
+	peers start opensmtpd >/dev/null
+fi
 
 maildir() {
 	case $1 in
 	postfix) echo "$BENCH_DIR/postfix-mail/u/Maildir" ;;
 	opensmtpd) echo "$BENCH_DIR/opensmtpd-mail/Maildir" ;;
 	sluice) echo "$SLUICE_MAILDIR" ;;
+	milter-*) echo "$SDIR/$1/mail/bench.test/u" ;;
 	esac
 }
 port() {
@@ -288,7 +410,7 @@ mkdir -p "$(dirname "$RESULTS")"
 if [ -f "$RESULTS" ]; then OLD=$(mktemp /tmp/bench-results-XXXXXX); cp "$RESULTS" "$OLD"; fi
 {
 	echo "# $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), /tmp on $(df -T /tmp | awk 'NR == 2 {print $2}')"
-	echo "# Postfix $(postconf -h mail_version), OpenSMTPD $(dpkg-deb -f "$BENCH_DIR"/opensmtpd_*.deb Version 2>/dev/null || echo '?'), sluice $SLUICE_REV"
+	echo "# Postfix $(postconf -h mail_version 2>/dev/null || echo '?'), OpenSMTPD $(dpkg-deb -f "$BENCH_DIR"/opensmtpd_*.deb Version 2>/dev/null || echo '?'), sluice $SLUICE_REV"
 	echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "# parts run: $PARTS"
 	i=1
@@ -308,11 +430,13 @@ carry() {
 		echo "# $2 rows carried over from the run of $(sed -n '1s/^# //p' "$OLD"); $(sed -n '2s/^# //p' "$OLD")" >> "$RESULTS"
 	fi
 	if [ "$1" = relay ]; then grep '^# relay tuned:' "$OLD" >> "$RESULTS" || true; fi
+	if [ "$1" = milter ]; then grep '^# milter: ' "$OLD" >> "$RESULTS" || true; fi
 	grep "^$1 " "$OLD" >> "$RESULTS"
 }
 carry tput local
 carry lat latency
 carry relay relay
+carry milter milter
 
 if part local; then
 echo "bench: throughput (peers.sh local, $MESSAGES x $SIZE bytes)"
@@ -411,6 +535,122 @@ for s in $RELAY_SESSIONS; do
 		r=$((r + 1))
 	done
 done
+fi
+# ---- milter: sluice without a milter, with an accept-all one, with rspamd ----
+# pgrp_ms PGID: CPU ms (user + system) used so far by the live processes of a group
+pgrp_ms() {
+	cat /proc/[0-9]*/stat 2>/dev/null | awk -v g="$1" -v hz="$(getconf CLK_TCK)" '
+	{ sub(/^.*\) /, ""); if ($3 == g) t += $12 + $13 } END { printf "%d\n", t * 1000 / hz }'
+}
+# wait_port PORT SECONDS PID: until something listens on 127.0.0.1:PORT (PID still alive)
+wait_port() {
+	i=0
+	until ss -Hltn "sport = :$1" | grep -q .; do
+		i=$((i + 1))
+		[ $i -lt $(($2 * 10)) ] && kill -0 "$3" 2>/dev/null || return 1
+		sleep 0.1
+	done
+}
+# start_pymilter PORT [--no-reply]: bench/milter-accept.py in its own process group
+start_pymilter() {
+	# shellcheck disable=SC2086 # no second argument: none at all
+	setsid "$PY" "$TOP/bench/milter-accept.py" -p "$1" ${2:-} > "$SDIR/milter-accept-$1.log" 2>&1 &
+	MPIDS="$MPIDS $!"
+	wait_port "$1" 10 $! || { cat "$SDIR/milter-accept-$1.log" >&2; die "milter-accept.py did not start on $1"; }
+}
+# start_rspamd: rspamd with Debian's rules and our worker sockets, logs and databases in
+# $SDIR/rspamd, exactly as tests/integration/test_milter.py starts it; the milter proxy
+# (one worker, scanning itself) on MPORT, the normal and controller workers on the next two
+start_rspamd() {
+	r=$SDIR/rspamd
+	mkdir "$r" "$r/override.d" "$r/local.d" "$r/db" "$r/run" "$r/log"
+	printf 'milter = yes;\nbind_socket = "127.0.0.1:%d";\ntimeout = 60s;\ncount = 1;\nupstream "local" {\n  default = yes;\n  self_scan = yes;\n}\n' \
+	    "$MPORT" > "$r/override.d/worker-proxy.inc"
+	printf 'bind_socket = "127.0.0.1:%d";\ncount = 1;\n' $((MPORT + 1)) > "$r/override.d/worker-normal.inc"
+	printf 'bind_socket = "127.0.0.1:%d";\ncount = 1;\n' $((MPORT + 2)) > "$r/override.d/worker-controller.inc"
+	printf 'type = "file";\nfilename = "%s/log/rspamd.log";\nlevel = "info";\n' "$r" > "$r/override.d/logging.inc"
+	# no DNS off this machine: a closed loopback port fails fast
+	printf 'dns {\n  nameserver = ["127.0.0.1:9"];\n  timeout = 0.2s;\n  retransmits = 1;\n}\n' > "$r/local.d/options.inc"
+	printf 'use = ["x-spamd-result", "x-rspamd-queue-id", "x-rspamd-server"];\nskip_local = false;\n' \
+	    > "$r/local.d/milter_headers.conf"
+	chown -R _rspamd:_rspamd "$r"
+	setsid "$RSPAMD" -f -c /etc/rspamd/rspamd.conf -p "$r/run/rspamd.pid" --var "LOCAL_CONFDIR=$r" \
+	    --var "DBDIR=$r/db" --var "RUNDIR=$r/run" --var "LOGDIR=$r/log" -u _rspamd -g _rspamd \
+	    > "$r/stdout" 2>&1 &
+	RSPAMD_PID=$!
+	wait_port "$MPORT" 180 "$RSPAMD_PID" || { tail -20 "$r/stdout" "$r/log/rspamd.log" >&2; die "rspamd did not start on $MPORT"; }
+}
+mport() {
+	case $1 in
+	none) echo "$MILTER_PORT" ;; accept) echo $((MILTER_PORT + 1)) ;;
+	noreply) echo $((MILTER_PORT + 2)) ;; rspamd) echo $((MILTER_PORT + 3)) ;;
+	esac
+}
+if part milter; then
+	mtargets="none accept noreply"
+	echo "bench: milter: starting bench/milter-accept.py on $((MPORT + 3)) and (--no-reply) $((MPORT + 4))"
+	start_pymilter $((MPORT + 3))
+	ACCEPT_PID=${MPIDS##* }
+	start_pymilter $((MPORT + 4)) --no-reply
+	NOREPLY_PID=${MPIDS##* }
+	RSPAMD_V=
+	if [ -n "$RSPAMD" ] && id _rspamd >/dev/null 2>&1; then
+		echo "bench: milter: starting rspamd's milter proxy on $MPORT (takes about 10 s)"
+		start_rspamd
+		RSPAMD_V=$("$RSPAMD" --version 2>/dev/null | sed -n 's/.*version //p' | head -n 1)
+		mtargets="$mtargets rspamd"
+	else
+		echo "bench: milter: rspamd is not installed (make deps): no rspamd row" >&2
+	fi
+	{
+		echo "# milter: the four sluiced differ by one line: none, \`milter accept inet:127.0.0.1:$((MPORT + 3)) timeout 60s\`, \`milter noreply inet:127.0.0.1:$((MPORT + 4)) timeout 60s\`, \`milter rspamd inet:127.0.0.1:$MPORT timeout 60s\`"
+		echo "# milter: bench/milter-accept.py on $("$PY" -c 'import platform; print("Python", platform.python_version())'); rspamd ${RSPAMD_V:-not installed} (Debian's rules, one proxy worker scanning itself, log level info)"
+	} >> "$RESULTS"
+	for t in $mtargets; do
+		case $t in
+		none) start_sluice milter-none "$(mport none)" ;;
+		accept) start_sluice milter-accept "$(mport accept)" "milter accept inet:127.0.0.1:$((MPORT + 3)) timeout 60s" ;;
+		noreply) start_sluice milter-noreply "$(mport noreply)" "milter noreply inet:127.0.0.1:$((MPORT + 4)) timeout 60s" ;;
+		rspamd) start_sluice milter-rspamd "$(mport rspamd)" "milter rspamd inet:127.0.0.1:$MPORT timeout 60s" ;;
+		esac
+		# warm-up (rspamd's first messages are slow), not measured
+		before=$(count "milter-$t")
+		"$LOAD" -s 4 -m 40 -l "$SIZE" -T 60 "127.0.0.1:$(mport "$t")" >/dev/null || true
+		drain "milter-$t" 40 "$before"
+	done
+	echo "bench: milter: throughput (peers.sh local endpoint, $MILTER_MESSAGES x $SIZE bytes; rspamd and no-reply $MILTER_SLOW_MESSAGES; $MILTER_RUNS runs each)"
+	for s in $MILTER_SESSIONS; do
+		r=1
+		while [ $r -le "$MILTER_RUNS" ]; do
+			for t in $mtargets; do
+				n=$MILTER_MESSAGES
+				case $t in noreply | rspamd) n=$MILTER_SLOW_MESSAGES ;; esac
+				case $t in accept) mp=$ACCEPT_PID ;; noreply) mp=$NOREPLY_PID ;; rspamd) mp=$RSPAMD_PID ;; *) mp= ;; esac
+				settle
+				l1=$(cut -d' ' -f1 /proc/loadavg)
+				c0=0
+				if [ -n "$mp" ]; then c0=$(pgrp_ms "$mp"); fi
+				line=$(peers local endpoint "127.0.0.1:$(mport "$t")" "$(maildir "milter-$t")" "$s" "$n" "$SIZE")
+				mc=-
+				if [ -n "$mp" ]; then
+					mc=$(awk -v a="$c0" -v b="$(pgrp_ms "$mp")" -v d="$(echo "$line" | sed -n 's/.* delivered=\([0-9]*\) .*/\1/p')" \
+					    'BEGIN { printf "%.2f", (d > 0 ? (b - a) / d : 0) }')
+				fi
+				echo "  $t run $r: $line milter_cpu_ms/msg=$mc"
+				echo "milter tput $t run=$r load1=$l1 $line milter_cpu_ms/msg=$mc" >> "$RESULTS"
+			done
+			r=$((r + 1))
+		done
+	done
+	echo "bench: milter: accept latency, one session (smtp-load, $MILTER_LAT_MESSAGES messages)"
+	for t in $mtargets; do
+		settle
+		before=$(count "milter-$t")
+		line=$("$LOAD" -s 1 -m "$MILTER_LAT_MESSAGES" -l "$SIZE" -T 120 "127.0.0.1:$(mport "$t")") || true
+		echo "  $t: $line"
+		drain "milter-$t" "$(echo "$line" | sed -n 's/.* accepted=\([0-9]*\) .*/\1/p')" "$before"
+		echo "milter lat $t $line" >> "$RESULTS"
+	done
 fi
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RESULTS"
 
