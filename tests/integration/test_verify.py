@@ -40,30 +40,27 @@ class Keys:
     def __init__(self):
         d = tempfile.mkdtemp(prefix="sluice-verify-", dir="/tmp")
         try:
-            key = os.path.join(d, "rsa.pem")
-            subprocess.run(["openssl", "genrsa", "-traditional", "-out", key,
-                            "2048"], check=True, capture_output=True)
-            with open(key, "rb") as f:
-                self.rsa_priv = f.read()
-            der = subprocess.run(["openssl", "rsa", "-in", key, "-pubout",
-                                  "-outform", "DER"], check=True,
-                                 capture_output=True).stdout
-            self.rsa_txt = "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
-            weak = os.path.join(d, "weak.pem")
-            subprocess.run(["openssl", "genrsa", "-traditional", "-out", weak,
-                            "512"], check=True, capture_output=True)
-            with open(weak, "rb") as f:
-                self.weak_priv = f.read()
-            der = subprocess.run(["openssl", "rsa", "-in", weak, "-pubout",
-                                  "-outform", "DER"], check=True,
-                                 capture_output=True).stdout
-            self.weak_txt = "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
+            self.rsa_priv, self.rsa_txt = self.rsa(d, 2048)
+            self.weak_priv, self.weak_txt = self.rsa(d, 512)
         finally:
             shutil.rmtree(d, ignore_errors=True)
         sk = nacl_signing.SigningKey.generate()
         self.ed_priv = base64.b64encode(bytes(sk))
         self.ed_txt = ("v=DKIM1; k=ed25519; p=" +
                        base64.b64encode(bytes(sk.verify_key)).decode())
+
+    @staticmethod
+    def rsa(d, bits):
+        """a PKCS#1 private key and its TXT record"""
+        key = os.path.join(d, "rsa%d.pem" % bits)
+        subprocess.run(["openssl", "genrsa", "-traditional", "-out", key,
+                        str(bits)], check=True, capture_output=True)
+        with open(key, "rb") as f:
+            priv = f.read()
+        der = subprocess.run(["openssl", "rsa", "-in", key, "-pubout",
+                              "-outform", "DER"], check=True,
+                             capture_output=True).stdout
+        return priv, "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
 
 
 @pytest.fixture(scope="module")
