@@ -338,9 +338,13 @@ verify_field(struct smtp_verify *v)
 		e[n].result = "none";
 		e[n++].comment = "no From: domain";
 	} else if (smtpd.conf->dmarc != DMARC_ACT_OFF) {
-		snprintf(mcomment, sizeof(mcomment), "%s%sp=%s",
-		    v->dmarc.reason, v->dmarc.reason[0] ? ", " : "",
-		    dmarc_policy_name(v->dmarc.policy));
+		if (v->dmarc.policy == DMARC_P_UNSET)	/* no record */
+			snprintf(mcomment, sizeof(mcomment), "%s",
+			    v->dmarc.reason);
+		else
+			snprintf(mcomment, sizeof(mcomment), "%s%sp=%s",
+			    v->dmarc.reason, v->dmarc.reason[0] ? ", " : "",
+			    dmarc_policy_name(v->dmarc.policy));
 		e[n].method = "dmarc";
 		e[n].result = dmarc_result_name(v->dmarc.result);
 		e[n].comment = mcomment;

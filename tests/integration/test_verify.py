@@ -22,7 +22,7 @@ import tempfile
 import pytest
 
 from dns_harness import DNSMasq, StubDNS
-from sluice_harness import WAIT, tag, wait_for
+from sluice_harness import WAIT, RawSMTP, tag, wait_for
 
 dkim = pytest.importorskip("dkim")
 nacl_signing = pytest.importorskip("nacl.signing")
@@ -296,7 +296,8 @@ def test_no_signature(verifier):
         is None
     m = delivered(s, t)
     assert result(m, "dkim")[0] == "none"
-    assert result(m, "dmarc")[0] == "none"
+    r, rest = result(m, "dmarc")
+    assert r == "none" and "no DMARC record" in rest and "p=" not in rest
 
 
 # ---- DMARC ----
@@ -427,6 +428,19 @@ def test_not_checked_for_trusted_or_submission(make_sluice, dns):
     t = tag()
     assert send(s, "bob@fail.test", message(t, frm="bob@fail.test")) is None
     assert b"Authentication-Results" not in header_section(delivered(s, t))
+    assert not s.log_search(r"verify client=")
+    # a logged-in user on submission (from an untrusted address)
+    s2 = make_sluice("resolver %s\n" % dns.server, tls=True)
+    t2 = tag()
+    c = RawSMTP(s2.submission_port).submission()
+    c.expect(250, "2.1.0", "MAIL FROM:<demo@example.test>")
+    c.expect(250, "2.1.5", "RCPT TO:<demo@example.test>")
+    c.expect(354, None, "DATA")
+    c.send(message(t2, frm="demo@example.test") + b".\r\n")
+    c.expect(250, "2.0.0")
+    c.close()
+    assert b"Authentication-Results" not in header_section(delivered(s2, t2))
+    assert not s2.log_search(r"verify client=")
 
 
 def test_spf_dkim_off(verifier, keys):
