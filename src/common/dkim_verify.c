@@ -26,7 +26,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include "base64.h"
+#include "encoding.h"
 #include "buf.h"
 #include "dkim.h"
 #include "dkim_verify.h"

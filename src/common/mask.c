@@ -16,24 +16,11 @@
 #include <openssl/rand.h>
 
 #include "addr.h"
-#include "base64.h"
+#include "encoding.h"
 #include "mask.h"
 #include "rewrite.h"
 
 static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
-
-/* value of a base32 character, either case; -1 if none */
-static int
-b32_val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a';
-	if (c >= '2' && c <= '7')
-		return c - '2' + 26;
-	return -1;
-}
 
 /* n bytes of p as base32 (n * 8 / 5 characters, no padding) into out */
 static void
@@ -157,7 +144,7 @@ b32_lower(const char *s, size_t n, char *out)
 	if (s == NULL || strnlen(s, n + 1) != n)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		int v = b32_val(s[i]);
+		int v = base32_value((unsigned char)s[i]);
 		if (v < 0)
 			return -1;
 		out[i] = b32[v];

@@ -13,24 +13,12 @@
 #include <openssl/hmac.h>
 
 #include "addr.h"
+#include "encoding.h"
 #include "srs.h"
 
 #define SRS_DATA_MAX	(ADDR_DOMAIN_MAX + ADDR_LOCAL_MAX * 2 + 16)
 
 static const char b32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-
-/* value of a base32 character, either case; -1 if none */
-static int
-b32_val(char c)
-{
-	if (c >= 'a' && c <= 'z')
-		c = (char)(c - 'a' + 'A');
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= '2' && c <= '7')
-		return c - '2' + 26;
-	return -1;
-}
 
 static int
 is_sep(char c)
@@ -221,7 +209,8 @@ srs_verify(const char *const *secrets, size_t nsecrets, const char *h,
 		if ((r = srs_hash(secrets[i], a, al, n, want)) != SRS_OK)
 			return r;
 		for (size_t k = 0; k < SRS_HASH_LEN; k++)
-			diff |= (unsigned)(b32_val(h[k]) ^ b32_val(want[k]));
+			diff |= (unsigned)(base32_value((unsigned char)h[k]) ^
+			    base32_value((unsigned char)want[k]));
 		if (diff == 0)
 			return SRS_OK;
 	}
@@ -235,7 +224,7 @@ hash_field(const char *p, const char *e)
 	if (e - p < SRS_HASH_LEN + 1 || p[SRS_HASH_LEN] != '=')
 		return 0;
 	for (int i = 0; i < SRS_HASH_LEN; i++)
-		if (b32_val(p[i]) < 0)
+		if (base32_value((unsigned char)p[i]) < 0)
 			return 0;
 	return 1;
 }
@@ -255,8 +244,8 @@ srs_reverse0(const char *const *secrets, size_t nsecrets, unsigned max_age,
 	if (!hash_field(p, e))
 		return SRS_MALFORMED;
 	tt = p + SRS_HASH_LEN + 1;
-	if (e - tt < 3 || (t0 = b32_val(tt[0])) < 0 ||
-	    (t1 = b32_val(tt[1])) < 0 || tt[2] != '=')
+	if (e - tt < 3 || (t0 = base32_value((unsigned char)tt[0])) < 0 ||
+	    (t1 = base32_value((unsigned char)tt[1])) < 0 || tt[2] != '=')
 		return SRS_MALFORMED;
 	dom = tt + 3;
 	if ((loc = memchr(dom, '=', (size_t)(e - dom))) == NULL ||

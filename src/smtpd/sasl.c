@@ -9,7 +9,7 @@
 #include <strings.h>
 
 #include "addr.h"
-#include "base64.h"
+#include "encoding.h"
 #include "sasl.h"
 
 static const char b64[] =
