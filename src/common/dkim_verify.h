@@ -37,7 +37,9 @@
 
 #define DKIMV_SIGS_MAX	5	/* signatures verified per message; more are
 				   ignored (logged by the caller) */
-#define DKIMV_HDR_MAX	(1024 * 1024)	/* header section kept */
+#define DKIMV_HDR_MAX	(256 * 1024)	/* header section kept (per session:
+					   bounded memory, like Postfix's
+					   100 KB header_size_limit) */
 #define DKIMV_H_MAX	512	/* names in one h= */
 
 enum dkimv_result {

@@ -363,7 +363,7 @@ verify_field(struct smtp_verify *v)
 /*
  * Fields in the message that claim our authserv-id are renamed in the
  * data file (same length, so nothing moves): only we may say what we
- * found. Fields past what the verifier kept (1 MiB) are not seen.
+ * found. Fields past what the verifier kept (256 KB) are not seen.
  */
 static void
 verify_unforge(struct smtp_verify *v)
