@@ -50,6 +50,8 @@ struct smtp_verify {
 	struct verify_q		*qs;		/* asked, not answered */
 	int			 ended;		/* end of data reached */
 	int			 waiting;	/* the session waits for us */
+	int			 finished;	/* verify_finish() ran */
+	enum verify_verdict	 verdict;	/* what it said */
 	/* SPF */
 	int			 spf_done;
 	char			 sender[ADDR_STR_MAX + 1];
@@ -456,25 +458,45 @@ verify_finish(struct smtp_verify *v)
 	return VERIFY_HOLD;
 }
 
+/*
+ * Run what is not finished over the cache and ask what it wants. A
+ * question that cannot be asked (no resolver, no memory) is answered
+ * DNS_R_TEMP at once; then no answer will come to run us again, so we
+ * run again here (each round answers at least one question, and the
+ * cache is bounded).
+ */
 static enum verify_verdict
 verify_run(struct smtp_verify *v)
 {
-	if (!v->spf_done)
-		verify_spf(v);
-	if (v->ended) {
-		if (!v->dkim_done)
-			v->dkim_done = dkimv_verify(v->dkim, v->cache);
-		if (!v->dmarc_done && v->nfrom == 1 &&
-		    smtpd.conf->dmarc != DMARC_ACT_OFF)
-			/* the record is fetched while SPF and DKIM wait */
-			verify_dmarc(v, !v->spf_done || !v->dkim_done);
-		else
-			v->dmarc_done = 1;
+	if (v->finished)	/* a late answer nobody needs any more */
+		return v->verdict;
+	for (size_t round = 0; round <= DNS_CACHE_MAX + 1; round++) {
+		if (!v->spf_done)
+			verify_spf(v);
+		if (v->ended) {
+			if (!v->dkim_done)
+				v->dkim_done = dkimv_verify(v->dkim, v->cache);
+			if (!v->dmarc_done && v->nfrom == 1 &&
+			    smtpd.conf->dmarc != DMARC_ACT_OFF)
+				/* fetched while SPF and DKIM wait */
+				verify_dmarc(v, !v->spf_done || !v->dkim_done);
+			else
+				v->dmarc_done = 1;
+		}
+		verify_ask(v);
+		if (v->ended && v->spf_done && v->dkim_done &&
+		    v->dmarc_done) {
+			v->verdict = verify_finish(v);
+			v->finished = 1;
+			return v->verdict;
+		}
+		if (dns_cache_pending(v->cache) > 0 || !v->ended)
+			return VERIFY_PENDING;	/* answers will come */
 	}
-	verify_ask(v);
-	if (!v->ended || !v->spf_done || !v->dkim_done || !v->dmarc_done)
-		return VERIFY_PENDING;
-	return verify_finish(v);
+	log_warnx("%s: verify: no end in sight, accepted unchecked",
+	    v->s->qid);
+	v->finished = 1;
+	return v->verdict = VERIFY_ACCEPT;
 }
 
 enum verify_verdict
