@@ -14,6 +14,7 @@
  * filter for a message we would reject anyway, and each milter reads it
  * from the start.
  */
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -105,6 +106,11 @@ struct milter_session {
 	struct milter_edit	 edits[MILTER_EDITS_MAX];
 	size_t			 nedits;
 	struct buf		 edit_lines;
+	/* a replaced body (SMFIR_REPLBODY), LF line ends, in a memfd */
+	int			 body_fd;	/* -1: none */
+	unsigned long long	 body_len;
+	size_t			 body_from;	/* the milter writing it */
+	int			 body_cr;	/* a CR not yet written */
 };
 
 static void	advance(struct milter_session *);
@@ -140,6 +146,7 @@ ms_get(struct smtp_session *s)
 	buf_init(&ms->hdrsec, MILTER_HDRSEC_MAX);
 	buf_init(&ms->pkt, MILTER_CHUNK_MAX + 64);
 	buf_init(&ms->edit_lines, MILTER_HDRS_MAX);
+	ms->body_fd = -1;
 	s->milter = ms;
 	return ms;
 }
@@ -173,6 +180,8 @@ milter_session_free(struct smtp_session *s)
 	buf_free(&ms->hdrsec);
 	buf_free(&ms->pkt);
 	buf_free(&ms->edit_lines);
+	if (ms->body_fd != -1)
+		close(ms->body_fd);
 	free(ms->chunk);
 	free(ms);
 	s->milter = NULL;
@@ -218,6 +227,9 @@ milter_tx_reset(struct smtp_session *s)
 	buf_reset(&ms->hdrsec);
 	buf_reset(&ms->edit_lines);
 	ms->nedits = 0;
+	if (ms->body_fd != -1)
+		close(ms->body_fd);
+	ms->body_fd = -1;
 	ms->held = ms->discard = 0;
 }
 
@@ -842,6 +854,59 @@ record_edit(struct milter_session *ms, struct milter_conn *mc,
 	return 0;
 }
 
+/*
+ * A piece of a new body (SMFIR_REPLBODY, CRLF line ends as on the wire):
+ * kept in a memfd with LF line ends, as the spool has them, and put in
+ * place of the body by milter_apply_edits(). A later milter's new body
+ * replaces an earlier one's. 0 ok, -1 fail the milter.
+ */
+static int
+replace_body(struct milter_session *ms, struct milter_conn *mc,
+    const struct milter_reply *r)
+{
+	char		 out[MILTER_CHUNK_MAX + 2], tmp[16];
+	size_t		 n = 0, from = (size_t)(mc - ms->c);
+	const char	*id = qid_or_id(ms, tmp, sizeof(tmp));
+
+	if (ms->body_fd != -1 && ms->body_from != from) {
+		close(ms->body_fd);	/* this milter's body wins */
+		ms->body_fd = -1;
+	}
+	if (ms->body_fd == -1) {
+		if ((ms->body_fd = memfd_create("milter-body",
+		    MFD_CLOEXEC)) == -1) {
+			log_warnx("%s: milter=%s: new body: %s", id,
+			    mc->cfg.name, strerror(errno));
+			return -1;
+		}
+		ms->body_from = from;
+		ms->body_len = 0;
+		ms->body_cr = 0;
+	}
+	if (r->strlen > MILTER_CHUNK_MAX)
+		return -1;	/* milter_frame_len() keeps packets smaller */
+	for (size_t i = 0; i < r->strlen; i++) {
+		char c = r->str[i];
+		if (ms->body_cr && c != '\n')
+			out[n++] = '\r';	/* a bare CR stays */
+		ms->body_cr = c == '\r';
+		if (!ms->body_cr)
+			out[n++] = c;
+	}
+	if (ms->body_len + n > smtpd.conf->max_message_size) {
+		log_info("%s: milter=%s: new body over max-message-size", id,
+		    mc->cfg.name);
+		return -1;
+	}
+	if (write_all(ms->body_fd, out, n) == -1) {
+		log_warnx("%s: milter=%s: new body: %s", id, mc->cfg.name,
+		    strerror(errno));
+		return -1;
+	}
+	ms->body_len += n;
+	return 0;
+}
+
 /* a modification at the end of the body; 0 ok, -1 fail the milter */
 static int
 modify(struct milter_session *ms, struct milter_conn *mc,
@@ -851,6 +916,8 @@ modify(struct milter_session *ms, struct milter_conn *mc,
 	const char *id = qid_or_id(ms, tmp, sizeof(tmp));
 
 	switch (r->cmd) {
+	case MILTER_R_REPLBODY:
+		return replace_body(ms, mc, r);
 	case MILTER_R_CHGHEADER:
 		return record_edit(ms, mc, r);
 	case MILTER_R_INSHEADER:
@@ -1171,6 +1238,46 @@ rewrite_fields(struct smtp_session *s, const struct buf *sec, size_t old_len,
 	return 0;
 }
 
+/*
+ * The body from body on is replaced by the milter's (no_blank: the
+ * message had no empty line after its header, one is written first).
+ */
+static int
+replace_body_apply(struct smtp_session *s, off_t body, int no_blank,
+    char *chunk)
+{
+	struct milter_session	*ms = s->milter;
+	struct stat		 st;
+	off_t			 off = 0, len;
+	ssize_t			 n;
+
+	if (ms->body_cr && write_all(ms->body_fd, "\r", 1) == -1)
+		return -1;
+	ms->body_cr = 0;
+	if (fstat(ms->body_fd, &st) == -1 || fstat(s->datafd, &st) == -1)
+		return -1;
+	len = st.st_size;	/* the spool file now */
+	if (no_blank) {
+		if (pwrite(s->datafd, "\n", 1, body) != 1)
+			return -1;
+		body++;
+	}
+	if (ftruncate(s->datafd, body) == -1)
+		return -1;
+	while ((n = pread(ms->body_fd, chunk, MILTER_MOVE_CHUNK, off)) > 0) {
+		if (pwrite(s->datafd, chunk, (size_t)n, body + off) != n)
+			return -1;
+		off += n;
+	}
+	if (n == -1)
+		return -1;
+	s->dec.outbytes = (unsigned long long)((off_t)s->dec.outbytes +
+	    body + off - len);
+	log_info("%s: milter=%s: body replaced (%lld bytes)", s->qid,
+	    ms->c[ms->body_from].cfg.name, (long long)off);
+	return 0;
+}
+
 int
 milter_apply_edits(struct smtp_session *s)
 {
@@ -1181,9 +1288,9 @@ milter_apply_edits(struct smtp_session *s)
 	struct stat		 st;
 	size_t			 i, changed = 0, old_len;
 	char			*chunk = NULL;
-	int			 rc = -1;
+	int			 rc = -1, blank;
 
-	if (ms == NULL || ms->nedits == 0)
+	if (ms == NULL || (ms->nedits == 0 && ms->body_fd == -1))
 		return 0;
 	if (fstat(s->datafd, &st) == -1)
 		return -1;
@@ -1203,8 +1310,8 @@ milter_apply_edits(struct smtp_session *s)
 		if (n == size && n < MILTER_EDIT_HDR_MAX)
 			hl = n;
 		else {
-			log_info("%s: milter header changes ignored: header "
-			    "section over %d bytes", s->qid,
+			log_info("%s: milter header and body changes ignored: "
+			    "header section over %d bytes", s->qid,
 			    MILTER_EDIT_HDR_MAX);
 			rc = 0;
 			goto done;
@@ -1216,6 +1323,7 @@ milter_apply_edits(struct smtp_session *s)
 	    (sec.len == 1 || sec.data[sec.len - 2] == '\n'))
 		sec.len--;
 	old_len = sec.len;
+	blank = old_len < (size_t)hl;
 	for (i = 0; i < ms->nedits; i++) {
 		const struct milter_edit *e = &ms->edits[i];
 		int r = milter_hdr_edit(&sec, &tmp, e->ins, e->del, e->name,
@@ -1229,10 +1337,17 @@ milter_apply_edits(struct smtp_session *s)
 	if (changed)
 		log_info("%s: milter header changes applied: %zu", s->qid,
 		    changed);
+	if (ms->body_fd != -1) {
+		/* the body starts after the empty line, where it is now */
+		off_t body = hl + (changed ? (off_t)sec.len - (off_t)old_len :
+		    0);
+		if (replace_body_apply(s, body, !blank, chunk) == -1)
+			goto done;
+	}
 	rc = 0;
 done:
 	if (rc == -1)
-		log_warnx("%s: milter header changes: %s", s->qid,
+		log_warnx("%s: milter changes: %s", s->qid,
 		    sec.err || tmp.err ? "out of memory" : strerror(errno));
 	free(chunk);
 	buf_free(&sec);

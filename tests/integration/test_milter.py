@@ -285,6 +285,13 @@ class FakeMilter:
                     pkt(b"m", idx(1) + b"X-Nothing\0\0") +       # no-op
                     pkt(b"m", idx(1) + b"X-Bad\0a\nb\0") +       # refused
                     pkt(b"c"))
+        if self.mode == "newbody" and cmd == b"E":
+            # CRLF split across two packets; a bare CR stays
+            return (pkt(b"b", b"line one\r") + pkt(b"b", b"\nline\rtwo\r\n") +
+                    pkt(b"c"))
+        if self.mode == "hugebody" and cmd == b"E":
+            return (pkt(b"b", b"x" * 40000) + pkt(b"b", b"y" * 40000) +
+                    pkt(b"c"))
         if self.mode == "shrink" and cmd == b"E":
             return (pkt(b"m", struct.pack(">I", 1) + b"X-Long\0\0") +
                     pkt(b"c"))
@@ -608,9 +615,29 @@ def test_milter_changes_headers(make_sluice, fake_milter):
     assert rest == body.replace("\r\n", "\n").encode()
 
 
+def test_milter_replaces_body(make_sluice, fake_milter):
+    """replace body: CRLF from the milter becomes the spool's LF, even
+    when split across packets; a new body over max-message-size is that
+    milter's failure (on-failure tempfail: 451, nothing queued)."""
+    m = fake_milter("newbody")
+    s = make_sluice(milter_line(m))
+    t = tag()
+    assert send(s, message(t, "more\r\n" * 20000))[0] == 250
+    wait_for(lambda: delivered(s, t), what="delivery")
+    got = delivered(s, t)[0]
+    hdr, _, body = got.replace(b"\r\n", b"\n").partition(b"\n\n")
+    assert body == b"line one\nline\rtwo\n", body
+    assert b"Subject: " + t.encode() in hdr
+    m2 = fake_milter("hugebody")
+    s2 = make_sluice(milter_line(m2) + "max-message-size 65536\n")
+    assert send(s2, message(tag()))[0] == 451
+    s2.wait_log("new body over max-message-size")
+    wait_for(s2.queue_empty, what="an empty queue")
+
+
 def test_milter_recipients_and_sender(make_sluice, fake_milter):
-    """add/delete recipient, change sender and change header are applied;
-    replace body is logged and not applied."""
+    """add/delete recipient, change sender, change header and replace
+    body are applied."""
     m = fake_milter("rcpts")
     s = make_sluice(milter_line(m))
     s.add_account("other@example.test")
@@ -620,12 +647,13 @@ def test_milter_recipients_and_sender(make_sluice, fake_milter):
                       if t.encode() in x], what="delivery to the added recipient")
     got = [x for x in s.messages("other@example.test") if t.encode() in x][0]
     assert got.startswith(b"Return-Path: <changed@client.test>")
-    assert b"Hello, this is" in got
-    assert b"\nSubject: x\n" in got.replace(b"\r\n", b"\n")
+    g = got.replace(b"\r\n", b"\n")
+    assert b"Hello, this is" not in g and g.endswith(b"\n\nnew body")
+    assert b"\nSubject: x\n" in g
     wait_for(s.queue_empty, what="an empty queue")
     assert not delivered(s, t)
     s.wait_log("recipient <demo@example.test> removed")
-    assert s.log_search("not supported, ignored")
+    s.wait_log(r"milter=fake: body replaced \(8 bytes\)")
     # every recipient removed: the message is dropped, the client told 250
     m2 = fake_milter("delall")
     s2 = make_sluice(milter_line(m2))
