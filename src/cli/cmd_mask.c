@@ -37,16 +37,18 @@ static const char usage_mask[] =
     "       sluice [-c FILE] mask service disable|enable SERVICE\n"
     "       sluice [-c FILE] mask list [--json]\n"
     "       sluice [-c FILE] mask pairs SERVICE [--json]\n"
+    "       sluice [-c FILE] mask pair disable|enable PAIR\n"
     "       sluice [-c FILE] mask stats [SERVICE] [--since DATE] [--json]\n"
     "\n"
     "The masked relay (needs mask-domain and mask-key in the config).\n"
     "`service add` prints the new service-CODE@MASK-DOMAIN, which stands\n"
     "for REAL-ADDR; SERVICE is that address, service-CODE or CODE.\n"
+    "PAIR is a user address from `mask pairs`, user-CODE or CODE.\n"
     "--label: printable text, at most 255 octets. DATE: YYYY-MM-DD or\n"
     "YYYY-MM-DDTHH:MM:SSZ (UTC); --expires must be in the future.\n"
     "stats: messages in, people, human replies, reply rate and the\n"
     "median and 90th percentile of the time to the first reply.\n"
-    "exit: 0 ok, 64 usage, 65 invalid, 67 no such service,\n"
+    "exit: 0 ok, 64 usage, 65 invalid, 67 no such service or pair,\n"
     "      75 database trouble, 78 no mask-domain\n";
 
 #define M_JSON		0x01
@@ -124,6 +126,11 @@ mask_usage_ok(const struct mask_opts *o)
 	} else if (strcmp(v, "list") == 0) {
 		allowed = M_JSON;
 		if (o->npos != 1)
+			return 0;
+	} else if (strcmp(v, "pair") == 0 && (strcmp(w, "disable") == 0 ||
+	    strcmp(w, "enable") == 0)) {
+		allowed = 0;
+		if (o->npos != 3)
 			return 0;
 	} else if (strcmp(v, "pairs") == 0) {
 		allowed = M_JSON;
@@ -210,12 +217,18 @@ mask_label_ok(const char *s)
 	return 1;
 }
 
-/* SERVICE (service-CODE@DOMAIN, service-CODE or CODE) to its code */
+/*
+ * SERVICE (service-CODE@DOMAIN, service-CODE or CODE) or, for kind
+ * MASK_USER, PAIR (user-CODE@DOMAIN, user-CODE or CODE) to its code
+ */
 static int
-mask_service_arg(struct cli *cli, const char *in, char *code, size_t len)
+mask_code_arg(struct cli *cli, const char *in, enum mask_kind kind,
+    char *code, size_t len)
 {
 	char		 local[ADDR_LOCAL_MAX + 16];
 	const char	*at = strrchr(in, '@');
+	const char	*prefix = kind == MASK_USER ? "user-" : "service-";
+	const char	*noun = kind == MASK_USER ? "pair" : "service";
 	size_t		 n = at ? (size_t)(at - in) : strlen(in), i;
 
 	code[0] = '\0';
@@ -228,8 +241,8 @@ mask_service_arg(struct cli *cli, const char *in, char *code, size_t len)
 		goto bad;
 	memcpy(local, in, n);
 	local[n] = '\0';
-	if (strncasecmp(local, "service-", 8) == 0) {
-		if (mask_local_parse(local, code, len) != MASK_SERVICE)
+	if (strncasecmp(local, prefix, strlen(prefix)) == 0) {
+		if (mask_local_parse(local, code, len) != kind)
 			goto bad;
 	} else if (at == NULL && n < len) {
 		memcpy(code, local, n + 1);
@@ -244,8 +257,14 @@ mask_service_arg(struct cli *cli, const char *in, char *code, size_t len)
 			goto bad;
 	return EX_OK;
 bad:
-	cli_err("%s: no such service", in);
+	cli_err("%s: no such %s", in, noun);
 	return EX_NOUSER;
+}
+
+static int
+mask_service_arg(struct cli *cli, const char *in, char *code, size_t len)
+{
+	return mask_code_arg(cli, in, MASK_SERVICE, code, len);
 }
 
 /* the service of code, or the exit status after a message */
@@ -378,6 +397,32 @@ mask_confirm(const char *who)
 
 	snprintf(q, sizeof(q), "Delete %s, its pairs and its statistics?", who);
 	return cli_confirm(q, who);
+}
+
+/* pair disable|enable: one person's user address, the service stays */
+static int
+mask_pair_change(struct cli *cli, const struct mask_opts *o)
+{
+	struct table	*t;
+	char		 code[TABLE_MASK_CODE_MAX + 1];
+	char		 err[512], addr[512];
+	int		 enable = strcmp(o->pos[1], "enable") == 0, rc;
+
+	if ((rc = mask_code_arg(cli, o->pos[2], MASK_USER, code,
+	    sizeof(code))) != EX_OK)
+		return rc;
+	snprintf(addr, sizeof(addr), "user-%s@%s", code, cli->cfg.mask_domain);
+	if ((t = cli_table(cli)) == NULL)
+		return EX_TEMPFAIL;
+	if (table_mask_pair_set(t, code, !enable, err, sizeof(err)) == -1) {
+		cli_err("%s: %s", addr, err);
+		rc = strstr(err, "no such") ? EX_NOUSER : EX_TEMPFAIL;
+	} else {
+		printf("%s %s\n", addr, enable ? "enabled" : "disabled");
+		rc = EX_OK;
+	}
+	table_close(t);
+	return rc;
 }
 
 /* service del|disable|enable */
@@ -790,6 +835,8 @@ cmd_mask(struct cli *cli, int argc, char **argv)
 	if (strcmp(o.pos[0], "service") == 0)
 		return strcmp(o.pos[1], "add") == 0 ? mask_service_add(cli, &o) :
 		    mask_service_change(cli, &o);
+	if (strcmp(o.pos[0], "pair") == 0)
+		return mask_pair_change(cli, &o);
 	if (strcmp(o.pos[0], "stats") == 0)
 		return mask_stats(cli, &o);
 	return mask_listing(cli, &o);

@@ -86,6 +86,8 @@ enum ipc_type {
 	/* queue -> lookup: a recipient in the mask domain (lookup.c) */
 	LOOKUP_MASK_RESOLVE,	/* str rcpt; str sender; u32 automatic */
 	QUEUE_MASK_RESOLVED,	/* u32 mask_res; str why; [route] */
+	/* queue -> lookup: a relayed copy was delivered (no answer) */
+	LOOKUP_MASK_DELIVERED,	/* str sender (the VERP address) */
 	IMSG_MAX
 };
 

@@ -587,9 +587,36 @@ lookup_on_mask(struct ipc *c, struct ipc_msg *m, void *arg)
 	buf_free(&b);
 }
 
+/*
+ * LOOKUP_MASK_DELIVERED: str sender. A copy sent with this VERP sender
+ * was delivered: the bounce count of the address it went to restarts.
+ * No answer (nothing waits for it).
+ */
+static void
+lookup_on_mask_delivered(struct ipc *c, struct ipc_msg *m, void *arg)
+{
+	struct ipc_rd	 rd;
+	struct table	*tb;
+	char		 sender[ADDR_STR_MAX + 1];
+
+	(void)c;
+	(void)arg;
+	ipc_rd_init(&rd, m);
+	ipc_get_str(&rd, sender, sizeof(sender));
+	if (ipc_get_end(&rd) == -1) {
+		log_warnx("bad LOOKUP_MASK_DELIVERED");
+		return;
+	}
+	if ((tb = lookup_table()) == NULL ||
+	    mask_delivered(tb, lp->conf, sender) == -1)
+		log_warnx("mask: cannot reset the bounce count of <%s>",
+		    sender);
+}
+
 static const struct ipc_handler queue_handlers[] = {
 	{ LOOKUP_RCPT_RESOLVE, lookup_on_resolve },
 	{ LOOKUP_MASK_RESOLVE, lookup_on_mask },
+	{ LOOKUP_MASK_DELIVERED, lookup_on_mask_delivered },
 	{ 0, NULL }
 };
 

@@ -226,6 +226,37 @@ verp_for(const struct config *c, struct mask_route *mr)
 	return MASK_R_OK;
 }
 
+int
+mask_delivered(struct table *t, const struct config *c, const char *sender)
+{
+	struct table_mask_pair	 p;
+	char			 local[ADDR_LOCAL_MAX + 1], pc[MASK_CODE_LEN + 1];
+	const char		*at = strrchr(sender, '@');
+	unsigned long long	 no;
+	size_t			 n;
+
+	if (at == NULL || !mask_domain_of(c, sender) ||
+	    (n = (size_t)(at - sender)) >= sizeof(local))
+		return 0;
+	memcpy(local, sender, n);
+	local[n] = '\0';
+	if (mask_verp_parse(local, keys_of(c), c->nmask_keys, pc, sizeof(pc),
+	    &no) == -1)
+		return 0;
+	switch (table_mask_pair_get(t, pc, &p)) {
+	case TABLE_FOUND:
+		break;
+	case TABLE_NOTFOUND:
+		return 0;
+	default:
+		return -1;
+	}
+	/* the low bit of NO: the copy went to the person (1) or the
+	   service's real address (0), as in mask_bounce() */
+	return table_mask_ok(t, (no & 1) ? "pair" : "service",
+	    (no & 1) ? p.code : p.service) == -1 ? -1 : 1;
+}
+
 /*
  * A bounce to bounce-PAIR-NO-MAC@: the copy of pair PAIR that went to the
  * service (low bit of NO 0) or to the person (1) came back. The real

@@ -59,5 +59,13 @@ enum mask_res	mask_check(struct table *, const struct config *,
 enum mask_res	mask_resolve(struct table *, const struct config *,
 		    const char *rcpt, const char *sender, unsigned flags,
 		    struct mask_route *, char *why, size_t);
+/*
+ * A relayed copy (envelope sender: our VERP address) was delivered: the
+ * real address it went to works, so its bounce count starts again
+ * (table_mask_ok). 1 reset, 0 not a VERP address of ours or nothing to
+ * reset, -1 database trouble.
+ */
+int		mask_delivered(struct table *, const struct config *,
+		    const char *sender);
 
 #endif

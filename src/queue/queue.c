@@ -540,6 +540,31 @@ qmsg_fit(struct qmsg *m)
 	return 0;
 }
 
+/*
+ * A relayed copy of the masked relay (its sender is our VERP address
+ * bounce-…@MASK-DOMAIN) was delivered: the lookup process restarts the
+ * bounce count of the real address it went to. Best effort, no answer:
+ * a lost notice only leaves the count where it was.
+ */
+static void
+queue_mask_delivered(const struct qmsg *m)
+{
+	const char	*at = strrchr(m->env.from, '@');
+	struct buf	 b;
+
+	if (at == NULL || qp->conf->mask_domain[0] == '\0' ||
+	    strcasecmp(at + 1, qp->conf->mask_domain) != 0 ||
+	    strncasecmp(m->env.from, "bounce-", 7) != 0)
+		return;
+	buf_init(&b, ADDR_STR_MAX + 16);
+	ipc_put_str(&b, m->env.from);
+	if (ipc_send_buf(qp->peer[ROLE_LOOKUP], LOOKUP_MASK_DELIVERED, 0, -1,
+	    &b) == -1)
+		log_warnx("%s: mask: lookup process unavailable, bounce count "
+		    "not reset", m->env.id);
+	buf_free(&b);
+}
+
 static void
 rcpt_outcome(struct qmsg *m, size_t i, enum rcpt_state st, const char *relay,
     const char *text)
@@ -559,6 +584,8 @@ rcpt_outcome(struct qmsg *m, size_t i, enum rcpt_state st, const char *relay,
 			m->fresh[i] = 1;
 		m->newly_bounced = 1;
 	}
+	if (st == RCPT_DELIVERED)
+		queue_mask_delivered(m);
 	log_info("%s: to=<%s>%s%s%s relay=%s delay=%.2f status=%s (%s)",
 	    m->env.id, r->addr, strcmp(r->orig, r->addr) ? " orig_to=<" : "",
 	    strcmp(r->orig, r->addr) ? r->orig : "",

@@ -114,6 +114,33 @@ def test_conversation_both_ways(relay):
     assert b"In-Reply-To: <m1." + t.encode() + b"@far.test>" in rh
 
 
+def test_pair_disable_and_enable(relay):
+    """`mask pair disable` stops one person's user address (the service
+    gets 550 5.1.1 writing to it); the service and other pairs go on;
+    `enable` opens it again."""
+    s = relay
+    svc = new_service(s)
+    got = first_contact(s, svc, tag())
+    user = re.search(rb"Reply-To: <(user-[a-z2-7]+@[^>]+)>",
+                     header_section(got)).group(1).decode()
+    r = s.cli("mask", "pair", "disable", user.upper())
+    assert r.stdout.strip() == "%s disabled" % user
+    listed = s.cli("mask", "pairs", svc).stdout
+    assert "disabled" in listed, listed
+    c = RawSMTP(s.smtp_port)
+    c.ehlo()
+    c.expect(250, "2.1.0", "MAIL FROM:<%s>" % DESK)
+    c.expect(550, "5.1.1", "RCPT TO:<%s>" % user)
+    c.close()
+    assert s.cli("mask", "pair", "enable", user.split("@")[0]).stdout \
+        .strip() == "%s enabled" % user
+    r = tag()
+    send(s, DESK, [user], b"From: Desk <desk@example.test>\nTo: <" +
+         user.encode() + b">\nSubject: " + r.encode() + b"\n\nback\n")
+    wait_for(lambda: any(r.encode() in d for _, _, d in s.far.messages),
+             what="the answer after enable")
+
+
 def test_only_the_service_may_write_to_a_user_address(relay):
     s = relay
     svc = new_service(s)
@@ -268,6 +295,40 @@ def test_bounces_become_notices_and_disable(make_sluice, far, db_backend):
     c.ehlo()
     c.expect(250, "2.1.0", "MAIL FROM:<carol@example.test>")
     c.expect(550, "5.1.1", "RCPT TO:<%s>" % svc)
+
+
+def test_delivery_restarts_the_bounce_count(make_sluice, far, db_backend):
+    """Bounces count "in a row": a copy delivered to the real address sets
+    the count back to 0, so limit-1 bounces, a success and one more bounce
+    leave the service active."""
+    far.replies["flaky@far.test"] = "550 5.2.1 mailbox disabled for now"
+    s = make_sluice("mask-domain %s\nmask-key %s\nmask-bounce-limit 2\n"
+                    "route far.test via 127.0.0.1:%d\n" % (MASKDOM, KEY, far.port))
+    s.add_account("carol@example.test")
+    svc = new_service(s, real="flaky@far.test")
+
+    def write():
+        t = tag()
+        send(s, "carol@example.test", [svc], b"From: Carol <carol@example.test>\n"
+             b"Subject: " + t.encode() + b"\n\nhello\n")
+        return t
+
+    def bounces():
+        line = [x for x in s.cli("mask", "list").stdout.splitlines()
+                if svc in x][0]
+        return int(re.search(r"bounces=(\d+)", line).group(1)), line
+
+    write()
+    wait_for(lambda: bounces()[0] == 1, what="one bounce counted")
+    del far.replies["flaky@far.test"]
+    t = write()
+    wait_for(lambda: any(t.encode() in d for _, _, d in far.messages),
+             what="the copy delivered")
+    wait_for(lambda: bounces()[0] == 0, what="the count restarted")
+    far.replies["flaky@far.test"] = "550 5.2.1 mailbox disabled again"
+    write()
+    wait_for(lambda: bounces()[0] == 1, what="one bounce counted again")
+    assert "active" in bounces()[1], bounces()[1]
 
 
 def test_bounce_addresses_take_only_real_bounces(relay):
