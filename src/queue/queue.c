@@ -313,7 +313,8 @@ queue_on_commit(struct ipc *c, struct ipc_msg *m, void *arg)
 	ipc_get_str(&rd, e.client_addr, sizeof(e.client_addr));
 	ipc_get_str(&rd, e.proto, sizeof(e.proto));
 	ipc_get_str(&rd, e.tls, sizeof(e.tls));
-	/* ENV_F_HELD: a milter quarantined it */
+	ipc_get_str(&rd, e.auth, sizeof(e.auth));
+	/* ENV_F_HELD: a milter or DMARC quarantined it */
 	e.flags = ipc_get_u32(&rd) & (ENV_F_LOCAL | ENV_F_SMTPUTF8 |
 	    ENV_F_8BITMIME | ENV_F_HELD);
 	e.size = ipc_get_u64(&rd);
@@ -464,14 +465,15 @@ queue_flush(int fd, short ev, void *arg)
 			qmsg_dsn_done(o->parent, 1);
 		queue_commit_reply(o, 1, "");
 		log_info("%s: queued from=<%s> size=%llu nrcpt=%zu proto=%s "
-		    "client=%s", o->env.id, o->env.from, o->env.size,
-		    o->env.nrcpts, o->env.proto, o->env.client_addr);
+		    "client=%s%s%s", o->env.id, o->env.from, o->env.size,
+		    o->env.nrcpts, o->env.proto, o->env.client_addr,
+		    o->env.auth[0] ? " auth=" : "", o->env.auth);
 		if (o->maildrop[0] &&
 		    unlinkat(queue_spool.maildrop, o->maildrop, 0) == -1)
 			log_warn("%s: cannot remove maildrop/%s", o->env.id,
 			    o->maildrop);
 		if (o->env.flags & ENV_F_HELD)
-			log_info("%s: held (quarantined by a milter), "
+			log_info("%s: held (quarantined by a milter or DMARC), "
 			    "sluice queue release %s delivers it", o->env.id,
 			    o->env.id);
 		if ((m = qmsg_new(&o->env, Q_INCOMING)) != NULL) {

@@ -1383,6 +1383,7 @@ smtp_commit(struct smtp_session *s)
 	    s->auth_user[0] ? (s->tls ? "ESMTPSA" : "ESMTPA") :
 	    s->tls ? "ESMTPS" : "ESMTP");
 	ipc_put_str(&b, s->tls ? s->tls_info : "");
+	ipc_put_str(&b, s->auth_user);	/* "" unless logged in */
 	ipc_put_u32(&b, (s->listener->local ? ENV_F_LOCAL : 0) |
 	    (s->mail.smtputf8 ? ENV_F_SMTPUTF8 : 0) |
 	    (s->mail.body == SMTP_BODY_8BITMIME ? ENV_F_8BITMIME : 0) |

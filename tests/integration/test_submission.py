@@ -5,6 +5,7 @@ smtplib, swaks, raw sockets, and aiosmtpd downstream for relayed mail."""
 import base64
 import os
 import signal
+import re
 import smtplib
 import ssl
 import subprocess
@@ -102,6 +103,26 @@ def test_smtplib_login_sends_anywhere(make_sluice, downstream):
     m = [m for m in s.messages(DEMO) if t.encode() in m][0]
     assert b"with ESMTPSA" in m
     assert "auth user=demo@example.test" in s.read_log()
+    # the envelope keeps who logged in; so does the queue's log line
+    assert re.search(r"queued from=<demo@example\.test> .*client=127\.0\.0\.1 "
+                     r"auth=demo@example\.test$", s.read_log(), re.M)
+
+
+def test_envelope_auth_field(make_sluice):
+    """The envelope keeps the AUTH identity (`sluice queue show` of a
+    message deferred for a far domain); an anonymous client's has none."""
+    s = make_sluice(tls=True)
+    t = tag()
+    with smtplib.SMTP("127.0.0.1", s.submission_port) as c:
+        c.starttls(context=unverified_context())
+        c.login(DEMO, DEMO_PASSWORD)
+        assert not c.sendmail(DEMO, ["friend@far.test"], own_message(t))
+    qid = s.wait_log(r"(\w+): queued from=<demo@example\.test>").group(1)
+    shown = s.cli("queue", "show", qid).stdout
+    assert "\nauth: demo@example.test\n" in shown, shown
+    s.send_good()
+    line = s.wait_log(r"queued from=<good@client\.test> .*").group(0)
+    assert "auth=" not in line
 
 
 def test_no_open_relay_without_auth(make_sluice, downstream):
