@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,65 +200,6 @@ ar_export_file(struct ar_out *o, int dfd, const char *name, const char *path)
 	return 0;
 }
 
-static int
-ar_name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The names in directory dfd, sorted (a stable archive); NULL on error. */
-static char **
-ar_names(int dfd, size_t *n)
-{
-	struct dirent	*e;
-	char		**v = NULL, **nv;
-	size_t		 cap = 0;
-	DIR		*d;
-	int		 fd;
-
-	*n = 0;
-	if ((fd = dup(dfd)) == -1 || (d = fdopendir(fd)) == NULL) {
-		if (fd != -1)
-			close(fd);
-		return NULL;
-	}
-	rewinddir(d);
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 64;
-			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL)
-				goto fail;
-			v = nv;
-		}
-		if ((v[*n] = strdup(e->d_name)) == NULL)
-			goto fail;
-		(*n)++;
-	}
-	closedir(d);
-	if (*n == 0) {
-		free(v);
-		v = calloc(1, sizeof(*v));	/* empty, not an error */
-	} else
-		qsort(v, *n, sizeof(*v), ar_name_cmp);
-	return v;
-fail:
-	closedir(d);
-	while (*n > 0)
-		free(v[--(*n)]);
-	free(v);
-	return NULL;
-}
-
-static void
-ar_names_free(char **v, size_t n)
-{
-	while (n > 0)
-		free(v[--n]);
-	free(v);
-}
-
 /* the entry of a directory: "path/" */
 static int
 ar_export_dir(struct ar_out *o, const char *path, time_t mtime)
@@ -277,7 +219,7 @@ ar_export_box(struct ar_out *o, int dfd, const char *path, time_t mtime)
 	size_t		 n, i;
 	int		 rc;
 
-	if ((names = ar_names(dfd, &n)) == NULL)
+	if ((names = cli_dir_names(dfd, 0, SIZE_MAX, &n)) == NULL)
 		return -1;
 	rc = ar_export_dir(o, path, mtime);
 	for (i = 0; rc == 0 && i < n; i++) {
@@ -289,7 +231,7 @@ ar_export_box(struct ar_out *o, int dfd, const char *path, time_t mtime)
 		}
 		rc = ar_export_file(o, dfd, names[i], p);
 	}
-	ar_names_free(names, n);
+	cli_names_free(names, n);
 	return rc;
 }
 
@@ -306,7 +248,7 @@ ar_export_folder(struct ar_out *o, int dfd, const char *path, int root)
 	size_t		 n, i;
 	int		 sub, rc = 0, box;
 
-	if ((names = ar_names(dfd, &n)) == NULL)
+	if ((names = cli_dir_names(dfd, 0, SIZE_MAX, &n)) == NULL)
 		return -1;
 	if (fstat(dfd, &st) == -1 || ar_export_dir(o, path, st.st_mtime) == -1)
 		rc = -1;
@@ -336,7 +278,7 @@ ar_export_folder(struct ar_out *o, int dfd, const char *path, int root)
 			close(sub);
 		}
 	}
-	ar_names_free(names, n);
+	cli_names_free(names, n);
 	return rc;
 }
 
@@ -893,16 +835,16 @@ ar_seen_get(struct ar_write *w, const char *folder, int fd)
 		if ((bfd = openat(fd, boxes[k], O_RDONLY | O_DIRECTORY |
 		    O_NOFOLLOW | O_CLOEXEC)) == -1)
 			return NULL;
-		names = ar_names(bfd, &n);
+		names = cli_dir_names(bfd, 0, SIZE_MAX, &n);
 		close(bfd);
 		if (names == NULL)
 			return NULL;
 		for (i = 0; i < n; i++)
 			if (ar_seen_add(s, names[i]) == -1) {
-				ar_names_free(names, n);
+				cli_names_free(names, n);
 				return NULL;
 			}
-		ar_names_free(names, n);
+		cli_names_free(names, n);
 	}
 	return s;
 }
@@ -1074,7 +1016,7 @@ ar_restore(struct ar_in *in, int fd, int root, unsigned long *added,
 	archive_read_free(in->a);
 	in->a = NULL;
 	for (size_t i = 0; i < w.nseen; i++)
-		ar_names_free(w.seen[i].v, w.seen[i].n);
+		cli_names_free(w.seen[i].v, w.seen[i].n);
 	free(w.seen);
 	*added = w.added;
 	*present = w.present;

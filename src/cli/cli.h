@@ -62,6 +62,15 @@ int	cli_confirm(const char *question, const char *what);
 int	cli_hostname_valid(const char *s);
 /* lower-case ASCII in place */
 void	cli_lower(char *s);
+/*
+ * The names in directory dfd (read through a dup, from the start),
+ * sorted by strcmp, without "." and ".." (with skip_hidden: without any
+ * name starting with a dot), at most max of them: an array (empty, not
+ * NULL, for an empty directory) freed with cli_names_free(), or NULL
+ * with errno set.
+ */
+char	**cli_dir_names(int dfd, int skip_hidden, size_t max, size_t *n);
+void	  cli_names_free(char **, size_t n);
 /* s as a JSON string (quoted, escaped) on fp */
 void	cli_json_str(FILE *fp, const char *s);
 /* ISO 8601 UTC time, "YYYY-MM-DDTHH:MM:SSZ" */

@@ -307,54 +307,6 @@ dissect_move(int newfd, int curfd, const char *name, const char *dir)
 }
 
 static int
-dissect_namecmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* the names in new/, sorted; -1 on error */
-static int
-dissect_list_new(int newfd, char ***names, size_t *n)
-{
-	struct dirent	*de;
-	DIR		*d;
-	char		**v = NULL, **nv;
-	size_t		 cap = 0;
-	int		 fd;
-
-	*n = 0;
-	if ((fd = dup(newfd)) == -1 || (d = fdopendir(fd)) == NULL) {
-		if (fd != -1)
-			close(fd);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL && *n < DISSECT_MAILDIR_MAX) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 64;
-			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL)
-				goto fail;
-			v = nv;
-		}
-		if ((v[*n] = strdup(de->d_name)) == NULL)
-			goto fail;
-		(*n)++;
-	}
-	closedir(d);
-	if (*n > 1)
-		qsort(v, *n, sizeof(*v), dissect_namecmp);
-	*names = v;
-	return 0;
-fail:
-	closedir(d);
-	while (*n > 0)
-		free(v[--(*n)]);
-	free(v);
-	return -1;
-}
-
-static int
 dissect_maildir(struct dissect_opts *o)
 {
 	struct stat	 st;
@@ -379,7 +331,8 @@ dissect_maildir(struct dissect_opts *o)
 	}
 	close(newfd);
 	newfd = fd;
-	if (dissect_list_new(newfd, &names, &n) == -1) {
+	if ((names = cli_dir_names(newfd, 1, DISSECT_MAILDIR_MAX,
+	    &n)) == NULL) {
 		cli_err("%s/new: %s", o->maildir, strerror(errno));
 		status = EX_NOINPUT;
 		goto done;
@@ -415,9 +368,8 @@ dissect_maildir(struct dissect_opts *o)
 	if (o->json)
 		fputs("]\n", stdout);
 done:
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	if (names != NULL)
+		cli_names_free(names, n);
 	close(newfd);
 	if (curfd != -1)
 		close(curfd);

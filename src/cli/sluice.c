@@ -10,6 +10,8 @@
  * Exit statuses are from <sysexits.h>.
  */
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -286,4 +288,64 @@ main(int argc, char **argv)
 			return cli_cmds[i].run(&cli, argc - k, argv + k);
 	cli_err("unknown command \"%s\"", argv[k]);
 	return cli_usage(usage_main, 0);
+}
+
+static int
+cli_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **
+cli_dir_names(int dfd, int skip_hidden, size_t max, size_t *n)
+{
+	struct dirent	*e;
+	char		**v = NULL, **nv;
+	size_t		 cap = 0;
+	DIR		*d;
+	int		 fd, saved;
+
+	*n = 0;
+	if ((fd = dup(dfd)) == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return NULL;
+	}
+	rewinddir(d);	/* a dup shares the offset of an earlier reader */
+	while (*n < max && (e = readdir(d)) != NULL) {
+		if (skip_hidden ? e->d_name[0] == '.' :
+		    strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL)
+				goto fail;
+			v = nv;
+		}
+		if ((v[*n] = strdup(e->d_name)) == NULL)
+			goto fail;
+		(*n)++;
+	}
+	closedir(d);
+	if (*n == 0) {
+		free(v);
+		return calloc(1, sizeof(*v));	/* empty, not an error */
+	}
+	qsort(v, *n, sizeof(*v), cli_name_cmp);
+	return v;
+fail:
+	saved = errno;
+	closedir(d);
+	cli_names_free(v, *n);
+	*n = 0;
+	errno = saved;
+	return NULL;
+}
+
+void
+cli_names_free(char **v, size_t n)
+{
+	while (n > 0)
+		free(v[--n]);
+	free(v);
 }
