@@ -839,12 +839,16 @@ ptr_name(const struct spf_ctx *c, char out[128])
 /*
  * ptr (5.5): names of the client under target whose addresses include
  * the client. Only the first SPF_PTR_MAX names count (4.6.4); names not
- * under target are not looked up. A DNS error is no match, not an error.
+ * under target are not looked up. XXX: a DNS error (on the PTR, or on
+ * the address of a name under target when no other name matches) is a
+ * temperror, where 5.5 says no match: a late answer must not turn
+ * "ptr -all" into a fail, and a DMARC fail into a reject.
  */
 static int
 spf_ptr(struct spf_ctx *c, const char *target)
 {
-	const struct dns_rrset	*rs, *a;
+	const struct dns_rrset	*rs, *a, *temp = NULL;
+	const char		*tname = NULL;
 	char			 rev[128];
 	size_t			 n;
 	int			 need = 0;
@@ -853,7 +857,7 @@ spf_ptr(struct spf_ctx *c, const char *target)
 	if ((rs = dns_cache_get(c->dc, DNS_RR_PTR, rev)) == NULL)
 		return R_NEED;
 	if (rs->status == DNS_R_TEMP)
-		return R_NOMATCH;
+		return spf_temp(c, rs, DNS_RR_PTR, rev);
 	if (rs->status != DNS_R_OK || rs->n == 0)
 		return spf_void(c);
 	n = rs->n < SPF_PTR_MAX ? rs->n : SPF_PTR_MAX;
@@ -869,8 +873,13 @@ spf_ptr(struct spf_ctx *c, const char *target)
 		a = dns_cache_get(c->dc, addr_rr(c), rs->rr[i]);
 		if (a != NULL && rrset_match(c, a, c->af == AF_INET ? 32 : 128))
 			return R_MATCH;
+		if (a != NULL && a->status == DNS_R_TEMP && temp == NULL) {
+			temp = a;
+			tname = rs->rr[i];
+		}
 	}
-	return R_NOMATCH;
+	return temp != NULL ? spf_temp(c, temp, addr_rr(c), tname) :
+	    R_NOMATCH;
 }
 
 /* exists: an A record, whatever the client's family (5.7) */

@@ -7,7 +7,8 @@
  * Limits (4.6.4): 10 DNS-querying terms, 2 void lookups, 10 MX hosts per
  * mx, the first 10 PTR names per ptr, includes SPF_DEPTH_MAX deep. exp=
  * is checked for syntax only, never fetched; %{p} is "unknown". Errors
- * are results (temperror, permerror); reason says why.
+ * are results (temperror, permerror); reason says why. A DNS error in
+ * ptr is a temperror (5.5 says no match: a late answer must not fail).
  */
 #ifndef SLUICE_SPF_H
 #define SLUICE_SPF_H

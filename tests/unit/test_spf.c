@@ -439,6 +439,13 @@ test_ptr(void **state)
 		    "n3.x.example", "n4.x.example", "n5.x.example",
 		    "n6.x.example", "n7.x.example", "n8.x.example",
 		    "n9.x.example", "n10.x.example", "mail.example.com"),
+		PTR("8.2.0.192.in-addr.arpa", "slow.example.com",
+		    "fast.example.com", "other.example.net"),
+		TEMP(DNS_RR_A, "slow.example.com"),
+		A("fast.example.com", "192.0.2.1"),
+		PTR("9.2.0.192.in-addr.arpa", "slow.example.com",
+		    "ok.example.com"),
+		A("ok.example.com", "192.0.2.9"),
 		END
 	};
 
@@ -455,9 +462,22 @@ test_ptr(void **state)
 	assert_int_equal(rec("v=spf1 ptr -all", tab, "2001:db8::cb01"),
 	    SPF_PASS);
 	assert_int_equal(rec("v=spf1 ptr -all", tab, "192.0.2.7"), SPF_FAIL);
-	/* a DNS error on the PTR lookup is no match (5.5) */
+	/*
+	 * A DNS error on the PTR lookup, or on the address of a name under
+	 * the target, is a temperror (5.5 says no match: then "ptr -all"
+	 * would be a fail, and DMARC a reject, because DNS was late).
+	 */
 	assert_int_equal(rec("v=spf1 ptr ?all", tab, "192.0.2.5"),
-	    SPF_NEUTRAL);
+	    SPF_TEMPERROR);
+	assert_int_equal(rec("v=spf1 ptr -all", tab, "192.0.2.5"),
+	    SPF_TEMPERROR);
+	assert_int_equal(rec("v=spf1 ptr -all", tab, "192.0.2.8"),
+	    SPF_TEMPERROR);
+	/* ... unless another name matches */
+	assert_int_equal(rec("v=spf1 ptr -all", tab, "192.0.2.9"), SPF_PASS);
+	/* a name not under the target is not looked up: its error is none */
+	assert_int_equal(rec("v=spf1 ptr:example.net -all", tab,
+	    "192.0.2.8"), SPF_FAIL);
 	/* only the first 10 names count (4.6.4) */
 	assert_int_equal(rec("v=spf1 ptr -all", tab, "192.0.2.6"), SPF_FAIL);
 }
