@@ -402,7 +402,7 @@ macro_expand(const struct spf_ctx *c, const char *domain, const char *s,
 		vb[0] = tb[0] = '\0';
 		macro_value(c, m.letter, domain, &v);
 		macro_transform(&m, vb, v.len, &t);
-		if (exp && m.upper)
+		if (m.upper)		/* 7.3: in a domain-spec too */
 			macro_escape(tb, t.len, o);
 		else
 			ob_add(o, tb, t.len);

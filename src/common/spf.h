@@ -53,8 +53,9 @@ int		 spf_check(const struct spf_query *, struct dns_cache *,
 const char	*spf_result_name(enum spf_result);
 
 /* expand a macro-string (7) with domain as %{d} into out (NUL ended); exp:
-   explanation text (c r t allowed, upper-case letters URL-escaped), else a
-   name cut from the left to SPF_DOMAIN_MAX (7.3); -1 on a syntax error */
+   explanation text (c r t allowed), else a name cut from the left to
+   SPF_DOMAIN_MAX (7.3); upper-case letters are URL-escaped in both; -1 on
+   a syntax error */
 int		 spf_expand(const struct spf_query *q, const char *domain,
 		    const char *macro, int exp, char *out, size_t outlen);
 

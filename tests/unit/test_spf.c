@@ -545,6 +545,11 @@ test_macro_rfc(void **state)
 	expand("%%%_%-", v4, 1, "% %20");
 	expand("%{D}", v4, 0, "email.example.com");
 	expand("%{S}", v4, 1, "strong-bad%40email.example.com");
+	/* 7.3: upper case is URL-escaped in a domain-spec too */
+	expand("%{S}.x.example", v4, 0, "strong-bad%40email.example.com"
+	    ".x.example");
+	expand("%{I}", "2001:db8::cb01", 0, "2.0.0.1.0.d.b.8.0.0.0.0.0.0.0.0"
+	    ".0.0.0.0.0.0.0.0.0.0.0.0.c.b.0.1");
 	expand("%{l}", v4, 1, "strong-bad");
 	expand("%{d2r+-.}", v4, 0, "example.email");
 	expand("%{l-+}", v4, 0, "strong.bad");
