@@ -778,7 +778,8 @@ spf_a(struct spf_ctx *c, const char *target, const struct spf_term *t)
 static int
 spf_mx(struct spf_ctx *c, const char *target, const struct spf_term *t)
 {
-	const struct dns_rrset	*rs, *a;
+	const struct dns_rrset	*rs, *a, *temp = NULL;
+	const char		*tname = NULL;
 	unsigned		 bits = c->af == AF_INET ? t->cidr4 : t->cidr6;
 	int			 need = 0;
 
@@ -796,16 +797,20 @@ spf_mx(struct spf_ctx *c, const char *target, const struct spf_term *t)
 			need = 1;
 	if (need)
 		return R_NEED;
+	/* a host that matches decides; else the first DNS error is a temperror */
 	for (size_t i = 0; i < rs->n; i++) {
 		a = dns_cache_get(c->dc, addr_rr(c), rs->rr[i]);
 		if (a == NULL)		/* not reached: answered above */
 			return R_NEED;
-		if (a->status == DNS_R_TEMP)
-			return spf_temp(c, a, addr_rr(c), rs->rr[i]);
 		if (rrset_match(c, a, bits))
 			return R_MATCH;
+		if (a->status == DNS_R_TEMP && temp == NULL) {
+			temp = a;
+			tname = rs->rr[i];
+		}
 	}
-	return R_NOMATCH;
+	return temp != NULL ? spf_temp(c, temp, addr_rr(c), tname) :
+	    R_NOMATCH;
 }
 
 /* name is target or a subdomain of it (no case, no trailing dot) */

@@ -788,6 +788,21 @@ test_temperror(void **state)
 	assert_int_equal(rec("v=spf1 mx:x.example -all",
 	    (struct rrdef[]){ TEMP(DNS_RR_MX, "x.example"), END },
 	    "192.0.2.3"), SPF_TEMPERROR);
+	/* an MX host that matches decides, whatever another host's error */
+	{
+		struct rrdef t3[] = {
+			TXT("example.com", "v=spf1 mx -all"),
+			MX("example.com", "m1.example", "m2.example"),
+			TEMP(DNS_RR_A, "m1.example"),
+			A("m2.example", "192.0.2.3"),
+			END
+		};
+
+		o = run(t3, "192.0.2.3", "u@example.com", "example.com");
+		assert_int_equal(o.result, SPF_PASS);
+		o = run(t3, "192.0.2.4", "u@example.com", "example.com");
+		assert_int_equal(o.result, SPF_TEMPERROR);
+	}
 	/* a match before the failing lookup decides */
 	assert_int_equal(rec("v=spf1 ip4:192.0.2.3 exists:x.example -all",
 	    (struct rrdef[]){ TEMP(DNS_RR_A, "x.example"), END }, "192.0.2.3"),
