@@ -369,7 +369,11 @@ macro_escape(const char *s, size_t n, struct obuf *o)
 	}
 }
 
-/* expand the macro-string s[0..n) into o; -1 on a syntax error */
+/*
+ * expand the macro-string s[0..n) into o; -1 on a syntax error, -2 past
+ * SPF_EXPAND_WORK octets of values (CPU: the record is hostile, and the
+ * whole evaluation runs again after every DNS round)
+ */
 static int
 macro_expand(const struct spf_ctx *c, const char *domain, const char *s,
     size_t n, int exp, struct obuf *o)
@@ -378,7 +382,7 @@ macro_expand(const struct spf_ctx *c, const char *domain, const char *s,
 	struct obuf	 v = { vb, sizeof(vb), 0, 0, 0 };
 	struct obuf	 t = { tb, sizeof(tb), 0, 0, 0 };
 	struct macro	 m;
-	size_t		 i = 0, k;
+	size_t		 i = 0, k, work = 0;
 
 	while (i < n) {
 		if (s[i] != '%') {
@@ -401,6 +405,8 @@ macro_expand(const struct spf_ctx *c, const char *domain, const char *s,
 		v.len = t.len = 0;
 		vb[0] = tb[0] = '\0';
 		macro_value(c, m.letter, domain, &v);
+		if ((work += v.len) > SPF_EXPAND_WORK)
+			return -2;
 		macro_transform(&m, vb, v.len, &t);
 		if (m.upper)		/* 7.3: in a domain-spec too */
 			macro_escape(tb, t.len, o);
@@ -412,7 +418,8 @@ macro_expand(const struct spf_ctx *c, const char *domain, const char *s,
 
 /*
  * The name a domain-spec expands to: without a trailing dot, cut from
- * the left label by label to SPF_DOMAIN_MAX (7.3). -1 on a syntax error.
+ * the left label by label to SPF_DOMAIN_MAX (7.3). -1 on a syntax error,
+ * -2 when the values are too long (macro_expand).
  */
 static int
 spf_target(const struct spf_ctx *c, const char *spec, size_t n,
@@ -422,10 +429,11 @@ spf_target(const struct spf_ctx *c, const char *spec, size_t n,
 	struct obuf	 o = { buf, sizeof(buf), 0, 1, 0 };
 	const char	*p = buf, *dot;
 	size_t		 len;
+	int		 r;
 
 	buf[0] = '\0';
-	if (macro_expand(c, domain, spec, n, 0, &o) == -1)
-		return -1;
+	if ((r = macro_expand(c, domain, spec, n, 0, &o)) < 0)
+		return r;
 	len = o.len;
 	if (len > 0 && buf[len - 1] == '.')
 		len--;
@@ -934,8 +942,13 @@ spf_term_target(struct spf_ctx *c, const struct spf_term *t,
 		snprintf(target, SPF_DOMAIN_MAX + 1, "%s", domain);
 		return R_OK;
 	}
-	if (spf_target(c, t->arg, t->alen, domain, target) == -1)
+	switch (spf_target(c, t->arg, t->alen, domain, target)) {
+	case -1:
 		return spf_perm(c, "bad macro in ", t->text, t->len);
+	case -2:
+		return spf_perm(c, "macro expansion too long in ", t->text,
+		    t->len);
+	}
 	return R_OK;
 }
 
@@ -1194,13 +1207,13 @@ spf_expand(const struct spf_query *q, const char *domain, const char *macro,
 	if (!exp) {
 		char	 name[SPF_DOMAIN_MAX + 1];
 
-		if (spf_target(&c, macro, strlen(macro), domain, name) == -1)
+		if (spf_target(&c, macro, strlen(macro), domain, name) < 0)
 			return -1;
 		snprintf(out, outlen, "%s", name);
 		return 0;
 	}
 	buf[0] = '\0';
-	if (macro_expand(&c, domain, macro, strlen(macro), 1, &o) == -1)
+	if (macro_expand(&c, domain, macro, strlen(macro), 1, &o) < 0)
 		return -1;
 	snprintf(out, outlen, "%s", buf);
 	return 0;

@@ -9,6 +9,9 @@
  * is checked for syntax only, never fetched; %{p} is "unknown". Errors
  * are results (temperror, permerror); reason says why. A DNS error in
  * ptr is a temperror (5.5 says no match: a late answer must not fail).
+ * A domain-spec whose macro values pass SPF_EXPAND_WORK octets is a
+ * permerror (no legitimate record comes near; a hostile one would cost
+ * milliseconds per evaluation, and evaluations repeat per DNS round).
  */
 #ifndef SLUICE_SPF_H
 #define SLUICE_SPF_H
@@ -25,6 +28,8 @@
 #define SPF_PTR_MAX	10	/* PTR names of one ptr */
 #define SPF_DEPTH_MAX	10	/* include/redirect nesting */
 #define SPF_DOMAIN_MAX	253	/* expanded names are cut to this */
+#define SPF_EXPAND_WORK	4096	/* octets of macro values one macro-string
+				   may expand (CPU bound); more: permerror */
 
 enum spf_result {
 	SPF_NONE, SPF_NEUTRAL, SPF_PASS, SPF_FAIL, SPF_SOFTFAIL,

@@ -601,6 +601,49 @@ test_truncate(void **state)
 	assert_int_equal(strspn(out, "a"), 50);
 }
 
+/*
+ * CPU: a 4 KB record of DNS-querying terms full of macros would expand
+ * ~1,000 values (each cut and re-joined) per evaluation, and the
+ * evaluation runs again after every DNS round. One macro-string may
+ * expand at most SPF_EXPAND_WORK octets of values: past that, permerror.
+ */
+static void
+test_expand_work(void **state)
+{
+	struct sockaddr_storage	 ss;
+	char			 lp[301], sender[400], rec[4096], out[512];
+	struct spf_query	 q = { NULL, sender, "h.example", "b.example",
+				    NULL, 0 };
+	struct rrdef		 tab[] = {
+		{ DNS_RR_TXT, "b.example", DNS_R_OK, { rec } },
+		END
+	};
+	struct spf_outcome	 o;
+	size_t			 n;
+
+	(void)state;
+	for (n = 0; n < sizeof(lp) - 1; n++)
+		lp[n] = n % 2 ? '.' : 'a';
+	lp[n] = '\0';
+	snprintf(sender, sizeof(sender), "%s@b.example", lp);
+	set_ip(&ss, "192.0.2.1");
+	q.ip = (struct sockaddr *)&ss;
+	/* a dozen long values: still expanded */
+	assert_int_equal(spf_expand(&q, "b.example", "%{s}%{s}%{s}%{s}%{s}"
+	    "%{s}%{s}%{s}%{s}%{s}%{s}%{s}.x.example", 0, out, sizeof(out)), 0);
+	assert_true(strlen(out) <= SPF_DOMAIN_MAX);
+	/* many more: an error, at once */
+	n = (size_t)snprintf(rec, sizeof(rec), "v=spf1 exists:");
+	while (n + 8 < sizeof(rec) - 16)
+		n += (size_t)snprintf(rec + n, sizeof(rec) - n, "%%{sr}");
+	snprintf(rec + n, sizeof(rec) - n, ".x.example -all");
+	assert_int_equal(spf_expand(&q, "b.example", rec + 14, 0, out,
+	    sizeof(out)), -1);
+	o = run(tab, "192.0.2.1", sender, "b.example");
+	assert_int_equal(o.result, SPF_PERMERROR);
+	assert_non_null(strstr(o.reason, "macro expansion too long"));
+}
+
 static void
 test_multiple_records(void **state)
 {
@@ -998,6 +1041,7 @@ main(void)
 		cmocka_unit_test(test_ptr),
 		cmocka_unit_test(test_macro_rfc),
 		cmocka_unit_test(test_truncate),
+		cmocka_unit_test(test_expand_work),
 		cmocka_unit_test(test_multiple_records),
 		cmocka_unit_test(test_include_loop),
 		cmocka_unit_test(test_lookup_limit),
