@@ -99,6 +99,8 @@ id_equal(const char *a, const char *b)
 {
 	size_t	 la = strlen(a), lb = strlen(b);
 
+	if (strcasecmp(a, b) == 0)
+		return 1;
 	if (la > 0 && a[la - 1] == '.')
 		la--;
 	if (lb > 0 && b[lb - 1] == '.')

@@ -46,6 +46,7 @@ test_is_ours(void **state)
 	assert_true(ours("\"MX.example.org.\"; none"));
 	assert_false(ours("mx.example.org..; none"));
 	assert_false(ours("x.example.org.; none"));
+	assert_true(authres_is_ours(".; none", 7, "."));	/* fuzz */
 }
 
 static void
