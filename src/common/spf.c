@@ -39,6 +39,7 @@ struct spf_ctx {
 	const char		*local;	/* sender's local-part */
 	size_t			 llen;
 	const char		*sdom;	/* sender's domain */
+	size_t			 sdlen;	/* without a trailing dot */
 	unsigned		 lookups, voids;
 	char			 reason[256];
 };
@@ -254,10 +255,10 @@ macro_value(const struct spf_ctx *c, int letter, const char *domain,
 	case 's':
 		ob_add(v, c->local, c->llen);
 		ob_add(v, "@", 1);
-		ob_adds(v, c->sdom);
+		ob_add(v, c->sdom, c->sdlen);
 		break;
 	case 'o':
-		ob_adds(v, c->sdom);
+		ob_add(v, c->sdom, c->sdlen);
 		break;
 	case 'l':
 		ob_add(v, c->local, c->llen);
@@ -1145,6 +1146,10 @@ spf_ctx_init(struct spf_ctx *c, const struct spf_query *q,
 			}
 		}
 	}
+	/* "example.com." is example.com: %{o1} must not be "" */
+	c->sdlen = strlen(c->sdom);
+	if (c->sdlen > 0 && c->sdom[c->sdlen - 1] == '.')
+		c->sdlen--;
 	return 0;
 }
 
@@ -1177,7 +1182,10 @@ spf_check(const struct spf_query *q, struct dns_cache *dc,
 		spf_reason(out, "not a multi-label domain name");
 		return 1;
 	}
+	/* domain_ok() said it fits, a trailing dot aside: %{d1} is no "" */
 	snprintf(domain, sizeof(domain), "%s", q->domain);
+	if (domain[0] != '\0' && domain[strlen(domain) - 1] == '.')
+		domain[strlen(domain) - 1] = '\0';
 	r = spf_eval(&c, domain, 0);
 	out->lookups = c.lookups;
 	out->void_lookups = c.voids;

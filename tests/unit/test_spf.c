@@ -644,6 +644,38 @@ test_expand_work(void **state)
 	assert_non_null(strstr(o.reason, "macro expansion too long"));
 }
 
+/*
+ * A trailing dot on the domain (MAIL FROM:<u@example.com.>) names the same
+ * domain: %{d} and %{o} are the same as without it, so the sender cannot
+ * make a -exists: point at an invalid name and skip it.
+ */
+static void
+test_trailing_dot(void **state)
+{
+	struct rrdef	 tab[] = {
+		TXT("example.com", "v=spf1 -exists:%{d1}.deny.example +all"),
+		A("com.deny.example", "127.0.0.2"),
+		A("com.example.deny.example", "127.0.0.2"),
+		END
+	};
+	struct spf_outcome o;
+
+	(void)state;
+	o = run(tab, "192.0.2.3", "u@example.com", "example.com");
+	assert_int_equal(o.result, SPF_FAIL);
+	o = run(tab, "192.0.2.3", "u@example.com.", "example.com.");
+	assert_int_equal(o.result, SPF_FAIL);
+	tab[0].v[0] = "v=spf1 -exists:%{o1}.deny.example +all";
+	o = run(tab, "192.0.2.3", "u@example.com.", "example.com.");
+	assert_int_equal(o.result, SPF_FAIL);
+	tab[0].v[0] = "v=spf1 -exists:%{o2r}.deny.example +all";
+	o = run(tab, "192.0.2.3", "u@example.com.", "example.com.");
+	assert_int_equal(o.result, SPF_FAIL);
+	tab[0].v[0] = "v=spf1 -exists:%{s}.deny.example +all";
+	o = run(tab, "192.0.2.3", "u@example.com.", "example.com.");
+	assert_int_equal(o.result, SPF_PASS);	/* u@example.com. : NXDOMAIN */
+}
+
 static void
 test_multiple_records(void **state)
 {
@@ -1042,6 +1074,7 @@ main(void)
 		cmocka_unit_test(test_macro_rfc),
 		cmocka_unit_test(test_truncate),
 		cmocka_unit_test(test_expand_work),
+		cmocka_unit_test(test_trailing_dot),
 		cmocka_unit_test(test_multiple_records),
 		cmocka_unit_test(test_include_loop),
 		cmocka_unit_test(test_lookup_limit),
