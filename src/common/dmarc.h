@@ -59,7 +59,11 @@ struct dmarc_query {
 					   sender: then no SPF alignment) */
 	int		 spf_pass;	/* SPF said pass for spf_domain */
 	size_t		 ndkim;		/* at most DMARC_DKIM_MAX are read */
-	struct { const char *d; int pass, temp; } dkim[DMARC_DKIM_MAX];
+	struct {
+		const char	*d;
+		int		 pass;	/* DKIM said pass for d */
+		int		 temp;	/* DKIM said temperror for d */
+	} dkim[DMARC_DKIM_MAX];
 	int		 spf_temp;	/* SPF said temperror for spf_domain */
 };
 

@@ -806,7 +806,7 @@ spf_mx(struct spf_ctx *c, const char *target, const struct spf_term *t)
 			need = 1;
 	if (need)
 		return R_NEED;
-	/* a host that matches decides; else the first DNS error is a temperror */
+	/* a host that matches decides, else the first DNS error: temperror */
 	for (size_t i = 0; i < rs->n; i++) {
 		a = dns_cache_get(c->dc, addr_rr(c), rs->rr[i]);
 		if (a == NULL)		/* not reached: answered above */

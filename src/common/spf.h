@@ -28,8 +28,8 @@
 #define SPF_PTR_MAX	10	/* PTR names of one ptr */
 #define SPF_DEPTH_MAX	10	/* include/redirect nesting */
 #define SPF_DOMAIN_MAX	253	/* expanded names are cut to this */
-#define SPF_EXPAND_WORK	4096	/* octets of macro values one macro-string
-				   may expand (CPU bound); more: permerror */
+#define SPF_EXPAND_WORK	4096	/* octets of macro values in one
+				   macro-string (CPU); more: permerror */
 
 enum spf_result {
 	SPF_NONE, SPF_NEUTRAL, SPF_PASS, SPF_FAIL, SPF_SOFTFAIL,
