@@ -93,6 +93,21 @@ read_id(const char *v, size_t len, size_t *i, char *id, size_t idlen)
 	return 0;
 }
 
+/* the same host name: no case, one trailing dot on either side ignored */
+static int
+id_equal(const char *a, const char *b)
+{
+	size_t	 la = strlen(a), lb = strlen(b);
+
+	if (strcasecmp(a, b) == 0)
+		return 1;
+	if (la > 0 && a[la - 1] == '.')
+		la--;
+	if (lb > 0 && b[lb - 1] == '.')
+		lb--;
+	return la == lb && la > 0 && strncasecmp(a, b, la) == 0;
+}
+
 int
 authres_is_ours(const char *value, size_t len, const char *authserv_id)
 {
@@ -113,7 +128,7 @@ authres_is_ours(const char *value, size_t len, const char *authserv_id)
 	}
 	if (i == len || value[i] != ';')
 		return 0;
-	return strcasecmp(id, authserv_id) == 0;
+	return id_equal(id, authserv_id);
 }
 
 /* ---- writing ---- */

@@ -35,8 +35,8 @@
 /*
  * 1 if an Authentication-Results field value (after the colon, may be
  * folded) names authserv_id (case-insensitive, CFWS and comments skipped,
- * an optional version number after the id allowed); 0 otherwise (also
- * on garbage).
+ * an optional version number after the id allowed, a trailing dot on
+ * either name ignored); 0 otherwise (also on garbage).
  */
 int	authres_is_ours(const char *value, size_t len,
 	    const char *authserv_id);

@@ -400,7 +400,20 @@ aligned(const char *id, const char *from, const char *org, int strict)
 	return dmarc_org_domain(n, n, sizeof(n)) == 0 && strcmp(n, org) == 0;
 }
 
-/* pass or fail once a valid record is known */
+/* 1 if an identifier that would align could not be checked (DNS) */
+static int
+align_temp(const struct dmarc_query *q, size_t nd, const char *from,
+    const char *org, const struct dmarc_record *r)
+{
+	for (size_t i = 0; i < nd; i++)
+		if (q->dkim[i].temp && aligned(q->dkim[i].d, from, org,
+		    r->adkim_strict))
+			return 1;
+	return q->spf_temp && q->spf_domain != NULL &&
+	    aligned(q->spf_domain, from, org, r->aspf_strict);
+}
+
+/* pass, fail or temperror once a valid record is known */
 static void
 align(const struct dmarc_query *q, const char *from, const char *org,
     struct dmarc_outcome *o)
@@ -422,6 +435,12 @@ align(const struct dmarc_query *q, const char *from, const char *org,
 	    aligned(q->spf_domain, from, org, r->aspf_strict);
 	o->result = o->dkim_aligned || o->spf_aligned ? DMARC_PASS :
 	    DMARC_FAIL;
+	if (o->result == DMARC_FAIL && align_temp(q, nd, from, org, r)) {
+		o->result = DMARC_TEMPERROR;
+		snprintf(o->reason, sizeof(o->reason), "DNS timeout for an "
+		    "identifier that would align");
+		return;
+	}
 	if (o->dkim_aligned)
 		snprintf(o->reason, sizeof(o->reason), "aligned DKIM %s", d);
 	else if (o->spf_aligned)

@@ -30,6 +30,10 @@
  * private sections), the domain itself when it is a public suffix. Names
  * must be ASCII (A-labels: the caller converts U-labels).
  *
+ * No aligned pass, but an identifier that would align had a temporary
+ * error (spf_temp, dkim[].temp): temperror, not fail, so that a late DNS
+ * answer never gets a message rejected.
+ *
  * pct below 100 is applied to all mail (no sampling); pct=0 or t=y means
  * "do not act" (dmarc_enforceable). np= (DMARCbis) is parsed but not
  * applied: it needs a lookup of whether the From domain exists.
@@ -55,7 +59,12 @@ struct dmarc_query {
 					   sender: then no SPF alignment) */
 	int		 spf_pass;	/* SPF said pass for spf_domain */
 	size_t		 ndkim;		/* at most DMARC_DKIM_MAX are read */
-	struct { const char *d; int pass; } dkim[DMARC_DKIM_MAX];
+	struct {
+		const char	*d;
+		int		 pass;	/* DKIM said pass for d */
+		int		 temp;	/* DKIM said temperror for d */
+	} dkim[DMARC_DKIM_MAX];
+	int		 spf_temp;	/* SPF said temperror for spf_domain */
 };
 
 struct dmarc_record {

@@ -39,6 +39,7 @@ struct spf_ctx {
 	const char		*local;	/* sender's local-part */
 	size_t			 llen;
 	const char		*sdom;	/* sender's domain */
+	size_t			 sdlen;	/* without a trailing dot */
 	unsigned		 lookups, voids;
 	char			 reason[256];
 };
@@ -254,10 +255,10 @@ macro_value(const struct spf_ctx *c, int letter, const char *domain,
 	case 's':
 		ob_add(v, c->local, c->llen);
 		ob_add(v, "@", 1);
-		ob_adds(v, c->sdom);
+		ob_add(v, c->sdom, c->sdlen);
 		break;
 	case 'o':
-		ob_adds(v, c->sdom);
+		ob_add(v, c->sdom, c->sdlen);
 		break;
 	case 'l':
 		ob_add(v, c->local, c->llen);
@@ -369,7 +370,11 @@ macro_escape(const char *s, size_t n, struct obuf *o)
 	}
 }
 
-/* expand the macro-string s[0..n) into o; -1 on a syntax error */
+/*
+ * expand the macro-string s[0..n) into o; -1 on a syntax error, -2 past
+ * SPF_EXPAND_WORK octets of values (CPU: the record is hostile, and the
+ * whole evaluation runs again after every DNS round)
+ */
 static int
 macro_expand(const struct spf_ctx *c, const char *domain, const char *s,
     size_t n, int exp, struct obuf *o)
@@ -378,7 +383,7 @@ macro_expand(const struct spf_ctx *c, const char *domain, const char *s,
 	struct obuf	 v = { vb, sizeof(vb), 0, 0, 0 };
 	struct obuf	 t = { tb, sizeof(tb), 0, 0, 0 };
 	struct macro	 m;
-	size_t		 i = 0, k;
+	size_t		 i = 0, k, work = 0;
 
 	while (i < n) {
 		if (s[i] != '%') {
@@ -401,8 +406,10 @@ macro_expand(const struct spf_ctx *c, const char *domain, const char *s,
 		v.len = t.len = 0;
 		vb[0] = tb[0] = '\0';
 		macro_value(c, m.letter, domain, &v);
+		if ((work += v.len) > SPF_EXPAND_WORK)
+			return -2;
 		macro_transform(&m, vb, v.len, &t);
-		if (exp && m.upper)
+		if (m.upper)		/* 7.3: in a domain-spec too */
 			macro_escape(tb, t.len, o);
 		else
 			ob_add(o, tb, t.len);
@@ -412,7 +419,8 @@ macro_expand(const struct spf_ctx *c, const char *domain, const char *s,
 
 /*
  * The name a domain-spec expands to: without a trailing dot, cut from
- * the left label by label to SPF_DOMAIN_MAX (7.3). -1 on a syntax error.
+ * the left label by label to SPF_DOMAIN_MAX (7.3). -1 on a syntax error,
+ * -2 when the values are too long (macro_expand).
  */
 static int
 spf_target(const struct spf_ctx *c, const char *spec, size_t n,
@@ -422,10 +430,11 @@ spf_target(const struct spf_ctx *c, const char *spec, size_t n,
 	struct obuf	 o = { buf, sizeof(buf), 0, 1, 0 };
 	const char	*p = buf, *dot;
 	size_t		 len;
+	int		 r;
 
 	buf[0] = '\0';
-	if (macro_expand(c, domain, spec, n, 0, &o) == -1)
-		return -1;
+	if ((r = macro_expand(c, domain, spec, n, 0, &o)) < 0)
+		return r;
 	len = o.len;
 	if (len > 0 && buf[len - 1] == '.')
 		len--;
@@ -778,7 +787,8 @@ spf_a(struct spf_ctx *c, const char *target, const struct spf_term *t)
 static int
 spf_mx(struct spf_ctx *c, const char *target, const struct spf_term *t)
 {
-	const struct dns_rrset	*rs, *a;
+	const struct dns_rrset	*rs, *a, *temp = NULL;
+	const char		*tname = NULL;
 	unsigned		 bits = c->af == AF_INET ? t->cidr4 : t->cidr6;
 	int			 need = 0;
 
@@ -796,16 +806,20 @@ spf_mx(struct spf_ctx *c, const char *target, const struct spf_term *t)
 			need = 1;
 	if (need)
 		return R_NEED;
+	/* a host that matches decides, else the first DNS error: temperror */
 	for (size_t i = 0; i < rs->n; i++) {
 		a = dns_cache_get(c->dc, addr_rr(c), rs->rr[i]);
 		if (a == NULL)		/* not reached: answered above */
 			return R_NEED;
-		if (a->status == DNS_R_TEMP)
-			return spf_temp(c, a, addr_rr(c), rs->rr[i]);
 		if (rrset_match(c, a, bits))
 			return R_MATCH;
+		if (a->status == DNS_R_TEMP && temp == NULL) {
+			temp = a;
+			tname = rs->rr[i];
+		}
 	}
-	return R_NOMATCH;
+	return temp != NULL ? spf_temp(c, temp, addr_rr(c), tname) :
+	    R_NOMATCH;
 }
 
 /* name is target or a subdomain of it (no case, no trailing dot) */
@@ -839,12 +853,16 @@ ptr_name(const struct spf_ctx *c, char out[128])
 /*
  * ptr (5.5): names of the client under target whose addresses include
  * the client. Only the first SPF_PTR_MAX names count (4.6.4); names not
- * under target are not looked up. A DNS error is no match, not an error.
+ * under target are not looked up. XXX: a DNS error (on the PTR, or on
+ * the address of a name under target when no other name matches) is a
+ * temperror, where 5.5 says no match: a late answer must not turn
+ * "ptr -all" into a fail, and a DMARC fail into a reject.
  */
 static int
 spf_ptr(struct spf_ctx *c, const char *target)
 {
-	const struct dns_rrset	*rs, *a;
+	const struct dns_rrset	*rs, *a, *temp = NULL;
+	const char		*tname = NULL;
 	char			 rev[128];
 	size_t			 n;
 	int			 need = 0;
@@ -853,7 +871,7 @@ spf_ptr(struct spf_ctx *c, const char *target)
 	if ((rs = dns_cache_get(c->dc, DNS_RR_PTR, rev)) == NULL)
 		return R_NEED;
 	if (rs->status == DNS_R_TEMP)
-		return R_NOMATCH;
+		return spf_temp(c, rs, DNS_RR_PTR, rev);
 	if (rs->status != DNS_R_OK || rs->n == 0)
 		return spf_void(c);
 	n = rs->n < SPF_PTR_MAX ? rs->n : SPF_PTR_MAX;
@@ -869,8 +887,13 @@ spf_ptr(struct spf_ctx *c, const char *target)
 		a = dns_cache_get(c->dc, addr_rr(c), rs->rr[i]);
 		if (a != NULL && rrset_match(c, a, c->af == AF_INET ? 32 : 128))
 			return R_MATCH;
+		if (a != NULL && a->status == DNS_R_TEMP && temp == NULL) {
+			temp = a;
+			tname = rs->rr[i];
+		}
 	}
-	return R_NOMATCH;
+	return temp != NULL ? spf_temp(c, temp, addr_rr(c), tname) :
+	    R_NOMATCH;
 }
 
 /* exists: an A record, whatever the client's family (5.7) */
@@ -920,8 +943,13 @@ spf_term_target(struct spf_ctx *c, const struct spf_term *t,
 		snprintf(target, SPF_DOMAIN_MAX + 1, "%s", domain);
 		return R_OK;
 	}
-	if (spf_target(c, t->arg, t->alen, domain, target) == -1)
+	switch (spf_target(c, t->arg, t->alen, domain, target)) {
+	case -1:
 		return spf_perm(c, "bad macro in ", t->text, t->len);
+	case -2:
+		return spf_perm(c, "macro expansion too long in ", t->text,
+		    t->len);
+	}
 	return R_OK;
 }
 
@@ -1118,6 +1146,10 @@ spf_ctx_init(struct spf_ctx *c, const struct spf_query *q,
 			}
 		}
 	}
+	/* "example.com." is example.com: %{o1} must not be "" */
+	c->sdlen = strlen(c->sdom);
+	if (c->sdlen > 0 && c->sdom[c->sdlen - 1] == '.')
+		c->sdlen--;
 	return 0;
 }
 
@@ -1150,7 +1182,10 @@ spf_check(const struct spf_query *q, struct dns_cache *dc,
 		spf_reason(out, "not a multi-label domain name");
 		return 1;
 	}
+	/* domain_ok() said it fits, a trailing dot aside: %{d1} is no "" */
 	snprintf(domain, sizeof(domain), "%s", q->domain);
+	if (domain[0] != '\0' && domain[strlen(domain) - 1] == '.')
+		domain[strlen(domain) - 1] = '\0';
 	r = spf_eval(&c, domain, 0);
 	out->lookups = c.lookups;
 	out->void_lookups = c.voids;
@@ -1180,13 +1215,13 @@ spf_expand(const struct spf_query *q, const char *domain, const char *macro,
 	if (!exp) {
 		char	 name[SPF_DOMAIN_MAX + 1];
 
-		if (spf_target(&c, macro, strlen(macro), domain, name) == -1)
+		if (spf_target(&c, macro, strlen(macro), domain, name) < 0)
 			return -1;
 		snprintf(out, outlen, "%s", name);
 		return 0;
 	}
 	buf[0] = '\0';
-	if (macro_expand(&c, domain, macro, strlen(macro), 1, &o) == -1)
+	if (macro_expand(&c, domain, macro, strlen(macro), 1, &o) < 0)
 		return -1;
 	snprintf(out, outlen, "%s", buf);
 	return 0;

@@ -7,7 +7,11 @@
  * Limits (4.6.4): 10 DNS-querying terms, 2 void lookups, 10 MX hosts per
  * mx, the first 10 PTR names per ptr, includes SPF_DEPTH_MAX deep. exp=
  * is checked for syntax only, never fetched; %{p} is "unknown". Errors
- * are results (temperror, permerror); reason says why.
+ * are results (temperror, permerror); reason says why. A DNS error in
+ * ptr is a temperror (5.5 says no match: a late answer must not fail).
+ * A domain-spec whose macro values pass SPF_EXPAND_WORK octets is a
+ * permerror (no legitimate record comes near; a hostile one would cost
+ * milliseconds per evaluation, and evaluations repeat per DNS round).
  */
 #ifndef SLUICE_SPF_H
 #define SLUICE_SPF_H
@@ -24,6 +28,8 @@
 #define SPF_PTR_MAX	10	/* PTR names of one ptr */
 #define SPF_DEPTH_MAX	10	/* include/redirect nesting */
 #define SPF_DOMAIN_MAX	253	/* expanded names are cut to this */
+#define SPF_EXPAND_WORK	4096	/* octets of macro values in one
+				   macro-string (CPU); more: permerror */
 
 enum spf_result {
 	SPF_NONE, SPF_NEUTRAL, SPF_PASS, SPF_FAIL, SPF_SOFTFAIL,
@@ -52,8 +58,9 @@ int		 spf_check(const struct spf_query *, struct dns_cache *,
 const char	*spf_result_name(enum spf_result);
 
 /* expand a macro-string (7) with domain as %{d} into out (NUL ended); exp:
-   explanation text (c r t allowed, upper-case letters URL-escaped), else a
-   name cut from the left to SPF_DOMAIN_MAX (7.3); -1 on a syntax error */
+   explanation text (c r t allowed), else a name cut from the left to
+   SPF_DOMAIN_MAX (7.3); upper-case letters are URL-escaped in both; -1 on
+   a syntax error */
 int		 spf_expand(const struct spf_query *q, const char *domain,
 		    const char *macro, int exp, char *out, size_t outlen);
 

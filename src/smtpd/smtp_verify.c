@@ -270,11 +270,13 @@ verify_dmarc(struct smtp_verify *v, int prefetch)
 	q.from_domain = v->from_domain;
 	q.spf_domain = strchr(v->sender, '@') != NULL ? v->spf_domain : "";
 	q.spf_pass = v->spf_done && v->spf.result == SPF_PASS;
+	q.spf_temp = v->spf_done && v->spf.result == SPF_TEMPERROR;
 	n = smtpd.conf->dkim_verify ? dkimv_count(v->dkim) : 0;
 	for (i = 0; i < n && i < DMARC_DKIM_MAX; i++) {
 		const struct dkimv_sig *sig = dkimv_sig(v->dkim, i);
 		q.dkim[i].d = sig->d;
 		q.dkim[i].pass = sig->result == DKIMV_PASS;
+		q.dkim[i].temp = sig->result == DKIMV_TEMPERROR;
 	}
 	q.ndkim = i;
 	if (dmarc_check(&q, v->cache, &v->dmarc) && !prefetch)

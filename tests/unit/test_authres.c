@@ -41,6 +41,12 @@ test_is_ours(void **state)
 	/* a quoted id */
 	assert_true(ours("\"mx.example.org\"; none"));
 	assert_true(ours("\"mx.exa\\mple.org\" 1; none"));
+	/* a trailing dot names the same host: still ours, renamed */
+	assert_true(ours("mx.example.org.; spf=pass"));
+	assert_true(ours("\"MX.example.org.\"; none"));
+	assert_false(ours("mx.example.org..; none"));
+	assert_false(ours("x.example.org.; none"));
+	assert_true(authres_is_ours(".; none", 7, "."));	/* fuzz */
 }
 
 static void

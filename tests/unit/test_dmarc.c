@@ -577,6 +577,45 @@ test_align_spf(void **state)
 	assert_string_equal(o.reason, "aligned DKIM example.com");
 }
 
+/*
+ * An aligned identifier whose check failed on DNS (SPF or DKIM temperror)
+ * might have passed: the result is temperror, never fail, so that no
+ * message is rejected because a DNS answer was late.
+ */
+static void
+test_align_temp(void **state)
+{
+	struct dmarc_query	 q;
+	struct dmarc_outcome	 o;
+
+	(void)state;
+	q = query("example.com", "bounces.example.com", 0, NULL, 0);
+	q.spf_temp = 1;
+	run(&q, &o);
+	assert_int_equal(o.result, DMARC_TEMPERROR);
+	assert_int_equal(o.policy, DMARC_P_REJECT);
+	q = query("example.com", "example.org", 0, "mail.example.com", 0);
+	q.dkim[0].temp = 1;
+	run(&q, &o);
+	assert_int_equal(o.result, DMARC_TEMPERROR);
+	/* a temporary error of an identifier that cannot align: fail */
+	q = query("example.com", "example.org", 0, "example.net", 0);
+	q.spf_temp = 1;
+	q.dkim[0].temp = 1;
+	run(&q, &o);
+	assert_int_equal(o.result, DMARC_FAIL);
+	/* strict: a subdomain does not align, its error does not count */
+	q = query("strict.test", "mail.strict.test", 0, NULL, 0);
+	q.spf_temp = 1;
+	run(&q, &o);
+	assert_int_equal(o.result, DMARC_FAIL);
+	/* an aligned pass wins over another identifier's error */
+	q = query("example.com", "example.com", 0, "example.com", 1);
+	q.spf_temp = 1;
+	run(&q, &o);
+	assert_int_equal(o.result, DMARC_PASS);
+}
+
 /* ---- enforcement ---- */
 
 static int
@@ -628,6 +667,7 @@ main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_align_dkim),
 		cmocka_unit_test(test_align_spf),
+		cmocka_unit_test(test_align_temp),
 		cmocka_unit_test(test_enforceable),
 	};
 

@@ -439,6 +439,13 @@ test_ptr(void **state)
 		    "n3.x.example", "n4.x.example", "n5.x.example",
 		    "n6.x.example", "n7.x.example", "n8.x.example",
 		    "n9.x.example", "n10.x.example", "mail.example.com"),
+		PTR("8.2.0.192.in-addr.arpa", "slow.example.com",
+		    "fast.example.com", "other.example.net"),
+		TEMP(DNS_RR_A, "slow.example.com"),
+		A("fast.example.com", "192.0.2.1"),
+		PTR("9.2.0.192.in-addr.arpa", "slow.example.com",
+		    "ok.example.com"),
+		A("ok.example.com", "192.0.2.9"),
 		END
 	};
 
@@ -455,9 +462,22 @@ test_ptr(void **state)
 	assert_int_equal(rec("v=spf1 ptr -all", tab, "2001:db8::cb01"),
 	    SPF_PASS);
 	assert_int_equal(rec("v=spf1 ptr -all", tab, "192.0.2.7"), SPF_FAIL);
-	/* a DNS error on the PTR lookup is no match (5.5) */
+	/*
+	 * A DNS error on the PTR lookup, or on the address of a name under
+	 * the target, is a temperror (5.5 says no match: then "ptr -all"
+	 * would be a fail, and DMARC a reject, because DNS was late).
+	 */
 	assert_int_equal(rec("v=spf1 ptr ?all", tab, "192.0.2.5"),
-	    SPF_NEUTRAL);
+	    SPF_TEMPERROR);
+	assert_int_equal(rec("v=spf1 ptr -all", tab, "192.0.2.5"),
+	    SPF_TEMPERROR);
+	assert_int_equal(rec("v=spf1 ptr -all", tab, "192.0.2.8"),
+	    SPF_TEMPERROR);
+	/* ... unless another name matches */
+	assert_int_equal(rec("v=spf1 ptr -all", tab, "192.0.2.9"), SPF_PASS);
+	/* a name not under the target is not looked up: its error is none */
+	assert_int_equal(rec("v=spf1 ptr:example.net -all", tab,
+	    "192.0.2.8"), SPF_FAIL);
 	/* only the first 10 names count (4.6.4) */
 	assert_int_equal(rec("v=spf1 ptr -all", tab, "192.0.2.6"), SPF_FAIL);
 }
@@ -525,6 +545,11 @@ test_macro_rfc(void **state)
 	expand("%%%_%-", v4, 1, "% %20");
 	expand("%{D}", v4, 0, "email.example.com");
 	expand("%{S}", v4, 1, "strong-bad%40email.example.com");
+	/* 7.3: upper case is URL-escaped in a domain-spec too */
+	expand("%{S}.x.example", v4, 0, "strong-bad%40email.example.com"
+	    ".x.example");
+	expand("%{I}", "2001:db8::cb01", 0, "2.0.0.1.0.d.b.8.0.0.0.0.0.0.0.0"
+	    ".0.0.0.0.0.0.0.0.0.0.0.0.c.b.0.1");
 	expand("%{l}", v4, 1, "strong-bad");
 	expand("%{d2r+-.}", v4, 0, "example.email");
 	expand("%{l-+}", v4, 0, "strong.bad");
@@ -574,6 +599,82 @@ test_truncate(void **state)
 	assert_true(out[0] != '.');
 	assert_non_null(strstr(out, ".b.example"));
 	assert_int_equal(strspn(out, "a"), 50);
+}
+
+/*
+ * CPU: a 4 KB record of DNS-querying terms full of macros would expand
+ * ~1,000 values (each cut and re-joined) per evaluation, and the
+ * evaluation runs again after every DNS round. One macro-string may
+ * expand at most SPF_EXPAND_WORK octets of values: past that, permerror.
+ */
+static void
+test_expand_work(void **state)
+{
+	struct sockaddr_storage	 ss;
+	char			 lp[301], sender[400], rec[4096], out[512];
+	struct spf_query	 q = { NULL, sender, "h.example", "b.example",
+				    NULL, 0 };
+	struct rrdef		 tab[] = {
+		{ DNS_RR_TXT, "b.example", DNS_R_OK, { rec } },
+		END
+	};
+	struct spf_outcome	 o;
+	size_t			 n;
+
+	(void)state;
+	for (n = 0; n < sizeof(lp) - 1; n++)
+		lp[n] = n % 2 ? '.' : 'a';
+	lp[n] = '\0';
+	snprintf(sender, sizeof(sender), "%s@b.example", lp);
+	set_ip(&ss, "192.0.2.1");
+	q.ip = (struct sockaddr *)&ss;
+	/* a dozen long values: still expanded */
+	assert_int_equal(spf_expand(&q, "b.example", "%{s}%{s}%{s}%{s}%{s}"
+	    "%{s}%{s}%{s}%{s}%{s}%{s}%{s}.x.example", 0, out, sizeof(out)), 0);
+	assert_true(strlen(out) <= SPF_DOMAIN_MAX);
+	/* many more: an error, at once */
+	n = (size_t)snprintf(rec, sizeof(rec), "v=spf1 exists:");
+	while (n + 8 < sizeof(rec) - 16)
+		n += (size_t)snprintf(rec + n, sizeof(rec) - n, "%%{sr}");
+	snprintf(rec + n, sizeof(rec) - n, ".x.example -all");
+	assert_int_equal(spf_expand(&q, "b.example", rec + 14, 0, out,
+	    sizeof(out)), -1);
+	o = run(tab, "192.0.2.1", sender, "b.example");
+	assert_int_equal(o.result, SPF_PERMERROR);
+	assert_non_null(strstr(o.reason, "macro expansion too long"));
+}
+
+/*
+ * A trailing dot on the domain (MAIL FROM:<u@example.com.>) names the same
+ * domain: %{d} and %{o} are the same as without it, so the sender cannot
+ * make a -exists: point at an invalid name and skip it.
+ */
+static void
+test_trailing_dot(void **state)
+{
+	struct rrdef	 tab[] = {
+		TXT("example.com", "v=spf1 -exists:%{d1}.deny.example +all"),
+		A("com.deny.example", "127.0.0.2"),
+		A("com.example.deny.example", "127.0.0.2"),
+		END
+	};
+	struct spf_outcome o;
+
+	(void)state;
+	o = run(tab, "192.0.2.3", "u@example.com", "example.com");
+	assert_int_equal(o.result, SPF_FAIL);
+	o = run(tab, "192.0.2.3", "u@example.com.", "example.com.");
+	assert_int_equal(o.result, SPF_FAIL);
+	tab[0].v[0] = "v=spf1 -exists:%{o1}.deny.example +all";
+	o = run(tab, "192.0.2.3", "u@example.com.", "example.com.");
+	assert_int_equal(o.result, SPF_FAIL);
+	tab[0].v[0] = "v=spf1 -exists:%{o2r}.deny.example +all";
+	o = run(tab, "192.0.2.3", "u@example.com.", "example.com.");
+	assert_int_equal(o.result, SPF_FAIL);
+	tab[0].v[0] = "v=spf1 -exists:%{s}.deny.example +all";
+	o = run(tab, "192.0.2.3", "u@example.com.", "example.com.");
+	/* u@example.com.deny.example has no A: no match */
+	assert_int_equal(o.result, SPF_PASS);
 }
 
 static void
@@ -763,6 +864,21 @@ test_temperror(void **state)
 	assert_int_equal(rec("v=spf1 mx:x.example -all",
 	    (struct rrdef[]){ TEMP(DNS_RR_MX, "x.example"), END },
 	    "192.0.2.3"), SPF_TEMPERROR);
+	/* an MX host that matches decides, whatever another host's error */
+	{
+		struct rrdef t3[] = {
+			TXT("example.com", "v=spf1 mx -all"),
+			MX("example.com", "m1.example", "m2.example"),
+			TEMP(DNS_RR_A, "m1.example"),
+			A("m2.example", "192.0.2.3"),
+			END
+		};
+
+		o = run(t3, "192.0.2.3", "u@example.com", "example.com");
+		assert_int_equal(o.result, SPF_PASS);
+		o = run(t3, "192.0.2.4", "u@example.com", "example.com");
+		assert_int_equal(o.result, SPF_TEMPERROR);
+	}
 	/* a match before the failing lookup decides */
 	assert_int_equal(rec("v=spf1 ip4:192.0.2.3 exists:x.example -all",
 	    (struct rrdef[]){ TEMP(DNS_RR_A, "x.example"), END }, "192.0.2.3"),
@@ -958,6 +1074,8 @@ main(void)
 		cmocka_unit_test(test_ptr),
 		cmocka_unit_test(test_macro_rfc),
 		cmocka_unit_test(test_truncate),
+		cmocka_unit_test(test_expand_work),
+		cmocka_unit_test(test_trailing_dot),
 		cmocka_unit_test(test_multiple_records),
 		cmocka_unit_test(test_include_loop),
 		cmocka_unit_test(test_lookup_limit),
