@@ -384,9 +384,18 @@ verify_unforge(struct smtp_verify *v)
 	while (off < hl) {
 		end = header_field_end(hdr, hl, off);
 		f = hdr + off;
-		if (end - off > sizeof(AR_NAME) &&
-		    strncasecmp(f, AR_NAME ":", sizeof(AR_NAME)) == 0) {
-			colon = f + sizeof(AR_NAME);
+		colon = NULL;
+		if (end - off >= sizeof(AR_NAME) &&
+		    strncasecmp(f, AR_NAME, sizeof(AR_NAME) - 1) == 0) {
+			/* "Name :" is the obsolete syntax, still read */
+			colon = f + sizeof(AR_NAME) - 1;
+			while (colon < hdr + end &&
+			    (*colon == ' ' || *colon == '\t'))
+				colon++;
+			if (colon == hdr + end || *colon++ != ':')
+				colon = NULL;
+		}
+		if (colon != NULL) {
 			if (authres_is_ours(colon, hdr + end - colon,
 			    verify_authserv_id())) {
 				if (pwrite(s->datafd, FORGED_NAME,

@@ -411,13 +411,17 @@ def test_forged_authentication_results_renamed(verifier):
     forged = ("Authentication-Results: %s; dkim=pass header.d=bank.test;\r\n"
               "\tdmarc=pass header.from=bank.test\r\n"
               "Authentication-Results: other.test; spf=pass\r\n"
-              % AUTHSERV.upper())
+              "Authentication-Results :  %s.; spf=pass\r\n"
+              % (AUTHSERV.upper(), AUTHSERV))
     assert send(s, "x@elsewhere.test",
                 message(t, frm="x@bank.test", extra=forged)) is None
     m = delivered(s, t)
     hs = header_section(m)
     assert b"X-Spoofed-Auth-Results: MX.EXAMPLE.TEST; dkim=pass" in hs
     assert b"Authentication-Results: other.test; spf=pass" in hs
+    # obsolete "Name :" syntax and a trailing dot on the id: ours too
+    assert b"X-Spoofed-Auth-Results :  %s.; spf=pass" % AUTHSERV.encode() \
+        in hs
     assert result(m, "dkim")[0] == "none"       # ours, the only one
     s.wait_log(r"renamed an Authentication-Results")
 
