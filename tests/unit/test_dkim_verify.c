@@ -374,6 +374,14 @@ test_tamper(void **state)
 	t = replace(m, "you?  \n", "you? \t \n\n\n\n");
 	expect(t, keys(), DKIMV_PASS, "");
 	free(t);
+	/* a bare CR is not white space (RFC 6376 3.4.2 unfolds CRLF WSP
+	   only): put into a signed field, it breaks the signature */
+	t = replace(m, "hello there", "hello \rthere");
+	expect(t, keys(), DKIMV_FAIL, "bad signature");
+	free(t);
+	t = replace(m, "To: bob", "To:\r bob");
+	expect(t, keys(), DKIMV_FAIL, "bad signature");
+	free(t);
 	/* a field not signed, added anywhere */
 	t = replace(m, "Received:", "X-Spam: no\nReceived:");
 	expect(t, keys(), DKIMV_PASS, "");
