@@ -567,7 +567,8 @@ sig_h(struct vsig *s, const struct taglist *tl, const struct tag *t,
 	return 0;
 }
 
-/* a domain name as DKIM uses it (letters, digits, '-', '.', '_') */
+/* a domain name as DKIM uses it (letters, digits, '-', '_'; labels
+   separated by single dots) */
 static int
 domain_ok(const char *v, size_t n, size_t max)
 {
@@ -576,7 +577,7 @@ domain_ok(const char *v, size_t n, size_t max)
 	for (size_t i = 0; i < n; i++)
 		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' &&
 		    v[i] <= 'Z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '-' ||
-		    v[i] == '.' || v[i] == '_'))
+		    (v[i] == '.' && v[i - 1] != '.') || v[i] == '_'))
 			return 0;
 	return 1;
 }
@@ -620,6 +621,8 @@ sig_i(struct vsig *s, const char *v, size_t n)
 		return -1;
 	dom = at + 1;
 	dl = strlen(dom);
+	if (!domain_ok(dom, dl, 253))
+		return -1;
 	if (!(dl == d || (dl > d && dom[dl - d - 1] == '.')) ||
 	    strcasecmp(dom + dl - d, s->pub.d) != 0)
 		return -2;

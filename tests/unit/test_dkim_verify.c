@@ -684,6 +684,14 @@ test_bad_tags(void **state)
 	bad(T0 "i=joe@badexample.org; bh=" GOODBH "; b=" GOODB, PE,
 	    "i= not in d=");
 	bad(T0 "i=joe.example.org; bh=" GOODBH "; b=" GOODB, PE, "bad i=");
+	/* an empty label is no domain (i= is reported as header.i) */
+	bad(T0 "i=joe@.example.org; bh=" GOODBH "; b=" GOODB, PE, "bad i=");
+	bad(T0 "i=joe@a..example.org; bh=" GOODBH "; b=" GOODB, PE,
+	    "bad i=");
+	bad("v=1; a=rsa-sha256; d=example..org; s=rsa; h=from; bh=" GOODBH
+	    "; b=" GOODB, PE, "bad d=");
+	bad("v=1; a=rsa-sha256; d=example.org; s=a..b; h=from; bh=" GOODBH
+	    "; b=" GOODB, PE, "bad s=");
 	bad(T0 "i=joe=4@example.org; bh=" GOODBH "; b=" GOODB, PE, "bad i=");
 	bad(T0 "i=joe=40example.org; bh=" GOODBH "; b=" GOODB, DKIMV_FAIL,
 	    "body hash mismatch");	/* =40 is '@' */
