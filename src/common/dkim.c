@@ -254,8 +254,11 @@ dkim_canon_header(const char *f, size_t len, struct buf *out)
 	buf_addc(out, ':');
 	for (i = colon ? (size_t)(colon - f) + 1 : len; i < len; i++) {
 		char c = f[i];
-		if (c == '\r' || c == '\n')
-			continue;		/* unfold */
+		/* unfold: only line ends go (a bare CR is neither white
+		   space nor a line end: kept, RFC 6376 3.4.2) */
+		if (c == '\n' || (c == '\r' && (i + 1 == len ||
+		    f[i + 1] == '\n')))
+			continue;
 		if (is_wsp(c)) {
 			sp = started;
 			continue;

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -34,6 +36,10 @@
 #define TAGS_MAX	64		/* tags in one signature or key record */
 #define SIGB_MAX	1024		/* b= octets: an 8192-bit RSA signature */
 #define KEYP_MAX	4096		/* p= octets */
+#define RSA_E_MAX_BITS	64		/* the public exponent (65537 is 17
+					   bits): a key as large as its modulus
+					   costs a private-key operation per
+					   check (27 ms at 3072 bits) */
 #define SCRATCH_MAX	(4 * DKIMV_HDR_MAX + 64)
 #define NONE32		UINT32_MAX
 
@@ -561,7 +567,8 @@ sig_h(struct vsig *s, const struct taglist *tl, const struct tag *t,
 	return 0;
 }
 
-/* a domain name as DKIM uses it (letters, digits, '-', '.', '_') */
+/* a domain name as DKIM uses it (letters, digits, '-', '_'; labels
+   separated by single dots) */
 static int
 domain_ok(const char *v, size_t n, size_t max)
 {
@@ -570,7 +577,7 @@ domain_ok(const char *v, size_t n, size_t max)
 	for (size_t i = 0; i < n; i++)
 		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' &&
 		    v[i] <= 'Z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '-' ||
-		    v[i] == '.' || v[i] == '_'))
+		    (v[i] == '.' && v[i - 1] != '.') || v[i] == '_'))
 			return 0;
 	return 1;
 }
@@ -614,6 +621,8 @@ sig_i(struct vsig *s, const char *v, size_t n)
 		return -1;
 	dom = at + 1;
 	dl = strlen(dom);
+	if (!domain_ok(dom, dl, 253))
+		return -1;
 	if (!(dl == d || (dl > d && dom[dl - d - 1] == '.')) ||
 	    strcasecmp(dom + dl - d, s->pub.d) != 0)
 		return -2;
@@ -857,6 +866,19 @@ key_decode(const unsigned char *p, size_t plen, int ed)
 	return pk;
 }
 
+/* the size of an RSA key's public exponent (INT_MAX if unknown) */
+static int
+rsa_e_bits(const EVP_PKEY *pk)
+{
+	BIGNUM	*e = NULL;
+	int	 bits = INT_MAX;
+
+	if (EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_E, &e) == 1)
+		bits = BN_num_bits(e);
+	BN_free(e);
+	return bits;
+}
+
 /* the public key of record tl for signature s, or NULL with the result */
 static EVP_PKEY *
 key_make(struct vsig *s, const struct taglist *tl)
@@ -908,6 +930,10 @@ key_make(struct vsig *s, const struct taglist *tl)
 		EVP_PKEY_free(pk);
 		FAIL(DKIMV_PERMERROR, bits < DKIM_RSA_MIN_BITS ?
 		    "key too short" : "key too long");
+	}
+	if (!ed && rsa_e_bits(pk) > RSA_E_MAX_BITS) {
+		EVP_PKEY_free(pk);
+		FAIL(DKIMV_PERMERROR, "RSA exponent too large");
 	}
 #undef FAIL
 	return pk;

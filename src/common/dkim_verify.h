@@ -21,7 +21,8 @@
  * body hash mismatch, expired, key revoked); policy (l= leaves part of the
  * body unsigned: it may verify, but appended content is not covered);
  * neutral is not produced; temperror (DNS); permerror (a malformed
- * signature or key record, no key, a refused algorithm or key size).
+ * signature or key record, no key, a refused algorithm, key size or RSA
+ * public exponent over 64 bits).
  * reason is short printable ASCII; d, s, i and alg are printable ASCII
  * (empty when the tag was missing or unusable).
  *

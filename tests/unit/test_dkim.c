@@ -72,6 +72,9 @@ test_canon_edges(void **state)
 	canon_header("SUBJECT:\t  hello   world \t\n", "subject:hello world\r\n");
 	canon_header("X-Empty:\n", "x-empty:\r\n");
 	canon_header("Folded: a\n  b\n\tc\n", "folded:a b c\r\n");
+	/* a bare CR is kept (only CRLF, or the spool's LF, unfolds) */
+	canon_header("S: a \rb\r\n", "s:a \rb\r\n");
+	canon_header("S: a\r\n\tb\r", "s:a b\r\n");
 }
 
 /* ---- an independent check: parse the field, recompute, verify ---- */

@@ -14,7 +14,10 @@
 
 #include <cmocka.h>
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/x509.h>
 
 #include "dkim.h"
@@ -374,6 +377,14 @@ test_tamper(void **state)
 	t = replace(m, "you?  \n", "you? \t \n\n\n\n");
 	expect(t, keys(), DKIMV_PASS, "");
 	free(t);
+	/* a bare CR is not white space (RFC 6376 3.4.2 unfolds CRLF WSP
+	   only): put into a signed field, it breaks the signature */
+	t = replace(m, "hello there", "hello \rthere");
+	expect(t, keys(), DKIMV_FAIL, "bad signature");
+	free(t);
+	t = replace(m, "To: bob", "To:\r bob");
+	expect(t, keys(), DKIMV_FAIL, "bad signature");
+	free(t);
 	/* a field not signed, added anywhere */
 	t = replace(m, "Received:", "X-Spam: no\nReceived:");
 	expect(t, keys(), DKIMV_PASS, "");
@@ -673,6 +684,14 @@ test_bad_tags(void **state)
 	bad(T0 "i=joe@badexample.org; bh=" GOODBH "; b=" GOODB, PE,
 	    "i= not in d=");
 	bad(T0 "i=joe.example.org; bh=" GOODBH "; b=" GOODB, PE, "bad i=");
+	/* an empty label is no domain (i= is reported as header.i) */
+	bad(T0 "i=joe@.example.org; bh=" GOODBH "; b=" GOODB, PE, "bad i=");
+	bad(T0 "i=joe@a..example.org; bh=" GOODBH "; b=" GOODB, PE,
+	    "bad i=");
+	bad("v=1; a=rsa-sha256; d=example..org; s=rsa; h=from; bh=" GOODBH
+	    "; b=" GOODB, PE, "bad d=");
+	bad("v=1; a=rsa-sha256; d=example.org; s=a..b; h=from; bh=" GOODBH
+	    "; b=" GOODB, PE, "bad s=");
 	bad(T0 "i=joe=4@example.org; bh=" GOODBH "; b=" GOODB, PE, "bad i=");
 	bad(T0 "i=joe=40example.org; bh=" GOODBH "; b=" GOODB, DKIMV_FAIL,
 	    "body hash mismatch");	/* =40 is '@' */
@@ -783,6 +802,45 @@ test_keys(void **state)
 	expect(m, a, PE, "key too short");
 	buf_free(&wp);
 	EVP_PKEY_free(weak);
+	/* a public exponent of 1,000 bits: each check would cost a
+	   private-key operation (a hostile key record times 5 signatures
+	   per message); 65537 is the norm, more than 64 bits is refused */
+	{
+		OSSL_PARAM_BLD *pb = OSSL_PARAM_BLD_new();
+		EVP_PKEY_CTX *fc = EVP_PKEY_CTX_new_from_name(NULL, "RSA",
+		    NULL);
+		BIGNUM *n = NULL, *e = BN_new();
+		OSSL_PARAM *pa;
+		EVP_PKEY *big = NULL;
+		unsigned char *der = NULL;
+		char *pk1;
+		int dlen;
+
+		assert_int_equal(EVP_PKEY_get_bn_param(rsa->pkey,
+		    OSSL_PKEY_PARAM_RSA_N, &n), 1);
+		assert_int_equal(BN_rand(e, 1000, BN_RAND_TOP_ONE,
+		    BN_RAND_BOTTOM_ODD), 1);
+		assert_int_equal(OSSL_PARAM_BLD_push_BN(pb,
+		    OSSL_PKEY_PARAM_RSA_N, n), 1);
+		assert_int_equal(OSSL_PARAM_BLD_push_BN(pb,
+		    OSSL_PKEY_PARAM_RSA_E, e), 1);
+		assert_non_null(pa = OSSL_PARAM_BLD_to_param(pb));
+		assert_int_equal(EVP_PKEY_fromdata_init(fc), 1);
+		assert_int_equal(EVP_PKEY_fromdata(fc, &big,
+		    EVP_PKEY_PUBLIC_KEY, pa), 1);
+		assert_true((dlen = i2d_PUBKEY(big, &der)) > 0);
+		pk1 = b64(der, (size_t)dlen);
+		snprintf(txt, sizeof(txt), "v=DKIM1; p=%s", pk1);
+		expect(m, a, PE, "RSA exponent too large");
+		free(pk1);
+		OPENSSL_free(der);
+		EVP_PKEY_free(big);
+		OSSL_PARAM_free(pa);
+		EVP_PKEY_CTX_free(fc);
+		OSSL_PARAM_BLD_free(pb);
+		BN_free(n);
+		BN_free(e);
+	}
 	/* i= in a subdomain and a key with t=s */
 	free(m);
 	m = hand_msg(rsa->pkey, STAGS "; i=@sub.example.org", shdr, "Hi.\r\n",
