@@ -275,7 +275,9 @@ verify_dmarc(struct smtp_verify *v, int prefetch)
 	for (i = 0; i < n && i < DMARC_DKIM_MAX; i++) {
 		const struct dkimv_sig *sig = dkimv_sig(v->dkim, i);
 		q.dkim[i].d = sig->d;
-		q.dkim[i].pass = sig->result == DKIMV_PASS;
+		/* RFC 6376 3.6.1: a key in testing mode (t=y) signs like
+		   no signature at all */
+		q.dkim[i].pass = sig->result == DKIMV_PASS && !sig->testing;
 		q.dkim[i].temp = sig->result == DKIMV_TEMPERROR;
 	}
 	q.ndkim = i;
@@ -316,9 +318,9 @@ verify_field(struct smtp_verify *v)
 		}
 		for (i = 0; i < nsig; i++) {
 			const struct dkimv_sig *sig = dkimv_sig(v->dkim, i);
-			snprintf(dcomment[i], sizeof(dcomment[i]), "%s%s%s",
+			snprintf(dcomment[i], sizeof(dcomment[i]), "%s%s%s%s",
 			    sig->alg, sig->reason[0] ? ": " : "",
-			    sig->reason);
+			    sig->reason, sig->testing ? ", testing key" : "");
 			e[n].method = "dkim";
 			e[n].result = dkimv_result_name(sig->result);
 			e[n].comment = dcomment[i];

@@ -94,6 +94,8 @@ def records(k):
         txt("weak._domainkey.dk.test", k.weak_txt),
         txt("_dmarc.dk.test", "v=DMARC1; p=reject"),
         txt("rsa._domainkey.quar.test", k.rsa_txt),
+        txt("rsa._domainkey.testing.test", k.rsa_txt + "; t=y"),
+        txt("_dmarc.testing.test", "v=DMARC1; p=reject"),
         txt("_dmarc.quar.test", "v=DMARC1; p=quarantine"),
         txt("_dmarc.pass.test", "v=DMARC1; p=reject"),
         txt("_dmarc.none.test", "v=DMARC1; p=none"),
@@ -335,6 +337,20 @@ def test_dmarc_enforce_quarantine_holds(verifier, keys):
     wait_for(lambda: "(held)" in s.cli("queue", "list").stdout,
              what="the message held")
     assert not [m for m in s.messages(DEMO) if t.encode() in m]
+
+
+def test_testing_key_does_not_count_for_dmarc(verifier, keys):
+    """RFC 6376 3.6.1: a key with t=y signs like no signature: DKIM says
+    pass (testing), DMARC finds nothing aligned."""
+    s = verifier()
+    t = tag()
+    msg = sign(message(t, frm="alice@testing.test"), keys,
+               domain=b"testing.test")
+    assert send(s, "x@elsewhere.test", msg) is None
+    m = delivered(s, t)
+    r, rest = result(m, "dkim")
+    assert r == "pass" and "testing key" in rest, rest
+    assert result(m, "dmarc")[0] == "fail"
 
 
 def test_dmarc_policy_none_never_acts(verifier):
