@@ -379,8 +379,10 @@ def test_shell_metacharacters_in_the_address_reach_the_robot_as_data(make_sluice
     ext = "a'b`id`$HOME%c|d{e}"        # atext: legal in an address
     send(s, ["bot+%s@example.test" % ext], tag())
     wait_for(lambda: os.path.exists(os.path.join(out, "ext")), what="the robot")
-    assert open(os.path.join(out, "ext")).read() == ext
+    # the shell makes the file before printf writes it: read it once the
+    # robot has exited (its message is then off the queue)
     wait_for(s.queue_empty, what="the queue to empty")
+    assert open(os.path.join(out, "ext")).read() == ext
 
 
 def test_ten_thousand_target_alias(make_sluice):
