@@ -1,0 +1,227 @@
+"""mailbox-transport lmtp:...: local mailboxes written by an LMTP server
+(RFC 2033) instead of sluice's own Maildir delivery: a real Dovecot on its
+unix socket (dovecot-config --lmtp), and a tiny LMTP server on loopback
+that answers each recipient as a test wants."""
+import os
+import re
+import signal
+import smtplib
+import socket
+import threading
+
+import pytest
+
+from dovecot_harness import Dovecot, dovecot_installed
+from sluice_harness import WAIT, free_port, good_message, tag, wait_for
+
+needs_dovecot = pytest.mark.skipif(not dovecot_installed(),
+                                   reason="Dovecot is not installed")
+
+ADDR = "demo@example.test"
+TWO = "two@example.test"
+PASSWORD = "correct horse battery"
+
+
+def send(s, rcpts, t=None):
+    t = t or tag()
+    with smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=WAIT) as c:
+        assert not c.sendmail("good@client.test", rcpts, good_message(t))
+    return t
+
+
+def switch(s, value):
+    """Point the running sluice's mailbox-transport at value (SIGHUP)."""
+    with open(s.conf, "a") as f:
+        f.write("mailbox-transport %s\n" % value)
+    s.cli("check")
+    n = s.read_log().count("reloading configuration")
+    os.kill(s.proc.pid, signal.SIGHUP)
+    wait_for(lambda: s.read_log().count("reloading configuration") > n,
+             what="reload")
+
+
+def status(s, t_addr, st):
+    return s.wait_log(r"to=<%s> relay=(\S+) .*status=%s" % (re.escape(t_addr), st))
+
+
+@needs_dovecot
+def test_two_accounts_through_dovecot(sluice, make_dovecot):
+    sluice.add_account(TWO)
+    d = make_dovecot(sluice, lmtp=True)
+    switch(sluice, "lmtp:unix:" + d.lmtp_socket)
+    t = send(sluice, [ADDR, TWO])
+    for a in (ADDR, TWO):
+        m = status(sluice, a, "sent")
+        assert m.group(1).startswith("lmtp:unix:")
+        got = sluice.wait_messages(a, 1)
+        assert len(got) == 1 and t.encode() in got[0]
+        # Dovecot writes Return-Path and (one recipient a transaction)
+        # Delivered-To, once each, as sluice's Maildir delivery does
+        assert got[0].startswith(b"Return-Path: <good@client.test>\n"
+                                 b"Delivered-To: " + a.encode() + b"\n")
+        assert got[0].count(b"Return-Path:") == 1
+        assert got[0].count(b"Delivered-To:") == 1
+        assert got[0].endswith(b"\nbody of " + t.encode() + b"\n")
+        im = d.login(a, PASSWORD)
+        try:
+            typ, data = im.select("INBOX", readonly=True)
+            typ, data = im.fetch("1", "(BODY.PEEK[TEXT])")
+            assert data[0][1] == b"body of " + t.encode() + b"\r\n"
+        finally:
+            im.logout()
+    assert "relay=maildir" not in sluice.read_log()
+    assert not sluice.sanitizer_reports()
+    wait_for(sluice.queue_empty, what="the queue to empty")
+
+
+@needs_dovecot
+def test_dovecot_refuses_a_recipient(sluice):
+    """Dovecot's userdb says no to an account sluice still has: 5xx at RCPT
+    is a bounce for that one; the other is delivered."""
+    sluice.add_account(TWO)
+    d = Dovecot(sluice, lmtp=True)
+    try:
+        with open(d.sql_file) as f:
+            sql = f.read()
+        sql = re.sub(r"(user_query = .*)\n", r"\1 AND local <> 'two'\n", sql)
+        with open(d.sql_file, "w") as f:
+            f.write(sql)
+        d.start()
+        switch(sluice, "lmtp:unix:" + d.lmtp_socket)
+        send(sluice, [ADDR, TWO])
+        status(sluice, ADDR, "sent")
+        status(sluice, TWO, "bounced")
+        assert sluice.log_search(r"to=<%s> relay=lmtp:unix:\S+ .*"
+                                 r"status=bounced \(550 5\.1\.1" % TWO)
+        assert sluice.messages(TWO) == []
+    finally:
+        print(d.read_log())
+        d.cleanup()
+
+
+@needs_dovecot
+def test_dovecot_down_defers_then_delivers(sluice, make_dovecot):
+    d = make_dovecot(sluice, lmtp=True)
+    switch(sluice, "lmtp:unix:" + d.lmtp_socket)
+    d.stop()
+    t = send(sluice, [ADDR])
+    status(sluice, ADDR, "deferred")
+    assert sluice.messages(ADDR) == []
+    assert "bounced" not in sluice.read_log()
+    assert sluice.spool_files("outgoing")
+    d.start()
+    sluice.cli("queue", "flush")
+    status(sluice, ADDR, "sent")
+    got = sluice.wait_messages(ADDR, 1)
+    assert len(got) == 1 and t.encode() in got[0]
+    wait_for(sluice.queue_empty, what="the queue to empty")
+
+
+class TinyLMTP:
+    """An LMTP server on loopback: after DATA, per recipient, the reply
+    answers[local part] (default 250)."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.port = free_port()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(5)
+        self.got = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.session, args=(c,), daemon=True).start()
+
+    def session(self, c):
+        f = c.makefile("rb")
+        c.sendall(b"220 tiny LMTP\r\n")
+        rcpts = []
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                cmd = line.strip().upper()
+                if cmd.startswith(b"LHLO"):
+                    c.sendall(b"250-tiny\r\n250 PIPELINING\r\n")
+                elif cmd.startswith(b"MAIL"):
+                    rcpts = []
+                    c.sendall(b"250 ok\r\n")
+                elif cmd.startswith(b"RCPT"):
+                    rcpts.append(line.split(b"<")[1].split(b">")[0].decode())
+                    c.sendall(b"250 ok\r\n")
+                elif cmd == b"DATA":
+                    c.sendall(b"354 go\r\n")
+                    data = b""
+                    while True:
+                        l = f.readline()
+                        if l in (b".\r\n", b""):
+                            break
+                        data += l
+                    self.got.append((list(rcpts), data))
+                    for r in rcpts:
+                        c.sendall(self.answers.get(r.split("@")[0],
+                                                   "250 2.0.0 saved").encode()
+                                  + b"\r\n")
+                elif cmd == b"QUIT":
+                    c.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    c.sendall(b"250 ok\r\n")
+        finally:
+            c.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_lmtp_inet_per_recipient_outcomes(sluice):
+    sluice.add_account(TWO)
+    sluice.add_account("three@example.test")
+    srv = TinyLMTP({"two": "452 4.2.2 mailbox full",
+                    "three": "550 5.1.1 no such user here"})
+    try:
+        switch(sluice, "lmtp:127.0.0.1:%d" % srv.port)
+        t = send(sluice, [ADDR, TWO, "three@example.test"])
+        m = status(sluice, ADDR, "sent")
+        assert m.group(1) == "lmtp:127.0.0.1:%d" % srv.port
+        d = status(sluice, TWO, "deferred")
+        assert sluice.log_search(r"to=<%s> relay=lmtp:\S+ .*status=deferred "
+                                 r"\(452 4\.2\.2 mailbox full" % TWO)
+        status(sluice, "three@example.test", "bounced")
+        assert sluice.log_search(r"to=<three@example.test> relay=lmtp:\S+ .*"
+                                 r"status=bounced \(550 5\.1\.1 no such")
+        # the account's address, the body dot-stuffed as sent
+        sent = [g for g in srv.got if g[0] == [ADDR]]
+        assert sent and t.encode() in sent[0][1]
+        assert b"Return-Path" not in sent[0][1]   # the LMTP server's job
+        assert sluice.messages(ADDR) == []        # not by sluice itself
+        assert d
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("bad", ["lmtp", "lmtp:unix:relative/sock", "mbox",
+                                 "lmtp:localhost:24", "lmtp:127.0.0.1:0",
+                                 "lmtp:127.0.0.1:99999", "lmtp:127.0.0.1",
+                                 "lmtp:unix:/" + "x" * 120])
+def test_bad_values_refused(sluice, bad):
+    with open(sluice.conf, "a") as f:
+        f.write("mailbox-transport %s\n" % bad)
+    r = sluice.cli("check", check=False)
+    assert r.returncode != 0
+    assert "mailbox-transport" in r.stderr and ":" in r.stderr
+
+
+def test_check_shows_it(sluice):
+    with open(sluice.conf, "a") as f:
+        f.write("mailbox-transport lmtp:127.0.0.1:24\n")
+    r = sluice.cli("check", "--dump")
+    assert "mailbox-transport lmtp:127.0.0.1:24" in r.stdout + r.stderr
