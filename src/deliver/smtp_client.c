@@ -871,6 +871,15 @@ msg_size(const struct smtp_msg *m)
 	return m->headerslen + (uint64_t)st.st_size - m->offset;
 }
 
+static int
+tx_rcpts_8bit(const struct smtp_msg *m)
+{
+	for (size_t i = 0; i < m->nrcpts; i++)
+		if (has_8bit(m->rcpts[i]))
+			return 1;
+	return 0;
+}
+
 /*
  * Checks that need no round trip: addresses we may write on a command
  * line, SMTPUTF8 and SIZE. 0 if the message goes on to MAIL.
@@ -896,6 +905,14 @@ tx_check(struct smtp_client *c)
 		tx_all(c, SMTP_ST_PERM, "5.1.7 invalid sender address");
 		return -1;
 	}
+	/*
+	 * LMTP to our own mailbox server (Dovecot 2.3 offers no SMTPUTF8):
+	 * a message flagged SMTPUTF8 with ASCII addresses is stored as it
+	 * is, as Maildir delivery would; only 8-bit addresses need it.
+	 */
+	if (c->utf8 && c->p.lmtp && !(c->ext.flags & SMTP_EXT_SMTPUTF8) &&
+	    !has_8bit(m->from) && !tx_rcpts_8bit(m))
+		c->utf8 = 0;
 	if (c->utf8 && !(c->ext.flags & SMTP_EXT_SMTPUTF8)) {
 		tx_all(c, SMTP_ST_PERM, "5.6.7 the relay does not support "
 		    "SMTPUTF8, which this message needs");

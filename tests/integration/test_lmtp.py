@@ -7,12 +7,13 @@ import re
 import signal
 import smtplib
 import socket
+import subprocess
 import threading
 
 import pytest
 
 from dovecot_harness import Dovecot, dovecot_installed
-from sluice_harness import WAIT, free_port, good_message, tag, wait_for
+from sluice_harness import BUILD, WAIT, free_port, good_message, tag, wait_for
 
 needs_dovecot = pytest.mark.skipif(not dovecot_installed(),
                                    reason="Dovecot is not installed")
@@ -121,8 +122,10 @@ class TinyLMTP:
     """An LMTP server on loopback: after DATA, per recipient, the reply
     answers[local part] (default 250)."""
 
-    def __init__(self, answers):
+    def __init__(self, answers, rcpt_answers=None):
         self.answers = answers
+        self.rcpt_answers = rcpt_answers or {}
+        self.lines = []
         self.port = free_port()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -148,6 +151,7 @@ class TinyLMTP:
                 line = f.readline()
                 if not line:
                     return
+                self.lines.append(line)
                 cmd = line.strip().upper()
                 if cmd.startswith(b"LHLO"):
                     c.sendall(b"250-tiny\r\n250 PIPELINING\r\n")
@@ -155,8 +159,13 @@ class TinyLMTP:
                     rcpts = []
                     c.sendall(b"250 ok\r\n")
                 elif cmd.startswith(b"RCPT"):
-                    rcpts.append(line.split(b"<")[1].split(b">")[0].decode())
-                    c.sendall(b"250 ok\r\n")
+                    r = line.split(b"<")[1].split(b">")[0].decode()
+                    no = self.rcpt_answers.get(r.split("@")[0])
+                    if no:
+                        c.sendall(no.encode() + b"\r\n")
+                    else:
+                        rcpts.append(r)
+                        c.sendall(b"250 ok\r\n")
                 elif cmd == b"DATA":
                     c.sendall(b"354 go\r\n")
                     data = b""
@@ -225,3 +234,52 @@ def test_check_shows_it(sluice):
         f.write("mailbox-transport lmtp:127.0.0.1:24\n")
     r = sluice.cli("check", "--dump")
     assert "mailbox-transport lmtp:127.0.0.1:24" in r.stdout + r.stderr
+
+
+SMTP_SEND = os.path.join(BUILD, "tests", "tools", "smtp-send")
+
+
+@pytest.mark.skipif(not os.path.exists(SMTP_SEND), reason="smtp-send not built")
+def test_client_one_reply_per_accepted_recipient(tmp_path):
+    """RFC 2033 4.2 in the client itself: three recipients in one
+    transaction, one refused at RCPT, then a reply after the data for each
+    of the two accepted ones, in order: 250 delivered, 452 temporary."""
+    srv = TinyLMTP({"b": "452 4.2.2 mailbox full"},
+                   rcpt_answers={"c": "550 5.1.1 unknown"})
+    data = tmp_path / "data"
+    data.write_bytes(b"Subject: x\n\n.dot\nbody\n")
+    try:
+        p = subprocess.run([SMTP_SEND, "--lmtp", "--connect",
+                            "127.0.0.1:%d" % srv.port, "--from", "s@x.test",
+                            "--to", "a@example.test", "--to", "c@example.test",
+                            "--to", "b@example.test", "--data", str(data),
+                            "--timeout", "10"], capture_output=True, text=True,
+                           timeout=60)
+    finally:
+        srv.close()
+    st = {m.group(1): (m.group(2), m.group(3)) for m in re.finditer(
+        r"to=<(\S+)> status=(\w+) .*reply=(.*)", p.stdout)}
+    assert st["a@example.test"][0] == "delivered", p.stdout
+    assert st["b@example.test"] == ("temp", "452 4.2.2 mailbox full"), p.stdout
+    assert st["c@example.test"] == ("perm", "550 5.1.1 unknown"), p.stdout
+    assert p.returncode == 75
+    assert srv.lines[0].startswith(b"LHLO ")
+    assert srv.got[0][1] == b"Subject: x\r\n\r\n..dot\r\nbody\r\n"
+
+
+@needs_dovecot
+def test_smtputf8_message_through_dovecot(sluice, make_dovecot):
+    """Dovecot offers no SMTPUTF8: a message that came with it, for an
+    ASCII mailbox, is still delivered (as Maildir delivery would)."""
+    d = make_dovecot(sluice, lmtp=True)
+    switch(sluice, "lmtp:unix:" + d.lmtp_socket)
+    t = tag()
+    msg = ("From: gr\u00fc\u00dfe@client.test\r\nSubject: %s\r\n\r\n"
+           "caf\u00e9\r\n" % t).encode()
+    with smtplib.SMTP("127.0.0.1", sluice.smtp_port, timeout=WAIT) as c:
+        c.ehlo()
+        assert not c.sendmail("good@client.test", [ADDR], msg,
+                              mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+    status(sluice, ADDR, "sent")
+    got = sluice.wait_messages(ADDR, 1)
+    assert "café".encode() in got[0]
