@@ -293,6 +293,20 @@ rjob_attempted(struct rjob *j, const struct smtp_conn_result *res)
 	rjob_dispatch(j);
 }
 
+/* What the log says for an undecided recipient: none, or the LMTP server. */
+static void
+rjob_relay_name(const struct rjob *j, char *buf, size_t len)
+{
+	if (j->lmtp == 1)
+		snprintf(buf, len, "lmtp:unix:%s", j->host);
+	else if (j->lmtp == 2)
+		snprintf(buf, len, "lmtp:%s%s%s:%s", strchr(j->host, ':') ?
+		    "[" : "", j->host, strchr(j->host, ':') ? "]" : "",
+		    j->port);
+	else
+		snprintf(buf, len, "none");
+}
+
 /* ---- connections ---- */
 
 /* A connection no longer counts against the limits (closing or gone). */
@@ -572,12 +586,13 @@ rjob_dispatch(struct rjob *j)
 				r->state = RCPT_DEFERRED;
 				if (r->text[0] == '\0')
 					snprintf(r->text, sizeof(r->text),
-					    "4.4.1 no mail exchanger of %s "
-					    "reachable", j->viahost ? j->host :
-					    j->domain);
+					    "4.4.1 no %s %s reachable",
+					    j->lmtp ? "LMTP server" :
+					    "mail exchanger of", j->viahost ?
+					    j->host : j->domain);
 				if (r->relay[0] == '\0')
-					snprintf(r->relay, sizeof(r->relay),
-					    "none");
+					rjob_relay_name(j, r->relay,
+					    sizeof(r->relay));
 			}
 			rjob_finish(j);
 			return;

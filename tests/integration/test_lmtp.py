@@ -106,7 +106,8 @@ def test_dovecot_down_defers_then_delivers(sluice, make_dovecot):
     switch(sluice, "lmtp:unix:" + d.lmtp_socket)
     d.stop()
     t = send(sluice, [ADDR])
-    status(sluice, ADDR, "deferred")
+    m = status(sluice, ADDR, "deferred")
+    assert m.group(1) == "lmtp:unix:" + d.lmtp_socket
     assert sluice.messages(ADDR) == []
     assert "bounced" not in sluice.read_log()
     assert sluice.spool_files("outgoing")
