@@ -833,7 +833,7 @@ qmsg_relay_all(struct qmsg *m)
 static void
 qmsg_send_local(struct qmsg *m, const size_t *idx, size_t n)
 {
-	char	 why[256];
+	char	 why[256], acct[ADDR_STR_MAX + 1];
 	int	 kind;
 
 	kind = config_mailbox_transport(qp->conf->mailbox_transport, NULL, 0,
@@ -843,7 +843,11 @@ qmsg_send_local(struct qmsg *m, const size_t *idx, size_t n)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (scanner_delivered_to(m, m->env.rcpts[idx[i]].addr)) {
+		/* the LMTP server writes the account's address: both count */
+		snprintf(acct, sizeof(acct), "%s@%s", m->mbox[idx[i]].user,
+		    m->mbox[idx[i]].domain);
+		if (scanner_delivered_to(m, m->env.rcpts[idx[i]].addr) ||
+		    scanner_delivered_to(m, acct)) {
 			rcpt_outcome(m, idx[i], RCPT_BOUNCED, "none", "5.4.6 "
 			    "mail loop: message already delivered to this "
 			    "mailbox");

@@ -218,6 +218,26 @@ def test_lmtp_inet_per_recipient_outcomes(sluice):
         srv.close()
 
 
+def test_delivered_to_loop_is_checked(sluice):
+    """The Delivered-To: loop check of Maildir delivery holds with LMTP,
+    for the address and for the account's address (what the LMTP server
+    writes): bounced 5.4.6, nothing handed to the server."""
+    srv = TinyLMTP({})
+    try:
+        switch(sluice, "lmtp:127.0.0.1:%d" % srv.port)
+        for rcpt in (ADDR, "demo+ext@example.test"):
+            t = tag()
+            with smtplib.SMTP("127.0.0.1", sluice.smtp_port, timeout=WAIT) as c:
+                assert not c.sendmail("good@client.test", [rcpt],
+                                      b"Delivered-To: demo@example.test\r\n" +
+                                      good_message(t))
+            sluice.wait_log(r"to=<%s>.*status=bounced \(5\.4\.6" %
+                            re.escape(rcpt))
+        assert srv.got == []
+    finally:
+        srv.close()
+
+
 @pytest.mark.parametrize("bad", ["lmtp", "lmtp:unix:relative/sock", "mbox",
                                  "lmtp:localhost:24", "lmtp:127.0.0.1:0",
                                  "lmtp:127.0.0.1:99999", "lmtp:127.0.0.1",
