@@ -108,6 +108,7 @@ static void	qmsg_send_chunk_to(struct qmsg *, enum ipc_role, const char *,
 		    const struct route *, const char *, const size_t *, size_t,
 		    int);
 static void	qmsg_send_local(struct qmsg *, const size_t *, size_t);
+static void	qmsg_sequence_next(struct qmsg *, size_t, int);
 
 double
 queue_now(void)
@@ -606,7 +607,8 @@ qmsg_send_chunk_to(struct qmsg *m, enum ipc_role peer, const char *domain,
 	struct buf	 b;
 	int		 fd;
 	size_t		 i;
-	char		 host[128] = "", port[16] = "", why[256], addr[ADDR_STR_MAX + 1];
+	char		 host[128] = "", port[16] = "", why[256];
+	char		 addr[ADDR_STR_MAX + 1];
 
 	if ((r = qreq_new(m, 0, peer)) == NULL) {
 		for (i = 0; i < n; i++)
@@ -851,6 +853,7 @@ qmsg_send_local(struct qmsg *m, const size_t *idx, size_t n)
 			rcpt_outcome(m, idx[i], RCPT_BOUNCED, "none", "5.4.6 "
 			    "mail loop: message already delivered to this "
 			    "mailbox");
+			qmsg_sequence_next(m, idx[i], 0);  /* as on a result */
 			continue;
 		}
 		qmsg_send_chunk_to(m, ROLE_RELAY, "", NULL, NULL, &idx[i], 1,

@@ -218,6 +218,27 @@ def test_lmtp_inet_per_recipient_outcomes(sluice):
         srv.close()
 
 
+def test_aliases_and_extensions_resolved_by_sluice(sluice):
+    """Only the mailbox write moves: an alias's accounts and a +extension
+    reach the LMTP server as the accounts' addresses, one each."""
+    sluice.add_account(TWO)
+    sluice.cli("alias", "add", "team@example.test", ADDR, TWO)
+    srv = TinyLMTP({})
+    try:
+        switch(sluice, "lmtp:127.0.0.1:%d" % srv.port)
+        t = send(sluice, ["team@example.test"])
+        u = send(sluice, ["demo+ext@example.test"])
+        wait_for(lambda: len(srv.got) == 3, what="3 LMTP transactions")
+        rcpts = sorted(g[0][0] for g in srv.got)
+        assert rcpts == [ADDR, ADDR, TWO]
+        assert all(len(g[0]) == 1 for g in srv.got)
+        assert sum(t.encode() in g[1] for g in srv.got) == 2
+        assert sum(u.encode() in g[1] for g in srv.got) == 1
+        wait_for(sluice.queue_empty, what="the queue to empty")
+    finally:
+        srv.close()
+
+
 def test_delivered_to_loop_is_checked(sluice):
     """The Delivered-To: loop check of Maildir delivery holds with LMTP,
     for the address and for the account's address (what the LMTP server
