@@ -24,7 +24,7 @@
 
 enum ptype { P_STR, P_PATH, P_SIZE, P_UINT, P_TIME, P_LISTEN, P_NETS, P_FMT,
 	P_ROUTE, P_RELAYHOST, P_ONLINE, P_BOOL, P_SRS, P_MASKKEY,
-	P_DKIM, P_DNSBL, P_MILTER, P_CHOICE };
+	P_DKIM, P_DNSBL, P_MILTER, P_CHOICE, P_MBOXTR };
 
 struct param {
 	const char	*name;
@@ -82,6 +82,8 @@ static const struct param params[] = {
 	{ "robot-timeout", P_TIME, N(robot_timeout), 1, 86400, "5m", 1 },
 	{ "robot-concurrency", P_UINT, N(robot_concurrency), 1, 1000, "4", 1 },
 	{ "robot-max-failures", P_UINT, N(robot_max_failures), 1, 10000, "5",
+	    1 },
+	{ "mailbox-transport", P_MBOXTR, S(mailbox_transport), 0, 0, "maildir",
 	    1 },
 	{ "recipient-delimiter", P_STR, S(recipient_delimiter), 0, 0, "+", 1 },
 	{ "srs-secret",	P_SRS,	N(srs_secrets),	0, 0, NULL, 1 },
@@ -693,6 +695,52 @@ set_milter(struct config *c, char *v, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * mailbox-transport: "maildir" (sluice writes the files), "lmtp:unix:/PATH"
+ * or "lmtp:IP:PORT" (an LMTP server such as Dovecot's does). The kind, or
+ * -1 with why; host (the path or the address) and port when asked for.
+ */
+int
+config_mailbox_transport(const char *spec, char *host, size_t hostlen,
+    char *port, size_t portlen, char *err, size_t errlen)
+{
+	char			 h[128], pt[16];
+	unsigned char		 a[sizeof(struct in6_addr)];
+	unsigned long long	 n;
+	const char		*p;
+
+	if (strcmp(spec, "maildir") == 0)
+		return MBOX_MAILDIR;
+	if (strncmp(spec, "lmtp:unix:", 10) == 0) {
+		p = spec + 10;
+		/* sockaddr_un's sun_path holds 108 bytes with the NUL */
+		if (p[0] != '/' || strlen(p) >= 108) {
+			snprintf(err, errlen, "mailbox-transport: lmtp:unix: "
+			    "needs an absolute socket path (at most 107 "
+			    "bytes)");
+			return -1;
+		}
+		if (host != NULL)
+			snprintf(host, hostlen, "%s", p);
+		if (port != NULL)
+			snprintf(port, portlen, "%s", "");
+		return MBOX_LMTP_UNIX;
+	}
+	if (strncmp(spec, "lmtp:", 5) == 0 && hostport_parse(spec + 5, h,
+	    sizeof(h), pt, sizeof(pt)) == 0 &&
+	    (inet_pton(AF_INET, h, a) == 1 || inet_pton(AF_INET6, h, a) == 1) &&
+	    parse_number(pt, &n) == (int)strlen(pt) && n > 0 && n <= 65535) {
+		if (host != NULL)
+			snprintf(host, hostlen, "%s", h);
+		if (port != NULL)
+			snprintf(port, portlen, "%s", pt);
+		return MBOX_LMTP_INET;
+	}
+	snprintf(err, errlen, "mailbox-transport: \"%.128s\" is not maildir, "
+	    "lmtp:unix:/PATH or lmtp:IP:PORT (an address, not a name)", spec);
+	return -1;
+}
+
 static int
 set_param(struct config *c, const struct param *p, char *v, char *err,
     size_t errlen)
@@ -701,6 +749,11 @@ set_param(struct config *c, const struct param *p, char *v, char *err,
 	unsigned long long	 n;
 
 	switch (p->type) {
+	case P_MBOXTR:
+		if (config_mailbox_transport(v, NULL, 0, NULL, 0, err,
+		    errlen) == -1)
+			return -1;
+		/* FALLTHROUGH */
 	case P_STR:
 	case P_PATH:
 		if (strlen(v) >= p->size) {
@@ -1004,6 +1057,7 @@ config_dump(const struct config *c, int fd)
 	for (i = 0; i < NPARAMS; i++) {
 		const struct param *p = &params[i];
 		switch (p->type) {
+		case P_MBOXTR:
 		case P_STR:
 		case P_PATH: {
 			char safe[CONFIG_STR_MAX];

@@ -135,6 +135,7 @@ struct config {
 	unsigned	 robot_max_failures;	/* temporary failures in a row,
 						   then its mail is held */
 	char		 recipient_delimiter[8];	/* "+", "" for none */
+	char		 mailbox_transport[160];	/* maildir | lmtp:... */
 	unsigned	 delivery_batch;	/* messages per delivery batch */
 	/* sender rewriting (srs.h): off without a secret; the first signs */
 	char		 srs_secrets[SRS_SECRETS_MAX][SRS_SECRET_MAX + 1];
@@ -181,5 +182,10 @@ void	config_dump(const struct config *, int fd);
 enum { DMARC_ACT_OFF = 0, DMARC_ACT_HEADER, DMARC_ACT_ENFORCE };
 /* `multiple-from`: a message with more than one From: address */
 enum { FROM_ACT_REJECT = 0, FROM_ACT_TAG };
+
+/* mailbox-transport: where local mailboxes are written */
+enum mbox_transport { MBOX_MAILDIR, MBOX_LMTP_UNIX, MBOX_LMTP_INET };
+int	config_mailbox_transport(const char *spec, char *host, size_t hostlen,
+	    char *port, size_t portlen, char *err, size_t errlen);
 
 #endif

@@ -27,6 +27,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -76,6 +77,7 @@ struct rjob {
 	char			 domain[ADDR_DOMAIN_MAX + 1];
 	/* the route */
 	int			 viahost;
+	int			 lmtp;		/* 1: unix socket, 2: IP:PORT */
 	char			 host[256];
 	char			 port[16];
 	enum route_tls		 tls;
@@ -146,7 +148,9 @@ rdest_get(const struct rjob *j)
 	struct rdest	*d;
 	char		 key[sizeof(d->key)];
 
-	if (j->viahost)
+	if (j->lmtp)
+		snprintf(key, sizeof(key), "lmtp %s %s", j->host, j->port);
+	else if (j->viahost)
 		snprintf(key, sizeof(key), "host %s %s %d %s", j->host,
 		    j->port, j->tls, j->auth);
 	else
@@ -287,6 +291,20 @@ rjob_attempted(struct rjob *j, const struct smtp_conn_result *res)
 				    res->text);
 		}
 	rjob_dispatch(j);
+}
+
+/* What the log says for an undecided recipient: none, or the LMTP server. */
+static void
+rjob_relay_name(const struct rjob *j, char *buf, size_t len)
+{
+	if (j->lmtp == 1)
+		snprintf(buf, len, "lmtp:unix:%s", j->host);
+	else if (j->lmtp == 2)
+		snprintf(buf, len, "lmtp:%s%s%s:%s", strchr(j->host, ':') ?
+		    "[" : "", j->host, strchr(j->host, ':') ? "]" : "",
+		    j->port);
+	else
+		snprintf(buf, len, "none");
 }
 
 /* ---- connections ---- */
@@ -482,7 +500,9 @@ rconn_open(struct rjob *j)
 	port = j->viahost ? (unsigned)strtoul(j->port, NULL, 10) :
 	    rp->conf->smtp_out_port;
 	memcpy(&ss, &h->addr, h->addrlen);
-	if (ss.ss_family == AF_INET)
+	if (ss.ss_family == AF_UNIX)
+		;			/* LMTP to a socket: no port */
+	else if (ss.ss_family == AF_INET)
 		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
 	else
 		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
@@ -499,6 +519,11 @@ rconn_open(struct rjob *j)
 		cp.tls_ctx = tls_ctx;
 	}
 	cp.log_id = j->qid;
+	if (j->lmtp) {
+		cp.lmtp = 1;
+		cp.tls = SMTP_TLS_NONE;
+		cp.relay_name = NULL;
+	}
 	cp.idle_ms = rp->conf->relay_idle * 1000;
 	relay_timeouts(&cp.timeouts);
 	rjob_prepare_msg(j);
@@ -561,12 +586,13 @@ rjob_dispatch(struct rjob *j)
 				r->state = RCPT_DEFERRED;
 				if (r->text[0] == '\0')
 					snprintf(r->text, sizeof(r->text),
-					    "4.4.1 no mail exchanger of %s "
-					    "reachable", j->viahost ? j->host :
-					    j->domain);
+					    "4.4.1 no %s %s reachable",
+					    j->lmtp ? "LMTP server" :
+					    "mail exchanger of", j->viahost ?
+					    j->host : j->domain);
 				if (r->relay[0] == '\0')
-					snprintf(r->relay, sizeof(r->relay),
-					    "none");
+					rjob_relay_name(j, r->relay,
+					    sizeof(r->relay));
 			}
 			rjob_finish(j);
 			return;
@@ -785,14 +811,17 @@ rjob_parse(struct ipc_msg *m)
 	j->flags = ipc_get_u32(&rd);
 	j->size = ipc_get_u64(&rd);
 	ipc_get_str(&rd, j->domain, sizeof(j->domain));
-	j->viahost = ipc_get_u32(&rd) != 0;
+	n = ipc_get_u32(&rd);	/* 0 MX, 1 host, 2/3 LMTP unix/inet */
+	j->viahost = n != 0;
+	j->lmtp = n >= 2 ? (int)n - 1 : 0;
 	ipc_get_str(&rd, j->host, sizeof(j->host));
 	ipc_get_str(&rd, j->port, sizeof(j->port));
 	j->tls = (enum route_tls)ipc_get_u32(&rd);
 	ipc_get_str(&rd, j->auth, sizeof(j->auth));
 	ipc_get_str(&rd, j->rewrite_from, sizeof(j->rewrite_from));
 	n = ipc_get_u32(&rd);
-	if (rd.err || n == 0 || n > DELIVER_RCPTS_MAX || j->tls >
+	if (rd.err || n == 0 || n > DELIVER_RCPTS_MAX || j->lmtp > 2 ||
+	    j->tls >
 	    ROUTE_TLS_NONE || (j->viahost && j->host[0] == '\0') ||
 	    (j->r = calloc(n, sizeof(*j->r))) == NULL ||
 	    (j->hdrs = malloc(j->hlen + 1)) == NULL) {
@@ -810,6 +839,35 @@ rjob_parse(struct ipc_msg *m)
 	return j;
 }
 
+/* LMTP to a unix socket: its one "address" is the path. */
+static void
+rjob_resolve_unix(struct rjob *j)
+{
+	struct dns_mx_result	*res;
+	struct sockaddr_un	*sun;
+	struct dns_host		*h;
+
+	if ((res = malloc(sizeof(*res))) == NULL ||
+	    strlen(j->host) >= sizeof(sun->sun_path)) {
+		free(res);
+		rjob_settle(j, RCPT_DEFERRED, "none", res ? "4.3.5 LMTP "
+		    "socket path too long" : "4.3.0 out of memory");
+		return;
+	}
+	dns_result_init(res, j->host);
+	h = &res->hosts[0];
+	memset(h, 0, sizeof(*h));
+	sun = (struct sockaddr_un *)&h->addr;
+	sun->sun_family = AF_UNIX;
+	snprintf(sun->sun_path, sizeof(sun->sun_path), "%s", j->host);
+	h->family = AF_UNIX;
+	h->addrlen = sizeof(*sun);
+	snprintf(h->name, sizeof(h->name), "unix");
+	res->count = 1;
+	relay_on_addrs(j, res);
+	free(res);
+}
+
 /* The addresses of the route host or the MX of the domain. */
 static void
 rjob_resolve(struct rjob *j)
@@ -817,6 +875,10 @@ rjob_resolve(struct rjob *j)
 	struct dns_mx_result	*res;
 	struct addrinfo		 hints, *ai;
 
+	if (j->lmtp == 1) {
+		rjob_resolve_unix(j);
+		return;
+	}
 	if (j->viahost) {
 		memset(&hints, 0, sizeof(hints));
 		hints.ai_flags = AI_NUMERICHOST;
@@ -874,7 +936,7 @@ relay_on_request(struct ipc *c, struct ipc_msg *m, void *arg)
 		rjob_settle(j, RCPT_DEFERRED, "none", why);
 		return;
 	}
-	if (relay_dkim_nkeys())
+	if (relay_dkim_nkeys() && !j->lmtp)	/* local mail: not signed */
 		rjob_dkim(j);		/* after rewriting; unsigned if not */
 	rjob_resolve(j);
 }

@@ -15,6 +15,7 @@
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -405,6 +406,13 @@ format_relay(struct smtp_client *c)
 	char		 host[INET6_ADDRSTRLEN] = "?";
 	unsigned	 port = 0;
 
+	if (c->ss.ss_family == AF_UNIX) {
+		struct sockaddr_un *un = (struct sockaddr_un *)&c->ss;
+		snprintf(c->relay, sizeof(c->relay), "%sunix:%.*s", c->p.lmtp ?
+		    "lmtp:" : "", (int)sizeof(un->sun_path), un->sun_path);
+		snprintf(c->tls_name, sizeof(c->tls_name), "localhost");
+		return;
+	}
 	if (c->ss.ss_family == AF_INET) {
 		struct sockaddr_in *in = (struct sockaddr_in *)&c->ss;
 		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
@@ -414,8 +422,13 @@ format_relay(struct smtp_client *c)
 		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
 		port = ntohs(in6->sin6_port);
 	}
-	snprintf(c->relay, sizeof(c->relay), "%s[%s]:%u",
-	    c->p.relay_name ? c->p.relay_name : host, host, port);
+	if (c->p.lmtp)
+		snprintf(c->relay, sizeof(c->relay), "lmtp:%s%s%s:%u",
+		    c->ss.ss_family == AF_INET6 ? "[" : "", host,
+		    c->ss.ss_family == AF_INET6 ? "]" : "", port);
+	else
+		snprintf(c->relay, sizeof(c->relay), "%s[%s]:%u",
+		    c->p.relay_name ? c->p.relay_name : host, host, port);
 	if (c->tls_name[0] == '\0')
 		snprintf(c->tls_name, sizeof(c->tls_name), "%s",
 		    c->p.relay_name ? c->p.relay_name : host);
@@ -560,7 +573,7 @@ send_ehlo(struct smtp_client *c)
 {
 	memset(&c->ext, 0, sizeof(c->ext));
 	c->esmtp = c->pipelining = 0;
-	if (send_cmd(c, "EHLO %s", c->helo) == 0)
+	if (send_cmd(c, "%s %s", c->p.lmtp ? "LHLO" : "EHLO", c->helo) == 0)
 		expect(c, CS_EHLO, c->p.timeouts.helo);
 }
 
@@ -695,7 +708,7 @@ on_ehlo_reply(struct smtp_client *c, const struct smtp_reply *r)
 		c->esmtp = 1;
 		c->pipelining = (c->ext.flags & SMTP_EXT_PIPELINING) != 0;
 		after_helo(c);
-	} else if (r->code / 100 == 5)
+	} else if (r->code / 100 == 5 && !c->p.lmtp)
 		send_helo(c);		/* an old server: try HELO */
 	else {
 		smtp_reply_format(r, text, sizeof(text));
@@ -858,6 +871,15 @@ msg_size(const struct smtp_msg *m)
 	return m->headerslen + (uint64_t)st.st_size - m->offset;
 }
 
+static int
+tx_rcpts_8bit(const struct smtp_msg *m)
+{
+	for (size_t i = 0; i < m->nrcpts; i++)
+		if (has_8bit(m->rcpts[i]))
+			return 1;
+	return 0;
+}
+
 /*
  * Checks that need no round trip: addresses we may write on a command
  * line, SMTPUTF8 and SIZE. 0 if the message goes on to MAIL.
@@ -883,6 +905,14 @@ tx_check(struct smtp_client *c)
 		tx_all(c, SMTP_ST_PERM, "5.1.7 invalid sender address");
 		return -1;
 	}
+	/*
+	 * LMTP to our own mailbox server (Dovecot 2.3 offers no SMTPUTF8):
+	 * a message flagged SMTPUTF8 with ASCII addresses is stored as it
+	 * is, as Maildir delivery would; only 8-bit addresses need it.
+	 */
+	if (c->utf8 && c->p.lmtp && !(c->ext.flags & SMTP_EXT_SMTPUTF8) &&
+	    !has_8bit(m->from) && !tx_rcpts_8bit(m))
+		c->utf8 = 0;
 	if (c->utf8 && !(c->ext.flags & SMTP_EXT_SMTPUTF8)) {
 		tx_all(c, SMTP_ST_PERM, "5.6.7 the relay does not support "
 		    "SMTPUTF8, which this message needs");
@@ -1073,11 +1103,35 @@ on_data_reply(struct smtp_client *c, const struct smtp_reply *r)
 	tx_end(c);
 }
 
+/* RFC 2033 4.2: one reply per accepted recipient, in RCPT order. */
+static void
+on_lmtp_dot_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->msg->nrcpts; i++)
+		if ((c->rst[i] & (RS_ACCEPTED | RS_FINAL)) == RS_ACCEPTED) {
+			set_rcpt_reply(c, i, r);
+			break;
+		}
+	for (; i < c->msg->nrcpts; i++)
+		if ((c->rst[i] & (RS_ACCEPTED | RS_FINAL)) == RS_ACCEPTED) {
+			expect(c, CS_DOT, c->p.timeouts.data_end);
+			return;		/* more replies are due */
+		}
+	c->nmsgs++;
+	tx_end(c);
+}
+
 static void
 on_dot_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
 	size_t	 i;
 
+	if (c->p.lmtp) {
+		on_lmtp_dot_reply(c, r);
+		return;
+	}
 	for (i = 0; i < c->msg->nrcpts; i++)
 		if ((c->rst[i] & (RS_ACCEPTED | RS_FINAL)) == RS_ACCEPTED)
 			set_rcpt_reply(c, i, r);

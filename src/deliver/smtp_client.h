@@ -26,7 +26,9 @@
  * is read with pread() from msg->offset (the caller may have replaced the
  * file's header section in the blob), so the caller may share the fd; the
  * header blob (lines ending in LF) is sent first. Both go out as canonical
- * CRLF with dot-stuffing (P6). The caller keeps the message, its strings
+ * CRLF with dot-stuffing (P6). With lmtp (RFC 2033) the client says LHLO
+ * (no HELO fallback) and reads one reply per accepted recipient after the
+ * final dot, each that recipient's outcome. The caller keeps the message, its strings
  * and the fd alive until on_msg for it.
  */
 #ifndef SLUICE_SMTP_CLIENT_H
@@ -75,6 +77,9 @@ struct smtp_client_params {
 	const char		*auth_pass;
 	struct smtp_timeouts	 timeouts;
 	const char		*log_id;	/* prefix for log lines */
+	int			 lmtp;		/* RFC 2033: LHLO, and a reply
+						   per accepted recipient after
+						   the dot; sa may be AF_UNIX */
 	unsigned		 idle_ms;	/* after a message, wait this
 						   long for the next before QUIT
 						   (a connection cache); 0: QUIT

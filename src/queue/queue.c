@@ -104,6 +104,11 @@ static void	qmsg_idle(struct qmsg *);
 static void	qmsg_unidle(struct qmsg *);
 static time_t	wake_at;	/* when ev_retry fires; 0: not armed */
 static void	queue_recover(void);
+static void	qmsg_send_chunk_to(struct qmsg *, enum ipc_role, const char *,
+		    const struct route *, const char *, const size_t *, size_t,
+		    int);
+static void	qmsg_send_local(struct qmsg *, const size_t *, size_t);
+static void	qmsg_sequence_next(struct qmsg *, size_t, int);
 
 double
 queue_now(void)
@@ -618,10 +623,21 @@ static void
 qmsg_send_chunk(struct qmsg *m, enum ipc_role peer, const char *domain,
     const struct route *rt, const char *srs, const size_t *idx, size_t n)
 {
+	qmsg_send_chunk_to(m, peer, domain, rt, srs, idx, n, MBOX_MAILDIR);
+}
+
+/* as qmsg_send_chunk(); lmtp: local recipients to the relay over LMTP */
+static void
+qmsg_send_chunk_to(struct qmsg *m, enum ipc_role peer, const char *domain,
+    const struct route *rt, const char *srs, const size_t *idx, size_t n,
+    int lmtp)
+{
 	struct qreq	*r;
 	struct buf	 b;
 	int		 fd;
 	size_t		 i;
+	char		 host[128] = "", port[16] = "", why[256];
+	char		 addr[ADDR_STR_MAX + 1];
 
 	if ((r = qreq_new(m, 0, peer)) == NULL) {
 		for (i = 0; i < n; i++)
@@ -646,17 +662,29 @@ qmsg_send_chunk(struct qmsg *m, enum ipc_role peer, const char *domain,
 		ipc_put_u32(&b, m->env.flags);
 		ipc_put_u64(&b, m->env.size + m->env.hdrs.len);
 		ipc_put_str(&b, domain);
-		/* the route: the relay needs no config of its own for it */
-		ipc_put_u32(&b, rt && rt->kind == ROUTE_HOST);
-		ipc_put_str(&b, rt ? rt->host : "");
-		ipc_put_str(&b, rt ? rt->port : "");
+		/* the route: the relay needs no config of its own for it;
+		   2 and 3: LMTP to a unix socket or to IP:PORT */
+		if (lmtp != MBOX_MAILDIR)
+			config_mailbox_transport(qp->conf->mailbox_transport,
+			    host, sizeof(host), port, sizeof(port), why,
+			    sizeof(why));
+		ipc_put_u32(&b, lmtp == MBOX_LMTP_UNIX ? 2 :
+		    lmtp == MBOX_LMTP_INET ? 3 : rt && rt->kind == ROUTE_HOST);
+		ipc_put_str(&b, lmtp != MBOX_MAILDIR ? host : rt ? rt->host :
+		    "");
+		ipc_put_str(&b, lmtp != MBOX_MAILDIR ? port : rt ? rt->port :
+		    "");
 		ipc_put_u32(&b, rt ? rt->tls : ROUTE_TLS_OPPORTUNISTIC);
 		ipc_put_str(&b, rt ? rt->auth : "");
 		ipc_put_str(&b, rt ? rt->rewrite_from : "");
 	}
 	ipc_put_u32(&b, (uint32_t)n);
 	for (i = 0; i < n; i++) {
-		ipc_put_str(&b, m->env.rcpts[idx[i]].addr);
+		/* LMTP: the account's address (the mailbox), as for Maildir */
+		snprintf(addr, sizeof(addr), "%s@%s", m->mbox[idx[i]].user,
+		    m->mbox[idx[i]].domain);
+		ipc_put_str(&b, lmtp != MBOX_MAILDIR ? addr :
+		    m->env.rcpts[idx[i]].addr);
 		if (peer == ROLE_DELIVER) {
 			ipc_put_str(&b, m->mbox[idx[i]].domain);
 			ipc_put_str(&b, m->mbox[idx[i]].user);
@@ -819,6 +847,49 @@ qmsg_relay_all(struct qmsg *m)
 	free(cls);
 }
 
+/*
+ * Local recipients to their mailboxes: by default the deliver process
+ * writes the Maildir files; with mailbox-transport lmtp:... the relay
+ * process hands them to an LMTP server (Dovecot). The relay, not the
+ * deliver process, because it already has the SMTP client (event loop,
+ * timeouts, dot-stuffing, per-recipient results, a connection cache)
+ * and runs unprivileged and not chrooted, as `user`, which owns
+ * Dovecot's socket (dovecot-config --lmtp). One recipient per LMTP
+ * transaction: Dovecot writes Return-Path always but Delivered-To only
+ * when a transaction has a single recipient, and every mailbox must get
+ * its own Delivered-To (P8) as with Maildir delivery; the connection is
+ * reused for the next one. The Delivered-To loop check that the deliver
+ * process makes is made here.
+ */
+static void
+qmsg_send_local(struct qmsg *m, const size_t *idx, size_t n)
+{
+	char	 why[256], acct[ADDR_STR_MAX + 1];
+	int	 kind;
+
+	kind = config_mailbox_transport(qp->conf->mailbox_transport, NULL, 0,
+	    NULL, 0, why, sizeof(why));
+	if (kind == MBOX_MAILDIR || kind == -1) {
+		qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, NULL, idx, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		/* the LMTP server writes the account's address: both count */
+		snprintf(acct, sizeof(acct), "%s@%s", m->mbox[idx[i]].user,
+		    m->mbox[idx[i]].domain);
+		if (scanner_delivered_to(m, m->env.rcpts[idx[i]].addr) ||
+		    scanner_delivered_to(m, acct)) {
+			rcpt_outcome(m, idx[i], RCPT_BOUNCED, "none", "5.4.6 "
+			    "mail loop: message already delivered to this "
+			    "mailbox");
+			qmsg_sequence_next(m, idx[i], 0);  /* as on a result */
+			continue;
+		}
+		qmsg_send_chunk_to(m, ROLE_RELAY, "", NULL, NULL, &idx[i], 1,
+		    kind);
+	}
+}
+
 /* An expanded recipient: where it goes needs no lookup. */
 static void
 qmsg_route_target(struct qmsg *m, size_t i)
@@ -958,8 +1029,7 @@ qmsg_sequence_next(struct qmsg *m, size_t done, int stop)
 			qmsg_send_pipe(m, k);
 		else if (mk->local) {
 			mk->local = 0;
-			qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, NULL,
-			    &k, 1);
+			qmsg_send_local(m, &k, 1);
 		} else
 			qmsg_relay_all(m);
 		return;
@@ -988,14 +1058,12 @@ qmsg_deliver_all(struct qmsg *m)
 		m->mbox[i].local = 0;
 		idx[n++] = i;
 		if (n == DELIVER_RCPTS_MAX) {
-			qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, NULL,
-			    idx, n);
+			qmsg_send_local(m, idx, n);
 			n = 0;
 		}
 	}
 	if (n)
-		qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, NULL, idx,
-		    n);
+		qmsg_send_local(m, idx, n);
 	qmsg_relay_all(m);
 }
 

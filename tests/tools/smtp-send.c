@@ -4,7 +4,7 @@
  *
  * usage: smtp-send --connect IP:PORT [--tls none|opportunistic|required]
  *            [--cafile F] [--name HOST] [--auth USER:PASS] [--helo NAME]
- *            [--8bitmime] [--smtputf8] [--size N] [-v]
+ *            [--8bitmime] [--smtputf8] [--size N] [--lmtp] [-v]
  *            --from A --to B [--to C]... [--headers FILE] --data FILE
  *            [--repeat N] [--timeout S]
  *
@@ -55,7 +55,7 @@ usage(void)
 	fprintf(stderr, "usage: smtp-send --connect IP:PORT [--tls none|"
 	    "opportunistic|required] [--cafile F] [--name HOST]\n"
 	    "    [--auth USER:PASS] [--helo NAME] [--8bitmime] [--smtputf8] "
-	    "[--size N] [-v]\n"
+	    "[--size N] [--lmtp] [-v]\n"
 	    "    --from A --to B [--to C]... [--headers FILE] --data FILE "
 	    "[--repeat N] [--timeout S]\n");
 	exit(64);
@@ -236,6 +236,10 @@ parse_args(int argc, char *argv[], struct run *run, struct opts *o,
 		}
 		if (strcmp(a, "--8bitmime") == 0) {
 			run->msg.flags |= SMTP_MSG_8BITMIME;
+			continue;
+		}
+		if (strcmp(a, "--lmtp") == 0) {
+			run->p.lmtp = 1;	/* RFC 2033 */
 			continue;
 		}
 		if (strcmp(a, "--smtputf8") == 0) {

@@ -480,6 +480,50 @@ test_dkim_sign(void **state)
 	    "twice");
 }
 
+/* mailbox-transport: the three forms, their parts, and what is refused */
+static void
+test_mailbox_transport(void **state)
+{
+	struct config	*c = malloc(sizeof(*c));
+	char		 err[512], host[128], port[16];
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(load("", c, err, sizeof(err)), 0);
+	assert_string_equal(c->mailbox_transport, "maildir");
+	assert_int_equal(load("mailbox-transport lmtp:unix:/run/d/lmtp\n", c,
+	    err, sizeof(err)), 0);
+	assert_int_equal(config_mailbox_transport(c->mailbox_transport, host,
+	    sizeof(host), port, sizeof(port), err, sizeof(err)),
+	    MBOX_LMTP_UNIX);
+	assert_string_equal(host, "/run/d/lmtp");
+	assert_int_equal(config_mailbox_transport("lmtp:[::1]:24", host,
+	    sizeof(host), port, sizeof(port), err, sizeof(err)),
+	    MBOX_LMTP_INET);
+	assert_string_equal(host, "::1");
+	assert_string_equal(port, "24");
+	assert_int_equal(config_mailbox_transport("lmtp:127.0.0.1:2424", host,
+	    sizeof(host), port, sizeof(port), err, sizeof(err)),
+	    MBOX_LMTP_INET);
+	assert_int_equal(config_mailbox_transport("maildir", NULL, 0, NULL,
+	    0, err, sizeof(err)), MBOX_MAILDIR);
+	free(c);
+	expect_error("mailbox-transport lmtp\n", 1, "mailbox-transport");
+	expect_error("\nmailbox-transport mbox\n", 2, "not maildir");
+	expect_error("mailbox-transport lmtp:unix:rel/sock\n", 1,
+	    "absolute socket path");
+	expect_error("mailbox-transport lmtp:unix:\n", 1, "absolute");
+	expect_error("mailbox-transport lmtp:localhost:24\n", 1, "not a name");
+	expect_error("mailbox-transport lmtp:127.0.0.1:0\n", 1, "lmtp:IP:PORT");
+	expect_error("mailbox-transport lmtp:127.0.0.1:65536\n", 1,
+	    "lmtp:IP:PORT");
+	expect_error("mailbox-transport lmtp:127.0.0.1:24x\n", 1,
+	    "lmtp:IP:PORT");
+	expect_error("mailbox-transport lmtp:unix:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaa\n", 1, "107");
+}
+
 int
 main(void)
 {
@@ -497,6 +541,7 @@ main(void)
 		cmocka_unit_test(test_dump),
 		cmocka_unit_test(test_srs),
 		cmocka_unit_test(test_dkim_sign),
+		cmocka_unit_test(test_mailbox_transport),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
