@@ -1239,30 +1239,23 @@ rewrite_fields(struct smtp_session *s, const struct buf *sec, size_t old_len,
 }
 
 /*
- * The body from body on is replaced by the milter's (no_blank: the
- * message had no empty line after its header, one is written first).
+ * The milter's body goes after the fields, which end at fields (the
+ * file was size octets): the empty line, then the new body. The old
+ * body is dropped, never moved.
  */
 static int
-replace_body_apply(struct smtp_session *s, off_t body, int no_blank,
+replace_body_apply(struct smtp_session *s, off_t fields, off_t size,
     char *chunk)
 {
 	struct milter_session	*ms = s->milter;
-	struct stat		 st;
-	off_t			 off = 0, len;
+	off_t			 body = fields + 1, off = 0;
 	ssize_t			 n;
 
 	if (ms->body_cr && write_all(ms->body_fd, "\r", 1) == -1)
 		return -1;
 	ms->body_cr = 0;
-	if (fstat(ms->body_fd, &st) == -1 || fstat(s->datafd, &st) == -1)
-		return -1;
-	len = st.st_size;	/* the spool file now */
-	if (no_blank) {
-		if (pwrite(s->datafd, "\n", 1, body) != 1)
-			return -1;
-		body++;
-	}
-	if (ftruncate(s->datafd, body) == -1)
+	if (pwrite(s->datafd, "\n", 1, fields) != 1 ||
+	    ftruncate(s->datafd, body) == -1)
 		return -1;
 	while ((n = pread(ms->body_fd, chunk, MILTER_MOVE_CHUNK, off)) > 0) {
 		if (pwrite(s->datafd, chunk, (size_t)n, body + off) != n)
@@ -1272,7 +1265,7 @@ replace_body_apply(struct smtp_session *s, off_t body, int no_blank,
 	if (n == -1)
 		return -1;
 	s->dec.outbytes = (unsigned long long)((off_t)s->dec.outbytes +
-	    body + off - len);
+	    body + off - size);
 	log_info("%s: milter=%s: body replaced (%lld bytes)", s->qid,
 	    ms->c[ms->body_from].cfg.name, (long long)off);
 	return 0;
@@ -1288,7 +1281,7 @@ milter_apply_edits(struct smtp_session *s)
 	struct stat		 st;
 	size_t			 i, changed = 0, old_len;
 	char			*chunk = NULL;
-	int			 rc = -1, blank;
+	int			 rc = -1;
 
 	if (ms == NULL || (ms->nedits == 0 && ms->body_fd == -1))
 		return 0;
@@ -1323,7 +1316,6 @@ milter_apply_edits(struct smtp_session *s)
 	    (sec.len == 1 || sec.data[sec.len - 2] == '\n'))
 		sec.len--;
 	old_len = sec.len;
-	blank = old_len < (size_t)hl;
 	for (i = 0; i < ms->nedits; i++) {
 		const struct milter_edit *e = &ms->edits[i];
 		int r = milter_hdr_edit(&sec, &tmp, e->ins, e->del, e->name,
@@ -1332,18 +1324,18 @@ milter_apply_edits(struct smtp_session *s)
 			goto done;
 		changed += (size_t)r;
 	}
-	if (changed && rewrite_fields(s, &sec, old_len, size, chunk) == -1)
+	if (ms->body_fd != -1) {
+		/* a new body: the fields in place, nothing to move */
+		if ((changed && pwrite(s->datafd, sec.data, sec.len, 0) !=
+		    (ssize_t)sec.len) || replace_body_apply(s, (off_t)sec.len,
+		    size, chunk) == -1)
+			goto done;
+	} else if (changed && rewrite_fields(s, &sec, old_len, size,
+	    chunk) == -1)
 		goto done;
 	if (changed)
 		log_info("%s: milter header changes applied: %zu", s->qid,
 		    changed);
-	if (ms->body_fd != -1) {
-		/* the body starts after the empty line, where it is now */
-		off_t body = hl + (changed ? (off_t)sec.len - (off_t)old_len :
-		    0);
-		if (replace_body_apply(s, body, !blank, chunk) == -1)
-			goto done;
-	}
 	rc = 0;
 done:
 	if (rc == -1)
