@@ -104,9 +104,10 @@ static void	qmsg_idle(struct qmsg *);
 static void	qmsg_unidle(struct qmsg *);
 static time_t	wake_at;	/* when ev_retry fires; 0: not armed */
 static void	queue_recover(void);
+struct lmtp_dest;
 static void	qmsg_send_chunk_to(struct qmsg *, enum ipc_role, const char *,
 		    const struct route *, const char *, const size_t *, size_t,
-		    int);
+		    const struct lmtp_dest *);
 static void	qmsg_send_local(struct qmsg *, const size_t *, size_t);
 static void	qmsg_sequence_next(struct qmsg *, size_t, int);
 
@@ -623,20 +624,25 @@ static void
 qmsg_send_chunk(struct qmsg *m, enum ipc_role peer, const char *domain,
     const struct route *rt, const char *srs, const size_t *idx, size_t n)
 {
-	qmsg_send_chunk_to(m, peer, domain, rt, srs, idx, n, MBOX_MAILDIR);
+	qmsg_send_chunk_to(m, peer, domain, rt, srs, idx, n, NULL);
 }
+
+/* mailbox-transport lmtp:..., read once per delivery */
+struct lmtp_dest {
+	int	 kind;		/* MBOX_LMTP_UNIX or MBOX_LMTP_INET */
+	char	 host[128], port[16];
+};
 
 /* as qmsg_send_chunk(); lmtp: local recipients to the relay over LMTP */
 static void
 qmsg_send_chunk_to(struct qmsg *m, enum ipc_role peer, const char *domain,
     const struct route *rt, const char *srs, const size_t *idx, size_t n,
-    int lmtp)
+    const struct lmtp_dest *lmtp)
 {
 	struct qreq	*r;
 	struct buf	 b;
 	int		 fd;
 	size_t		 i;
-	char		 host[128] = "", port[16] = "", why[256];
 	char		 addr[ADDR_STR_MAX + 1];
 
 	if ((r = qreq_new(m, 0, peer)) == NULL) {
@@ -664,16 +670,10 @@ qmsg_send_chunk_to(struct qmsg *m, enum ipc_role peer, const char *domain,
 		ipc_put_str(&b, domain);
 		/* the route: the relay needs no config of its own for it;
 		   2 and 3: LMTP to a unix socket or to IP:PORT */
-		if (lmtp != MBOX_MAILDIR)
-			config_mailbox_transport(qp->conf->mailbox_transport,
-			    host, sizeof(host), port, sizeof(port), why,
-			    sizeof(why));
-		ipc_put_u32(&b, lmtp == MBOX_LMTP_UNIX ? 2 :
-		    lmtp == MBOX_LMTP_INET ? 3 : rt && rt->kind == ROUTE_HOST);
-		ipc_put_str(&b, lmtp != MBOX_MAILDIR ? host : rt ? rt->host :
-		    "");
-		ipc_put_str(&b, lmtp != MBOX_MAILDIR ? port : rt ? rt->port :
-		    "");
+		ipc_put_u32(&b, lmtp ? (lmtp->kind == MBOX_LMTP_UNIX ? 2 : 3) :
+		    rt && rt->kind == ROUTE_HOST);
+		ipc_put_str(&b, lmtp ? lmtp->host : rt ? rt->host : "");
+		ipc_put_str(&b, lmtp ? lmtp->port : rt ? rt->port : "");
 		ipc_put_u32(&b, rt ? rt->tls : ROUTE_TLS_OPPORTUNISTIC);
 		ipc_put_str(&b, rt ? rt->auth : "");
 		ipc_put_str(&b, rt ? rt->rewrite_from : "");
@@ -681,10 +681,12 @@ qmsg_send_chunk_to(struct qmsg *m, enum ipc_role peer, const char *domain,
 	ipc_put_u32(&b, (uint32_t)n);
 	for (i = 0; i < n; i++) {
 		/* LMTP: the account's address (the mailbox), as for Maildir */
-		snprintf(addr, sizeof(addr), "%s@%s", m->mbox[idx[i]].user,
-		    m->mbox[idx[i]].domain);
-		ipc_put_str(&b, lmtp != MBOX_MAILDIR ? addr :
-		    m->env.rcpts[idx[i]].addr);
+		if (lmtp != NULL) {
+			snprintf(addr, sizeof(addr), "%s@%s",
+			    m->mbox[idx[i]].user, m->mbox[idx[i]].domain);
+			ipc_put_str(&b, addr);
+		} else
+			ipc_put_str(&b, m->env.rcpts[idx[i]].addr);
 		if (peer == ROLE_DELIVER) {
 			ipc_put_str(&b, m->mbox[idx[i]].domain);
 			ipc_put_str(&b, m->mbox[idx[i]].user);
@@ -864,12 +866,12 @@ qmsg_relay_all(struct qmsg *m)
 static void
 qmsg_send_local(struct qmsg *m, const size_t *idx, size_t n)
 {
-	char	 why[256], acct[ADDR_STR_MAX + 1];
-	int	 kind;
+	struct lmtp_dest	 d;
+	char			 why[256], acct[ADDR_STR_MAX + 1];
 
-	kind = config_mailbox_transport(qp->conf->mailbox_transport, NULL, 0,
-	    NULL, 0, why, sizeof(why));
-	if (kind == MBOX_MAILDIR || kind == -1) {
+	d.kind = config_mailbox_transport(qp->conf->mailbox_transport, d.host,
+	    sizeof(d.host), d.port, sizeof(d.port), why, sizeof(why));
+	if (d.kind == MBOX_MAILDIR || d.kind == -1) {
 		qmsg_send_chunk(m, ROLE_DELIVER, NULL, NULL, NULL, idx, n);
 		return;
 	}
@@ -886,7 +888,7 @@ qmsg_send_local(struct qmsg *m, const size_t *idx, size_t n)
 			continue;
 		}
 		qmsg_send_chunk_to(m, ROLE_RELAY, "", NULL, NULL, &idx[i], 1,
-		    kind);
+		    &d);
 	}
 }
 
