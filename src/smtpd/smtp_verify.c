@@ -61,6 +61,8 @@ struct smtp_verify {
 	int			 dkim_done;
 	/* From: and DMARC */
 	int			 nfrom;		/* From: addresses, -1 unreadable */
+	const char		*hdr;		/* the header section (dkimv's) */
+	size_t			 hl;		/* its length, set at the end */
 	char			 from_domain[DNS_CACHE_NAME_MAX + 1];
 	int			 dmarc_done;
 	struct dmarc_outcome	 dmarc;
@@ -240,17 +242,13 @@ static void
 verify_from(struct smtp_verify *v)
 {
 	char		 (*addrs)[HEADER_ADDR_MAX];
-	const char	*hdr, *at;
-	size_t		 len, hl;
-	int		 trunc;
+	const char	*at;
 
-	hdr = dkimv_header(v->dkim, &len, &trunc);
-	hl = header_section_len(hdr, len);
 	if ((addrs = calloc(VERIFY_FROM_MAX, sizeof(*addrs))) == NULL) {
 		v->nfrom = -1;
 		return;
 	}
-	v->nfrom = header_addresses(hdr, hl ? hl : len, "From", addrs,
+	v->nfrom = header_addresses(v->hdr, v->hl, "From", addrs,
 	    VERIFY_FROM_MAX);
 	if (v->nfrom == 1 && (at = strrchr(addrs[0], '@')) != NULL)
 		snprintf(v->from_domain, sizeof(v->from_domain), "%s",
@@ -375,14 +373,9 @@ static void
 verify_unforge(struct smtp_verify *v)
 {
 	struct smtp_session	*s = v->s;
-	const char		*hdr, *f, *colon;
-	size_t			 len, hl, off = 0, end;
-	int			 trunc;
+	const char		*hdr = v->hdr, *f, *colon;
+	size_t			 hl = v->hl, off = 0, end;
 
-	hdr = dkimv_header(v->dkim, &len, &trunc);
-	hl = header_section_len(hdr, len);
-	if (hl == 0)
-		hl = len;
 	while (off < hl) {
 		end = header_field_end(hdr, hl, off);
 		f = hdr + off;
@@ -517,10 +510,16 @@ smtp_verify_end(struct smtp_session *s)
 {
 	struct smtp_verify	*v = s->verify;
 	enum verify_verdict	 vd;
+	size_t			 len;
+	int			 trunc;
 
 	if (v == NULL)
 		return VERIFY_ACCEPT;
 	v->ended = 1;
+	/* the header section the verifier kept, without what follows it */
+	v->hdr = dkimv_header(v->dkim, &len, &trunc);
+	if ((v->hl = header_section_len(v->hdr, len)) == 0)
+		v->hl = len;
 	verify_from(v);
 	if ((vd = verify_run(v)) == VERIFY_PENDING)
 		v->waiting = 1;
